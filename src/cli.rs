@@ -1,0 +1,195 @@
+//! The `trustwatch` command line.
+
+use crate::engine::{Resolution, ResolveOptions, TrustEngine, human_duration, parse_duration};
+use crate::fetch::{Credentials, NotaryHttp, ServerConfig};
+use crate::image::ImageRef;
+use crate::tuf::{Anchors, PinnedKey, TrustMemory};
+use crate::verdict::Verdict;
+use clap::{Parser, Subcommand, ValueEnum};
+use jiff::Timestamp;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+#[command(name = "trustwatch", version, about = "Continuous image-trust validation against Notary v1 trust data")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Verify images against a Notary server under pinned root keys (one shot).
+    Verify(Box<VerifyArgs>),
+    /// Print the CustomResourceDefinitions as YAML.
+    Crds,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// Notary server (https://host:port).
+    #[arg(long, env = "TRUSTWATCH_NOTARY_SERVER")]
+    pub server: String,
+    /// Pinned root public key or certificate, PEM (repeatable).
+    #[arg(long = "root-key", value_name = "FILE", required = true)]
+    pub root_keys: Vec<PathBuf>,
+    /// CA bundle for the server's TLS certificate.
+    #[arg(long = "ca-file", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Required signer, e.g. `releases` or `targets/ci` (repeatable); all must sign the same digest.
+    #[arg(long = "signer", value_name = "NAME")]
+    pub signers: Vec<String>,
+    /// Key ID never to trust, whatever the metadata says (repeatable).
+    #[arg(long = "revoked-key", value_name = "KEYID")]
+    pub revoked_keys: Vec<String>,
+    #[arg(long, env = "TRUSTWATCH_NOTARY_USERNAME")]
+    pub username: Option<String>,
+    #[arg(long, env = "TRUSTWATCH_NOTARY_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Evaluate expiry at this instant (RFC 3339), e.g. for audits: "was it valid then, will it be".
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
+    /// Warning window for ExpiringSoon (e.g. 7d, 12h).
+    #[arg(long = "expiry-warning", default_value = "7d", value_name = "DURATION")]
+    pub expiry_warning: String,
+    /// Per-request timeout (e.g. 10s).
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub timeout: String,
+    /// File keeping trusted versions and signers between runs (rollback protection and
+    /// revocation history); created when missing.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+    /// Images: host[:port]/path[:tag][@sha256:...].
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+/// A configuration or usage error: exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for UsageError {}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+fn read(path: &PathBuf, what: &str) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).map_err(|e| usage(format!("cannot read {what} {}: {e}", path.display())))
+}
+
+/// Runs `trustwatch verify`; returns the exit code (0 all verified, 1 otherwise).
+pub async fn verify(args: VerifyArgs) -> anyhow::Result<i32> {
+    let now = match &args.now {
+        Some(s) => s.parse::<Timestamp>().map_err(|e| usage(format!("--now {s:?} is not RFC 3339: {e}")))?,
+        None => Timestamp::now(),
+    };
+    let expiry_warning = parse_duration(&args.expiry_warning).map_err(|e| usage(format!("--expiry-warning: {e}")))?;
+    let timeout = parse_duration(&args.timeout).map_err(|e| usage(format!("--timeout: {e}")))?;
+    let mut pinned = vec![];
+    for path in &args.root_keys {
+        let pem = read(path, "root key")?;
+        pinned.push(PinnedKey::from_pem(&path.display().to_string(), &pem).map_err(usage)?);
+    }
+    let images = args.images.iter().map(|i| ImageRef::parse(i).map_err(usage)).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut config = ServerConfig::new(&args.server);
+    config.timeout = Duration::from_secs(timeout.as_secs().max(1) as u64);
+    if let Some(ca) = &args.ca_file {
+        config.ca_pem = Some(read(ca, "CA file")?);
+    }
+    config.credentials = match (&args.username, &args.password) {
+        (Some(u), Some(p)) => Some(Credentials { username: u.clone(), password: p.clone() }),
+        (None, None) => None,
+        _ => return Err(usage("--username and --password go together")),
+    };
+    let http = NotaryHttp::new(config).map_err(usage)?;
+    let anchors = Anchors { pinned, revoked: args.revoked_keys.iter().cloned().collect() };
+    let engine = TrustEngine::new(http, anchors);
+
+    let mut state: BTreeMap<String, TrustMemory> = match &args.state {
+        Some(p) if p.exists() => serde_json::from_str(&read(p, "state file")?)
+            .map_err(|e| usage(format!("state file {} is not valid: {e}", p.display())))?,
+        _ => BTreeMap::new(),
+    };
+    for (gun, memory) in &state {
+        engine.remember(gun, memory.clone()).await;
+    }
+    let opts = ResolveOptions { signers: args.signers.clone(), now, expiry_warning };
+    let started = Instant::now();
+    let mut results = vec![];
+    for image in &images {
+        results.push(engine.verify(image, &opts, started).await);
+        let view = engine.repository(&image.gun(), now, started).await;
+        state.insert(image.gun(), view.memory);
+    }
+    if let Some(p) = &args.state {
+        std::fs::write(p, serde_json::to_string_pretty(&state)?)
+            .map_err(|e| anyhow::anyhow!("cannot write state file {}: {e}", p.display()))?;
+    }
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&results)?),
+        Output::Table => print!("{}", table(&results, now)),
+    }
+    Ok(if results.iter().all(|r| r.verdict.is_trusted()) { 0 } else { 1 })
+}
+
+/// A table for people.
+pub fn table(results: &[Resolution], now: Timestamp) -> String {
+    let rows: Vec<[String; 5]> = results
+        .iter()
+        .map(|r| {
+            let digest =
+                r.digest.as_deref().map(|d| d.chars().take(19).collect::<String>()).unwrap_or_else(|| "-".into());
+            let expires = match (&r.expires, &r.expires_role) {
+                (Some(t), Some(role)) => format!("{role} in {}", human_duration(t.duration_since(now))),
+                _ => "-".into(),
+            };
+            let signers = if r.signers.is_empty() { "-".into() } else { r.signers.join(",") };
+            [r.image.clone(), r.verdict.to_string(), digest, signers, expires]
+        })
+        .collect();
+    let headers = ["IMAGE", "VERDICT", "DIGEST", "SIGNERS", "NEXT EXPIRY"];
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (i, c) in row.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<&str>, out: &mut String| {
+        for (i, c) in cells.iter().enumerate() {
+            out.push_str(&format!("{c:<w$}  ", w = widths[i]));
+        }
+        out.push_str("MESSAGE\n");
+    };
+    line(headers.to_vec(), &mut out);
+    out.truncate(out.len() - "MESSAGE\n".len());
+    out.push_str("MESSAGE\n");
+    for (row, r) in rows.iter().zip(results) {
+        for (i, c) in row.iter().enumerate() {
+            out.push_str(&format!("{c:<w$}  ", w = widths[i]));
+        }
+        out.push_str(&r.message);
+        out.push('\n');
+    }
+    let failing = results.iter().filter(|r| !r.verdict.is_trusted()).count();
+    if failing > 0 {
+        let worst = Verdict::worst(results.iter().map(|r| r.verdict)).unwrap_or(Verdict::Verified);
+        out.push_str(&format!("\n{failing} of {} image(s) not verified (worst: {worst})\n", results.len()));
+    }
+    out
+}

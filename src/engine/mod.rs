@@ -1,0 +1,194 @@
+//! The trust engine: verified trust data per repository, refreshed incrementally with one
+//! refresh at a time per repository however many callers ask, and images resolved against it.
+
+pub mod resolve;
+
+use crate::image::ImageRef;
+use crate::tuf::{self, Anchors, Fetch, FetchError, TrustMemory, TrustedRepo, TufError};
+use jiff::Timestamp;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+pub use resolve::{Resolution, ResolveOptions, normalize_signer, resolve};
+
+/// Where trust data comes from: one Notary server (the HTTP client implements it; tests and
+/// fuzzing can serve bytes from memory).
+pub trait Source: Send + Sync {
+    /// GET `/v2/<gun>/_trust/tuf/<name>`, reading at most `limit` bytes; `Ok(None)` on 404.
+    fn fetch(
+        &self,
+        gun: &str,
+        name: &str,
+        limit: u64,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, FetchError>> + Send;
+}
+
+struct ForGun<'a, S> {
+    source: &'a S,
+    gun: &'a str,
+}
+
+impl<S: Source> Fetch for ForGun<'_, S> {
+    fn fetch(&self, name: &str, limit: u64) -> impl Future<Output = Result<Option<Vec<u8>>, FetchError>> + Send {
+        self.source.fetch(self.gun, name, limit)
+    }
+}
+
+/// The latest refresh of one repository.
+#[derive(Clone)]
+pub struct RepoView {
+    /// The verified state, or why the last refresh failed.
+    pub result: Result<Arc<TrustedRepo>, TufError>,
+    /// What to persist (versions, signers), also after a failed refresh.
+    pub memory: TrustMemory,
+    pub refreshed_at: Timestamp,
+}
+
+#[derive(Default)]
+struct Slot {
+    trusted: Option<Arc<TrustedRepo>>,
+    memory: TrustMemory,
+    last: Option<(Instant, RepoView)>,
+}
+
+/// Trust data of the repositories of one trust root (one server, one set of pinned keys).
+pub struct TrustEngine<S> {
+    source: S,
+    anchors: Anchors,
+    slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+}
+
+impl<S: Source> TrustEngine<S> {
+    pub fn new(source: S, anchors: Anchors) -> Self {
+        TrustEngine { source, anchors, slots: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn anchors(&self) -> &Anchors {
+        &self.anchors
+    }
+
+    /// Seeds what a previous process trusted (read back from status), so rollback
+    /// protection and revocation history survive a restart.
+    pub async fn remember(&self, gun: &str, memory: TrustMemory) {
+        let slot = self.slot(gun);
+        let mut s = slot.lock().await;
+        if s.trusted.is_none() {
+            s.memory = memory;
+        }
+    }
+
+    fn slot(&self, gun: &str) -> Arc<tokio::sync::Mutex<Slot>> {
+        let mut slots = self.slots.lock().expect("slot map poisoned");
+        slots.entry(gun.to_string()).or_default().clone()
+    }
+
+    /// Returns trust data for `gun` refreshed no earlier than `fresh_since`. Callers that
+    /// arrive while a refresh runs wait for it and share its result.
+    pub async fn repository(&self, gun: &str, now: Timestamp, fresh_since: Instant) -> RepoView {
+        let slot = self.slot(gun);
+        let mut s = slot.lock().await;
+        if let Some((started, view)) = &s.last {
+            if *started >= fresh_since {
+                return view.clone();
+            }
+        }
+        let started = Instant::now();
+        let fetch = ForGun { source: &self.source, gun };
+        let result = tuf::update(&fetch, gun, s.trusted.as_deref(), &s.memory, &self.anchors, now).await;
+        let result = match result {
+            Ok(repo) => {
+                let repo = Arc::new(repo);
+                s.memory = repo.memory();
+                s.trusted = Some(repo.clone());
+                Ok(repo)
+            }
+            // Nothing trusted is lost: the previous state stays for the next attempt.
+            Err(e) => Err(e),
+        };
+        let view = RepoView { result, memory: s.memory.clone(), refreshed_at: now };
+        s.last = Some((started, view.clone()));
+        view
+    }
+
+    /// Refreshes the image's repository and resolves the image against it.
+    pub async fn verify(&self, image: &ImageRef, opts: &ResolveOptions, fresh_since: Instant) -> Resolution {
+        let view = self.repository(&image.gun(), opts.now, fresh_since).await;
+        match &view.result {
+            Ok(repo) => resolve(repo, image, opts),
+            Err(e) => Resolution::from_error(image, e),
+        }
+    }
+}
+
+/// `3d4h`, `5m`, `12s`: a short human form of a duration (negative durations read "0s").
+pub fn human_duration(d: jiff::SignedDuration) -> String {
+    let mut secs = d.as_secs().max(0);
+    if secs == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, n) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if secs >= n {
+            out.push_str(&format!("{}{unit}", secs / n));
+            secs %= n;
+            if out.len() >= 4 {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Parses `30s`, `5m`, `1h30m`, `7d` into a duration.
+pub fn parse_duration(s: &str) -> Result<jiff::SignedDuration, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total: i64 = 0;
+    let mut num = String::new();
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: i64 = num.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 30s, 5m, 1h30m, 7d"))?;
+        num.clear();
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            _ => return Err(format!("invalid duration {s:?}: unknown unit {c:?} (use s, m, h, d)")),
+        };
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("duration {s:?} is too large"))?;
+    }
+    if !num.is_empty() {
+        return Err(format!("invalid duration {s:?}: a number needs a unit (s, m, h, d)"));
+    }
+    Ok(jiff::SignedDuration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_refuse_bare_numbers() {
+        assert_eq!(parse_duration("7d").unwrap().as_secs(), 7 * 86_400);
+        assert_eq!(parse_duration("1h30m").unwrap().as_secs(), 5_400);
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("5w").unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn human_durations_are_short() {
+        assert_eq!(human_duration(jiff::SignedDuration::from_secs(3 * 86_400 + 4 * 3_600 + 5)), "3d4h");
+        assert_eq!(human_duration(jiff::SignedDuration::from_secs(-5)), "0s");
+    }
+}

@@ -1,0 +1,19 @@
+//! trustwatch: continuous image-trust validation for Kubernetes.
+//!
+//! Layout:
+//! - [`tuf`]: the Notary v1 / TUF verifier core (pure: bytes, trusted state and `now` in,
+//!   verified targets or a typed error out).
+//! - [`image`]: image references and Notary GUNs.
+//! - [`engine`]: resolving an image (tag, digest, required signers) to a [`verdict::Verdict`].
+//! - [`fetch`]: the HTTP side: TLS, auth, bounded reads, incremental refresh per repository.
+//! - [`crd`]: the `trustwatch.dev/v1alpha1` custom resources.
+//! - [`cli`]: the `trustwatch` command line.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod crd;
+pub mod engine;
+pub mod fetch;
+pub mod image;
+pub mod tuf;
+pub mod verdict;

@@ -1,0 +1,27 @@
+//! `trustwatch`: wiring only. See the library for everything else.
+
+use clap::Parser;
+use trustwatch::cli::{Cli, Command, UsageError};
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let code = match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() { 2 } else { 1 }
+        }
+    };
+    std::process::exit(code);
+}
+
+async fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Verify(args) => trustwatch::cli::verify(*args).await,
+        Command::Crds => {
+            // Wired once the CRD types land (src/crd).
+            anyhow::bail!("not yet available")
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! Notary public keys: parsing, key IDs and signature verification.
+//!
+//! Key types: `ecdsa`, `ecdsa-x509`, `rsa`, `rsa-x509`, `ed25519`. `keyval.public` is base64
+//! of SPKI DER (`ecdsa`, `rsa`), base64 of a PEM certificate (`*-x509`) or the raw 32 bytes
+//! (`ed25519`). Signature methods: `ecdsa` (raw r||s, P-256, SHA-256), `eddsa` (Ed25519),
+//! `rsapss` (RSASSA-PSS, SHA-256, MGF1-SHA256, salt 32) and `rsapkcs1v15`.
+
+use super::cjson::to_canonical;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use spki::{DecodePublicKey, EncodePublicKey};
+
+/// A key as it appears in metadata (`keys` of root, `delegations.keys` of targets).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyDoc {
+    pub keytype: String,
+    pub keyval: KeyVal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyVal {
+    pub public: String,
+    #[serde(default)]
+    pub private: Option<String>,
+}
+
+/// The verifying half of a key.
+#[derive(Debug, Clone)]
+pub enum Verifier {
+    EcdsaP256(p256::ecdsa::VerifyingKey),
+    Ed25519(ed25519_dalek::VerifyingKey),
+    Rsa(Box<rsa::RsaPublicKey>),
+}
+
+/// A parsed, usable public key with its two Notary key IDs.
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    /// sha256 of the canonical key JSON, as listed in metadata (over the certificate for x509).
+    pub id: String,
+    /// The ID over the bare public key (`ecdsa`/`rsa` form), used by the notary CLI.
+    pub canonical_id: String,
+    pub keytype: String,
+    pub verifier: Verifier,
+    /// SPKI DER of the public key, used to compare with pinned keys.
+    pub spki_der: Vec<u8>,
+    /// `notAfter` of the certificate, for x509 key types.
+    pub cert_not_after: Option<Timestamp>,
+}
+
+/// Key ID as Notary computes it: sha256 hex of the canonical JSON of
+/// `{"keytype":..,"keyval":{"private":null,"public":..}}`.
+pub fn key_id(keytype: &str, public_b64: &str) -> String {
+    let doc = KeyDoc { keytype: keytype.to_string(), keyval: KeyVal { public: public_b64.to_string(), private: None } };
+    let bytes = to_canonical(&doc).expect("key documents contain no floats");
+    hex::encode(Sha256::digest(&bytes))
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl PublicKey {
+    /// Parses a metadata key; `listed_id` is the ID it was listed under and must match the
+    /// ID we compute (key IDs are computed, never trusted from the file).
+    pub fn from_doc(listed_id: &str, doc: &KeyDoc) -> Result<PublicKey, String> {
+        let id = key_id(&doc.keytype, &doc.keyval.public);
+        if id != listed_id {
+            return Err(format!("listed as {listed_id} but its content hashes to {id}"));
+        }
+        let raw = B64.decode(doc.keyval.public.as_bytes()).map_err(|e| format!("public key is not base64: {e}"))?;
+        let (verifier, spki_der, not_after, bare_type) = match doc.keytype.as_str() {
+            "ecdsa" => {
+                let (v, der) = ecdsa_from_spki(&raw)?;
+                (v, der, None, "ecdsa")
+            }
+            "rsa" => {
+                let (v, der) = rsa_from_spki(&raw)?;
+                (v, der, None, "rsa")
+            }
+            "ed25519" => {
+                let bytes: [u8; 32] = raw
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| format!("ed25519 key is {} bytes, expected 32", raw.len()))?;
+                let vk =
+                    ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|e| format!("invalid ed25519 key: {e}"))?;
+                (Verifier::Ed25519(vk), raw.clone(), None, "ed25519")
+            }
+            "ecdsa-x509" | "rsa-x509" => {
+                let pem = std::str::from_utf8(&raw).map_err(|_| "certificate is not PEM text".to_string())?;
+                let (spki, not_after) = cert_spki(pem)?;
+                if doc.keytype == "ecdsa-x509" {
+                    let (v, der) = ecdsa_from_spki(&spki)?;
+                    (v, der, Some(not_after), "ecdsa")
+                } else {
+                    let (v, der) = rsa_from_spki(&spki)?;
+                    (v, der, Some(not_after), "rsa")
+                }
+            }
+            other => return Err(format!("unsupported key type {other:?}")),
+        };
+        let canonical_id = if bare_type == "ed25519" { id.clone() } else { key_id(bare_type, &B64.encode(&spki_der)) };
+        Ok(PublicKey { id, canonical_id, keytype: doc.keytype.clone(), verifier, spki_der, cert_not_after: not_after })
+    }
+
+    /// Verifies `sig` over `msg` with `method`. A method that does not fit the key type fails.
+    pub fn verify(&self, method: &str, sig: &[u8], msg: &[u8]) -> bool {
+        match (&self.verifier, method) {
+            (Verifier::EcdsaP256(vk), "ecdsa") => {
+                use p256::ecdsa::signature::Verifier as _;
+                match p256::ecdsa::Signature::from_slice(sig) {
+                    Ok(s) => vk.verify(msg, &s).is_ok(),
+                    Err(_) => false,
+                }
+            }
+            (Verifier::Ed25519(vk), "eddsa" | "ed25519") => match ed25519_dalek::Signature::from_slice(sig) {
+                Ok(s) => vk.verify_strict(msg, &s).is_ok(),
+                Err(_) => false,
+            },
+            (Verifier::Rsa(pk), "rsapss") => {
+                use rsa::signature::Verifier as _;
+                let vk = rsa::pss::VerifyingKey::<Sha256>::new((**pk).clone());
+                match rsa::pss::Signature::try_from(sig) {
+                    Ok(s) => vk.verify(msg, &s).is_ok(),
+                    Err(_) => false,
+                }
+            }
+            (Verifier::Rsa(pk), "rsapkcs1v15") => {
+                use rsa::signature::Verifier as _;
+                let vk = rsa::pkcs1v15::VerifyingKey::<Sha256>::new((**pk).clone());
+                match rsa::pkcs1v15::Signature::try_from(sig) {
+                    Ok(s) => vk.verify(msg, &s).is_ok(),
+                    Err(_) => false,
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+fn ecdsa_from_spki(der: &[u8]) -> Result<(Verifier, Vec<u8>), String> {
+    let vk = p256::ecdsa::VerifyingKey::from_public_key_der(der).map_err(|e| format!("not a P-256 public key: {e}"))?;
+    let der = vk.to_public_key_der().map_err(|e| e.to_string())?.as_bytes().to_vec();
+    Ok((Verifier::EcdsaP256(vk), der))
+}
+
+fn rsa_from_spki(der: &[u8]) -> Result<(Verifier, Vec<u8>), String> {
+    let pk = rsa::RsaPublicKey::from_public_key_der(der).map_err(|e| format!("not an RSA public key: {e}"))?;
+    let der = pk.to_public_key_der().map_err(|e| e.to_string())?.as_bytes().to_vec();
+    Ok((Verifier::Rsa(Box::new(pk)), der))
+}
+
+/// SPKI DER and `notAfter` of a PEM certificate.
+pub fn cert_spki(pem: &str) -> Result<(Vec<u8>, Timestamp), String> {
+    use x509_cert::der::{DecodePem, Encode};
+    let cert =
+        x509_cert::Certificate::from_pem(pem.trim().as_bytes()).map_err(|e| format!("invalid certificate: {e}"))?;
+    let tbs = cert.tbs_certificate();
+    let spki = tbs.subject_public_key_info().to_der().map_err(|e| e.to_string())?;
+    let secs = tbs.validity().not_after.to_unix_duration().as_secs();
+    let not_after = Timestamp::from_second(secs as i64).map_err(|e| e.to_string())?;
+    Ok((spki, not_after))
+}
+
+/// A root key pinned by the operator: a PEM public key or a PEM certificate, compared with
+/// metadata keys by public key (SPKI DER), so either form pins the same key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedKey {
+    pub name: String,
+    pub spki_der: Vec<u8>,
+    /// The canonical (bare public key) ID, for display and status.
+    pub canonical_id: String,
+}
+
+impl PinnedKey {
+    pub fn from_pem(name: &str, pem: &str) -> Result<PinnedKey, String> {
+        let text = pem.trim();
+        let spki_der = if text.contains("-----BEGIN CERTIFICATE-----") {
+            cert_spki(text)?.0
+        } else if text.contains("-----BEGIN PUBLIC KEY-----") {
+            let body: String = text.lines().filter(|l| !l.starts_with("-----")).map(str::trim).collect();
+            B64.decode(body.as_bytes()).map_err(|e| format!("public key PEM is not base64: {e}"))?
+        } else {
+            return Err(format!(
+                "root key {name:?} is neither a PEM public key nor a PEM certificate (expected a \
+                 '-----BEGIN PUBLIC KEY-----' or '-----BEGIN CERTIFICATE-----' block)"
+            ));
+        };
+        // Normalize through the key parser so that equal keys compare equal.
+        let (bare, der) = if let Ok((_, der)) = ecdsa_from_spki(&spki_der) {
+            ("ecdsa", der)
+        } else if let Ok((_, der)) = rsa_from_spki(&spki_der) {
+            ("rsa", der)
+        } else {
+            return Err(format!("root key {name:?} is not a P-256 ECDSA or RSA public key"));
+        };
+        let canonical_id = key_id(bare, &B64.encode(&der));
+        Ok(PinnedKey { name: name.to_string(), spki_der: der, canonical_id })
+    }
+
+    pub fn matches(&self, key: &PublicKey) -> bool {
+        self.spki_der == key.spki_der
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A P-256 key and certificate generated with openssl for these tests.
+    const SPKI_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAExzuFnMXxBfk5nhG6mzVU22LUIXDA
+MCX9jbQJOjveVn/eW72oAvuhgxcEKy5kRmxKs38HQFxAc/xrReqi8A70mA==
+-----END PUBLIC KEY-----";
+
+    #[test]
+    fn key_id_is_sha256_of_canonical_key_json() {
+        let id = key_id("ed25519", "AAAA");
+        let expected = sha256_hex(br#"{"keytype":"ed25519","keyval":{"private":null,"public":"AAAA"}}"#);
+        assert_eq!(id, expected);
+    }
+
+    #[test]
+    fn a_listed_key_id_that_does_not_match_the_content_is_refused() {
+        let doc = KeyDoc { keytype: "ed25519".into(), keyval: KeyVal { public: B64.encode([7u8; 32]), private: None } };
+        let err = PublicKey::from_doc("deadbeef", &doc).unwrap_err();
+        assert!(err.contains("hashes to"), "{err}");
+    }
+
+    #[test]
+    fn pinned_public_key_pem_matches_the_same_ecdsa_metadata_key() {
+        let pinned = PinnedKey::from_pem("k", SPKI_PEM).unwrap();
+        let public = B64.encode(&pinned.spki_der);
+        let doc = KeyDoc { keytype: "ecdsa".into(), keyval: KeyVal { public: public.clone(), private: None } };
+        let key = PublicKey::from_doc(&key_id("ecdsa", &public), &doc).unwrap();
+        assert!(pinned.matches(&key));
+        assert_eq!(key.canonical_id, key.id);
+        assert_eq!(pinned.canonical_id, key.id);
+    }
+
+    #[test]
+    fn garbage_pinned_keys_are_refused_with_a_clear_message() {
+        let err = PinnedKey::from_pem("bad", "hello").unwrap_err();
+        assert!(err.contains("PEM"), "{err}");
+    }
+
+    #[test]
+    fn wrong_method_for_key_type_never_verifies() {
+        let pinned = PinnedKey::from_pem("k", SPKI_PEM).unwrap();
+        let public = B64.encode(&pinned.spki_der);
+        let doc = KeyDoc { keytype: "ecdsa".into(), keyval: KeyVal { public: public.clone(), private: None } };
+        let key = PublicKey::from_doc(&key_id("ecdsa", &public), &doc).unwrap();
+        assert!(!key.verify("rsapss", &[0u8; 64], b"msg"));
+        assert!(!key.verify("ecdsa", &[0u8; 64], b"msg"));
+    }
+}

@@ -1,0 +1,407 @@
+//! Notary v1 metadata documents and the pure checks applied to them.
+
+use super::cjson::to_canonical;
+use super::error::TufError;
+use super::keys::{KeyDoc, PublicKey};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use jiff::Timestamp;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256, Sha512};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Size limits for documents whose length is not listed by a parent role.
+pub mod limits {
+    pub const ROOT: u64 = 512 * 1024;
+    pub const TIMESTAMP: u64 = 64 * 1024;
+    /// Upper bound on any listed length: a parent may not make us read more than this.
+    pub const MAX_LISTED: u64 = 32 * 1024 * 1024;
+    pub const MAX_ROOT_ROTATIONS: u64 = 256;
+    pub const MAX_DELEGATIONS: usize = 256;
+    pub const MAX_DELEGATION_DEPTH: usize = 8;
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Envelope {
+    pub signed: serde_json::Value,
+    pub signatures: Vec<SignatureDoc>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct SignatureDoc {
+    pub keyid: String,
+    pub method: String,
+    pub sig: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct RoleKeys {
+    pub keyids: Vec<String>,
+    pub threshold: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Root {
+    #[serde(rename = "_type")]
+    pub typ: String,
+    pub version: u64,
+    pub expires: String,
+    pub keys: BTreeMap<String, KeyDoc>,
+    pub roles: BTreeMap<String, RoleKeys>,
+    #[serde(default)]
+    pub consistent_snapshot: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct FileMeta {
+    pub hashes: BTreeMap<String, String>,
+    pub length: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Snapshot {
+    #[serde(rename = "_type")]
+    pub typ: String,
+    pub version: u64,
+    pub expires: String,
+    pub meta: BTreeMap<String, FileMeta>,
+}
+
+/// Timestamp has the same shape as snapshot (its `meta` lists only `snapshot`).
+pub type Timestamp_ = Snapshot;
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct DelegatedRole {
+    pub name: String,
+    pub keyids: Vec<String>,
+    pub threshold: u64,
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
+    #[serde(default)]
+    pub path_hash_prefixes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Delegations {
+    #[serde(default)]
+    pub keys: BTreeMap<String, KeyDoc>,
+    #[serde(default)]
+    pub roles: Vec<DelegatedRole>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Targets {
+    #[serde(rename = "_type")]
+    pub typ: String,
+    pub version: u64,
+    pub expires: String,
+    #[serde(default)]
+    pub targets: BTreeMap<String, FileMeta>,
+    #[serde(default)]
+    pub delegations: Option<Delegations>,
+}
+
+/// Common accessors of signed role documents.
+pub trait Role: DeserializeOwned {
+    const TYPE: &'static str;
+    fn typ(&self) -> &str;
+    fn version(&self) -> u64;
+    fn expires(&self) -> &str;
+}
+
+macro_rules! role {
+    ($t:ty, $name:literal) => {
+        impl Role for $t {
+            const TYPE: &'static str = $name;
+            fn typ(&self) -> &str {
+                &self.typ
+            }
+            fn version(&self) -> u64 {
+                self.version
+            }
+            fn expires(&self) -> &str {
+                &self.expires
+            }
+        }
+    };
+}
+role!(Root, "Root");
+role!(Targets, "Targets");
+role!(Snapshot, "Snapshot");
+
+/// A parsed document together with the bytes its signatures cover.
+#[derive(Debug, Clone)]
+pub struct Parsed<T> {
+    pub role: String,
+    pub signed: T,
+    pub canonical: Vec<u8>,
+    pub signatures: Vec<SignatureDoc>,
+    pub expires: Timestamp,
+}
+
+/// Parses a downloaded document of role `role`, refusing bodies over `limit` bytes.
+pub fn parse<T: Role>(role: &str, bytes: &[u8], limit: u64, expected_type: &str) -> Result<Parsed<T>, TufError> {
+    if bytes.len() as u64 > limit {
+        return Err(TufError::TooLarge { role: role.into(), size: bytes.len() as u64, limit });
+    }
+    let env: Envelope =
+        serde_json::from_slice(bytes).map_err(|e| TufError::Malformed { role: role.into(), detail: e.to_string() })?;
+    let typ = env.signed.get("_type").and_then(|t| t.as_str()).unwrap_or_default().to_string();
+    if typ != expected_type {
+        return Err(TufError::WrongType { role: role.into(), expected: expected_type.into(), found: typ });
+    }
+    let canonical = to_canonical(&env.signed).map_err(|detail| TufError::Malformed { role: role.into(), detail })?;
+    let signed: T = serde_json::from_value(env.signed)
+        .map_err(|e| TufError::Malformed { role: role.into(), detail: e.to_string() })?;
+    let expires = parse_time(signed.expires()).map_err(|detail| TufError::Malformed { role: role.into(), detail })?;
+    Ok(Parsed { role: role.into(), signed, canonical, signatures: env.signatures, expires })
+}
+
+pub fn parse_time(s: &str) -> Result<Timestamp, String> {
+    s.parse::<Timestamp>().map_err(|e| format!("invalid expires {s:?}: {e}"))
+}
+
+/// The outcome of counting signatures against a role's authorized keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureCount {
+    /// Distinct authorized key IDs with a valid signature.
+    pub valid: BTreeSet<String>,
+    /// Authorized keys whose signature did not verify.
+    pub invalid: BTreeSet<String>,
+    /// Key IDs that signed but are not (or no longer) authorized for the role, or are revoked.
+    pub unauthorized: BTreeSet<String>,
+}
+
+/// Counts signatures over `canonical` from `authorized` keys; `revoked` key IDs never count.
+pub fn count_signatures(
+    canonical: &[u8],
+    signatures: &[SignatureDoc],
+    authorized: &BTreeMap<String, PublicKey>,
+    revoked: &BTreeSet<String>,
+) -> SignatureCount {
+    let mut out = SignatureCount { valid: BTreeSet::new(), invalid: BTreeSet::new(), unauthorized: BTreeSet::new() };
+    for sig in signatures {
+        let Some(key) = authorized.get(&sig.keyid) else {
+            out.unauthorized.insert(sig.keyid.clone());
+            continue;
+        };
+        if revoked.contains(&key.id) || revoked.contains(&key.canonical_id) {
+            out.unauthorized.insert(sig.keyid.clone());
+            continue;
+        }
+        let ok = B64.decode(sig.sig.as_bytes()).map(|raw| key.verify(&sig.method, &raw, canonical)).unwrap_or(false);
+        if ok {
+            out.valid.insert(key.id.clone());
+        } else {
+            out.invalid.insert(key.id.clone());
+        }
+    }
+    out.invalid.retain(|k| !out.valid.contains(k));
+    out
+}
+
+/// Checks a role's signature threshold. A role that falls short only because its signers
+/// are no longer authorized (no authorized key produced a bad signature) is reported as
+/// signed by revoked keys, so callers can tell revocation from forgery.
+pub fn check_threshold(role: &str, count: &SignatureCount, threshold: u64) -> Result<(), TufError> {
+    if threshold == 0 {
+        return Err(TufError::InvalidMetadata { role: role.into(), detail: "threshold is 0".into() });
+    }
+    let valid = count.valid.len() as u64;
+    if valid >= threshold {
+        return Ok(());
+    }
+    if valid == 0 && count.invalid.is_empty() && !count.unauthorized.is_empty() {
+        return Err(TufError::SignedByRevokedKeys {
+            role: role.into(),
+            keyids: count.unauthorized.iter().cloned().collect(),
+        });
+    }
+    Err(TufError::SignatureThreshold {
+        role: role.into(),
+        threshold,
+        valid,
+        unauthorized_keyids: count.unauthorized.iter().cloned().collect(),
+    })
+}
+
+/// Parses the keys a role lists; keys that fail to parse are reported, keys not listed are
+/// ignored.
+pub fn load_keys(
+    role: &str,
+    keys: &BTreeMap<String, KeyDoc>,
+    keyids: &[String],
+) -> Result<BTreeMap<String, PublicKey>, TufError> {
+    let mut out = BTreeMap::new();
+    for id in keyids {
+        let Some(doc) = keys.get(id) else {
+            // A key ID with no key cannot sign; it only lowers what is achievable.
+            continue;
+        };
+        let key = PublicKey::from_doc(id, doc)
+            .map_err(|detail| TufError::InvalidKey { keyid: id.clone(), detail: format!("{role}: {detail}") })?;
+        out.insert(id.clone(), key);
+    }
+    Ok(out)
+}
+
+/// Checks the raw bytes against the length and hashes a parent lists for them.
+/// Every listed hash we know (sha256, sha512) must match; at least one must be known.
+pub fn check_file_meta(role: &str, listed_in: &str, bytes: &[u8], meta: &FileMeta) -> Result<(), TufError> {
+    if bytes.len() as u64 != meta.length {
+        return Err(TufError::LengthMismatch {
+            role: role.into(),
+            listed_in: listed_in.into(),
+            expected: meta.length,
+            found: bytes.len() as u64,
+        });
+    }
+    let mut known = 0;
+    for (alg, expected) in &meta.hashes {
+        let found = match alg.as_str() {
+            "sha256" => B64.encode(Sha256::digest(bytes)),
+            "sha512" => B64.encode(Sha512::digest(bytes)),
+            _ => continue,
+        };
+        known += 1;
+        if &found != expected {
+            return Err(TufError::HashMismatch {
+                role: role.into(),
+                listed_in: listed_in.into(),
+                algorithm: alg.clone(),
+                expected: expected.clone(),
+                found,
+            });
+        }
+    }
+    if known == 0 {
+        return Err(TufError::NoHash { role: role.into(), listed_in: listed_in.into() });
+    }
+    Ok(())
+}
+
+pub fn check_expiry<T>(doc: &Parsed<T>, now: Timestamp) -> Result<(), TufError> {
+    if doc.expires <= now {
+        return Err(TufError::Expired { role: doc.role.clone(), expires: doc.expires.to_string() });
+    }
+    Ok(())
+}
+
+pub fn check_rollback(role: &str, trusted: Option<u64>, new: u64) -> Result<(), TufError> {
+    match trusted {
+        Some(t) if new < t => Err(TufError::Rollback { role: role.into(), trusted: t, new }),
+        _ => Ok(()),
+    }
+}
+
+/// The sha256 of a target, hex encoded (`sha256:<hex>` is the image digest form).
+pub fn target_sha256_hex(meta: &FileMeta) -> Option<String> {
+    let b = B64.decode(meta.hashes.get("sha256")?.as_bytes()).ok()?;
+    (b.len() == 32).then(|| hex::encode(b))
+}
+
+/// TUF delegation path matching as Notary does it: `paths` entries are prefixes of the target
+/// name (`""` matches everything); `path_hash_prefixes` are prefixes of the hex sha256 of the
+/// target name. A role with neither matches nothing.
+pub fn delegation_matches(role: &DelegatedRole, target: &str) -> bool {
+    if let Some(paths) = &role.paths {
+        if paths.iter().any(|p| target.starts_with(p.as_str())) {
+            return true;
+        }
+    }
+    if let Some(prefixes) = &role.path_hash_prefixes {
+        let h = hex::encode(Sha256::digest(target.as_bytes()));
+        if prefixes.iter().any(|p| h.starts_with(p.as_str())) {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta_for(bytes: &[u8]) -> FileMeta {
+        let mut hashes = BTreeMap::new();
+        hashes.insert("sha256".into(), B64.encode(Sha256::digest(bytes)));
+        hashes.insert("sha512".into(), B64.encode(Sha512::digest(bytes)));
+        FileMeta { hashes, length: bytes.len() as u64 }
+    }
+
+    #[test]
+    fn file_meta_accepts_matching_bytes_and_flags_one_flipped_bit() {
+        let body = b"{\"signed\":{}}".to_vec();
+        let meta = meta_for(&body);
+        check_file_meta("snapshot", "timestamp", &body, &meta).unwrap();
+        let mut flipped = body.clone();
+        flipped[3] ^= 1;
+        let err = check_file_meta("snapshot", "timestamp", &flipped, &meta).unwrap_err();
+        assert!(matches!(err, TufError::HashMismatch { .. }), "{err:?}");
+        let err = check_file_meta("snapshot", "timestamp", b"x", &meta).unwrap_err();
+        assert!(matches!(err, TufError::LengthMismatch { expected: 13, found: 1, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn file_meta_without_a_known_hash_is_refused() {
+        let meta = FileMeta { hashes: BTreeMap::from([("md5".into(), "x".into())]), length: 1 };
+        assert!(matches!(check_file_meta("t", "s", b"x", &meta), Err(TufError::NoHash { .. })));
+    }
+
+    #[test]
+    fn oversized_and_malformed_documents_are_refused_before_use() {
+        let err = parse::<Targets>("targets", &[b' '; 100], 10, "Targets").unwrap_err();
+        assert!(matches!(err, TufError::TooLarge { size: 100, limit: 10, .. }));
+        let err = parse::<Targets>("targets", b"{not json", 100, "Targets").unwrap_err();
+        assert!(matches!(err, TufError::Malformed { .. }));
+        let err =
+            parse::<Targets>("targets", br#"{"signed":{"_type":"Root"},"signatures":[]}"#, 100, "Targets").unwrap_err();
+        assert!(matches!(err, TufError::WrongType { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn rollback_is_refused_and_equal_versions_pass() {
+        assert!(check_rollback("snapshot", Some(5), 5).is_ok());
+        assert!(check_rollback("snapshot", None, 1).is_ok());
+        assert_eq!(
+            check_rollback("snapshot", Some(5), 4),
+            Err(TufError::Rollback { role: "snapshot".into(), trusted: 5, new: 4 })
+        );
+    }
+
+    #[test]
+    fn threshold_distinguishes_revoked_signers_from_forgery() {
+        let mut c = SignatureCount {
+            valid: BTreeSet::new(),
+            invalid: BTreeSet::new(),
+            unauthorized: BTreeSet::from(["k1".to_string()]),
+        };
+        assert!(matches!(check_threshold("targets/releases", &c, 1), Err(TufError::SignedByRevokedKeys { .. })));
+        c.invalid.insert("k2".into());
+        assert!(matches!(
+            check_threshold("targets/releases", &c, 1),
+            Err(TufError::SignatureThreshold { valid: 0, .. })
+        ));
+        c.valid.insert("k3".into());
+        assert!(check_threshold("targets/releases", &c, 1).is_ok());
+        assert!(check_threshold("targets/releases", &c, 2).is_err());
+    }
+
+    #[test]
+    fn delegation_paths_are_prefixes_and_empty_string_matches_all() {
+        let mut r = DelegatedRole {
+            name: "targets/a".into(),
+            keyids: vec![],
+            threshold: 1,
+            paths: Some(vec!["".into()]),
+            path_hash_prefixes: None,
+        };
+        assert!(delegation_matches(&r, "v1"));
+        r.paths = Some(vec!["release-".into()]);
+        assert!(delegation_matches(&r, "release-1"));
+        assert!(!delegation_matches(&r, "v1"));
+        r.paths = None;
+        assert!(!delegation_matches(&r, "v1"));
+    }
+}
