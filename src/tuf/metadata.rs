@@ -22,9 +22,20 @@ pub mod limits {
     pub const MAX_DELEGATION_DEPTH: usize = 8;
 }
 
+/// Go's `encoding/json` writes nil slices and maps as `null` (notary does so after a
+/// delegation or its last key is removed): read `null` as empty.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Envelope {
     pub signed: serde_json::Value,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub signatures: Vec<SignatureDoc>,
 }
 
@@ -37,6 +48,7 @@ pub struct SignatureDoc {
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 pub struct RoleKeys {
+    #[serde(default, deserialize_with = "null_as_default")]
     pub keyids: Vec<String>,
     pub threshold: u64,
 }
@@ -47,7 +59,9 @@ pub struct Root {
     pub typ: String,
     pub version: u64,
     pub expires: String,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub keys: BTreeMap<String, KeyDoc>,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub roles: BTreeMap<String, RoleKeys>,
     #[serde(default)]
     pub consistent_snapshot: bool,
@@ -65,6 +79,7 @@ pub struct Snapshot {
     pub typ: String,
     pub version: u64,
     pub expires: String,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub meta: BTreeMap<String, FileMeta>,
 }
 
@@ -74,6 +89,7 @@ pub type Timestamp_ = Snapshot;
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 pub struct DelegatedRole {
     pub name: String,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub keyids: Vec<String>,
     pub threshold: u64,
     #[serde(default)]
@@ -84,9 +100,9 @@ pub struct DelegatedRole {
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Delegations {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub keys: BTreeMap<String, KeyDoc>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub roles: Vec<DelegatedRole>,
 }
 
@@ -96,7 +112,7 @@ pub struct Targets {
     pub typ: String,
     pub version: u64,
     pub expires: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub targets: BTreeMap<String, FileMeta>,
     #[serde(default)]
     pub delegations: Option<Delegations>,
@@ -358,6 +374,16 @@ mod tests {
         let err =
             parse::<Targets>("targets", br#"{"signed":{"_type":"Root"},"signatures":[]}"#, 100, "Targets").unwrap_err();
         assert!(matches!(err, TufError::WrongType { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn go_nil_slices_written_as_null_read_as_empty() {
+        let body = br#"{"signed":{"_type":"Targets","version":3,"expires":"2030-01-01T00:00:00Z","targets":null,
+            "delegations":{"keys":null,"roles":[{"name":"targets/releases","keyids":null,"threshold":1,"paths":[""]}]}},
+            "signatures":null}"#;
+        let t = parse::<Targets>("targets", body, 10_000, "Targets").unwrap();
+        assert!(t.signed.targets.is_empty() && t.signatures.is_empty());
+        assert!(t.signed.delegations.unwrap().roles[0].keyids.is_empty());
     }
 
     #[test]

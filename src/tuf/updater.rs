@@ -71,7 +71,10 @@ pub async fn update<F: Fetch>(
     loop {
         match refresh_from_root(f, gun, &root, prev, memory, anchors, now).await {
             Ok(repo) => return Ok(repo),
-            Err(Attempt::RootChanged(e)) | Err(Attempt::Failed(e @ TufError::SignatureThreshold { .. })) if !walked => {
+            Err(Attempt::RootChanged(e))
+            | Err(Attempt::Failed(e @ (TufError::SignatureThreshold { .. } | TufError::SignedByRevokedKeys { .. })))
+                if !walked =>
+            {
                 // A new root (rotated timestamp, snapshot or targets keys) is found through
                 // `<N+1>.root.json`; with no newer root, the original failure stands.
                 let next = walk_root(f, root.clone(), anchors).await?;
