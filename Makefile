@@ -35,7 +35,7 @@ demo: deps build
 
 ## manifests: regenerate crds/ from the Rust types.
 manifests:
-	TRUSTWATCH_UPDATE_CRDS=1 $(CARGO) test --test crds
+	TRUSTWATCH_UPDATE_CRDS=1 $(CARGO) test --test crds committed_crds_match_the_rust_types
 
 ## bench: verification throughput against a real notary-server (numbers in README).
 bench: deps

@@ -22,8 +22,84 @@ pub struct Cli {
 pub enum Command {
     /// Verify images against a Notary server under pinned root keys (one shot).
     Verify(Box<VerifyArgs>),
+    /// Run the operator's decide code offline: TrustRoot and ImageTrustPolicy manifests plus
+    /// `kubectl get pods -A -o json` in, ImageTrustReports out.
+    Audit(Box<AuditArgs>),
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ReportOutput {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AuditArgs {
+    /// TrustRoot and ImageTrustPolicy manifests (YAML or JSON, multi-document; repeatable).
+    #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Pods as `kubectl get pods -A -o json` prints them (`-` for standard input). Add
+    /// replicasets, jobs and namespaces to the same list for exact owners and namespace labels.
+    #[arg(long, value_name = "FILE|-")]
+    pub pods: String,
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: ReportOutput,
+    /// Evaluate expiry at this instant (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
+    /// The operator's namespace (never quarantined, not selected by default).
+    #[arg(long, default_value = "trustwatch-system", env = "POD_NAMESPACE")]
+    pub operator_namespace: String,
+    /// Credentials for TrustRoots with an authSecretRef (Secrets are not read offline).
+    #[arg(long, env = "TRUSTWATCH_NOTARY_USERNAME")]
+    pub username: Option<String>,
+    #[arg(long, env = "TRUSTWATCH_NOTARY_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+}
+
+/// Runs `trustwatch audit`; returns the exit code (0 when every covered container is verified).
+pub async fn audit(args: AuditArgs) -> anyhow::Result<i32> {
+    use crate::audit::{AuditInput, build_roots, parse_documents, run_audit};
+    let now = parse_now(&args.now)?;
+    let mut input = AuditInput::default();
+    for f in &args.files {
+        let text = read(f, "manifest")?;
+        let docs = parse_documents(&text).map_err(|e| usage(format!("{}: {e}", f.display())))?;
+        input.add(&f.display().to_string(), docs).map_err(usage)?;
+    }
+    let pods_text = if args.pods == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| usage(format!("cannot read pods from stdin: {e}")))?
+    } else {
+        read(&PathBuf::from(&args.pods), "pod list")?
+    };
+    let docs = parse_documents(&pods_text).map_err(|e| usage(format!("{}: {e}", args.pods)))?;
+    input.add(&args.pods, docs).map_err(usage)?;
+    if input.policies.is_empty() {
+        return Err(usage("no ImageTrustPolicy in the -f manifests"));
+    }
+    let credentials = match (&args.username, &args.password) {
+        (Some(u), Some(p)) => Some(Credentials { username: u.clone(), password: p.clone() }),
+        _ => None,
+    };
+    let roots = build_roots(&input, credentials).map_err(|es| usage(es.join("\n")))?;
+    let result = run_audit(&input, &roots, &args.operator_namespace, now).await;
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": result.reports});
+    match args.output {
+        ReportOutput::Json => println!("{}", serde_json::to_string_pretty(&list)?),
+        ReportOutput::Yaml => print!("{}", serde_saphyr::to_string(&list)?),
+        ReportOutput::Table => print!("{}", crate::audit::table(&result)),
+    }
+    Ok(if result.compliant() { 0 } else { 1 })
+}
+
+fn parse_now(now: &Option<String>) -> anyhow::Result<Timestamp> {
+    match now {
+        Some(s) => s.parse::<Timestamp>().map_err(|e| usage(format!("--now {s:?} is not RFC 3339: {e}"))),
+        None => Ok(Timestamp::now()),
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -94,10 +170,7 @@ fn read(path: &PathBuf, what: &str) -> anyhow::Result<String> {
 
 /// Runs `trustwatch verify`; returns the exit code (0 all verified, 1 otherwise).
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<i32> {
-    let now = match &args.now {
-        Some(s) => s.parse::<Timestamp>().map_err(|e| usage(format!("--now {s:?} is not RFC 3339: {e}")))?,
-        None => Timestamp::now(),
-    };
+    let now = parse_now(&args.now)?;
     let expiry_warning = parse_duration(&args.expiry_warning).map_err(|e| usage(format!("--expiry-warning: {e}")))?;
     let timeout = parse_duration(&args.timeout).map_err(|e| usage(format!("--timeout: {e}")))?;
     let mut pinned = vec![];

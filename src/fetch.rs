@@ -32,6 +32,8 @@ pub struct ServerConfig {
     /// Whole-request timeout, body included.
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    /// Where to record each request's outcome and duration, and the trust root label.
+    pub metrics: Option<(std::sync::Arc<crate::telemetry::Metrics>, String)>,
 }
 
 impl ServerConfig {
@@ -42,6 +44,7 @@ impl ServerConfig {
             credentials: None,
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
+            metrics: None,
         }
     }
 }
@@ -226,6 +229,18 @@ async fn read_bounded(
 
 impl Source for NotaryHttp {
     async fn fetch(&self, gun: &str, name: &str, limit: u64) -> Result<Option<Vec<u8>>, FetchError> {
+        let started = std::time::Instant::now();
+        let result = self.fetch_uninstrumented(gun, name, limit).await;
+        if let Some((metrics, trust_root)) = &self.config.metrics {
+            let outcome = crate::telemetry::notary_outcome(&result);
+            metrics.record_notary_request(trust_root, outcome, started.elapsed().as_secs_f64());
+        }
+        result
+    }
+}
+
+impl NotaryHttp {
+    async fn fetch_uninstrumented(&self, gun: &str, name: &str, limit: u64) -> Result<Option<Vec<u8>>, FetchError> {
         let path = format!("/v2/{gun}/_trust/tuf/{name}");
         let url = format!("{}{path}", self.config.server);
         let cached = self.tokens.lock().expect("token cache poisoned").get(gun).cloned();

@@ -10,10 +10,14 @@
 //! - [`cli`]: the `trustwatch` command line.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod cli;
+pub mod controller;
 pub mod crd;
 pub mod engine;
 pub mod fetch;
 pub mod image;
+pub mod scanner;
+pub mod telemetry;
 pub mod tuf;
 pub mod verdict;

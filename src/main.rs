@@ -19,9 +19,10 @@ async fn main() {
 async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Verify(args) => trustwatch::cli::verify(*args).await,
+        Command::Audit(args) => trustwatch::cli::audit(*args).await,
         Command::Crds => {
-            // Wired once the CRD types land (src/crd).
-            anyhow::bail!("not yet available")
+            print!("{}", trustwatch::crd::crds_yaml());
+            Ok(0)
         }
     }
 }

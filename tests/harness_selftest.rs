@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 use support::*;
 
 fn json(bytes: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(bytes).unwrap_or_else(|e| {
-        panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)]))
-    })
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)])))
 }
 
 fn find<'a>(list: &'a [ListedTarget], name: &str) -> Option<&'a ListedTarget> {
@@ -34,10 +33,7 @@ fn local_server_targets_and_delegations() {
     let d1 = sha_hex("v1");
     c.add_hash(gun, "v1", 1234, &d1, &[]);
     let l = c.list(gun).unwrap();
-    assert_eq!(
-        l,
-        vec![ListedTarget { name: "v1".into(), digest_hex: d1.clone(), size: 1234, role: "targets".into() }]
-    );
+    assert_eq!(l, vec![ListedTarget { name: "v1".into(), digest_hex: d1.clone(), size: 1234, role: "targets".into() }]);
     let lk = c.lookup(gun, "v1").expect("lookup v1");
     assert_eq!((lk.digest_hex.as_str(), lk.size), (d1.as_str(), 1234));
     assert_eq!(c.lookup(gun, "nope"), None);
@@ -228,11 +224,9 @@ async fn hostile_proxy_behaviours() {
     assert_eq!(st, 401);
     let chal = h["www-authenticate"].to_str().unwrap().to_string();
     assert!(chal.starts_with(&format!("Bearer realm=\"{}\"", tokens.realm())), "{chal}");
-    let (st, tok, _) = get(
-        &format!("{}?service=notary&scope=repository:{gun}:pull", tokens.realm()),
-        Some("Basic dXNlcjpwYXNz"),
-    )
-    .await;
+    let (st, tok, _) =
+        get(&format!("{}?service=notary&scope=repository:{gun}:pull", tokens.realm()), Some("Basic dXNlcjpwYXNz"))
+            .await;
     assert_eq!(st, 200);
     assert_eq!(json(&tok)["token"], "abc");
     assert!(tokens.basic_auth_seen());

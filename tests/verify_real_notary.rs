@@ -267,7 +267,7 @@ async fn targets_snapshot_and_root_key_rotations_are_followed_from_the_pinned_ro
     // The running engine walks the rotation; a fresh one pinned to either root gets there too.
     assert_verdict(&check(&e, &format!("{gun}:v3"), &opts(&[])).await, Verdict::Verified, "Verified");
     for pin in [&old_root, &new_root] {
-        let fresh = engine(&server.url(), Some(server.ca_pem()), &[pin.clone()]);
+        let fresh = engine(&server.url(), Some(server.ca_pem()), std::slice::from_ref(pin));
         assert_verdict(&check(&fresh, &format!("{gun}:v3"), &opts(&[])).await, Verdict::Verified, "Verified");
     }
     // A root key nobody pinned is refused.
@@ -375,7 +375,7 @@ async fn lying_slow_and_broken_servers_never_verify_and_each_failure_is_named() 
     let root = client.root_cert_pem(gun);
     let image = format!("{gun}:v1");
     let snap = snapshot_by_checksum_path(&server, gun);
-    let fresh = |secs| engine_with(&proxy.url(), None, &[root.clone()], |c| c.timeout = Duration::from_secs(secs));
+    let fresh = |secs| engine_with(&proxy.url(), None, std::slice::from_ref(&root), |c| c.timeout = Duration::from_secs(secs));
 
     // A body that never ends is cut at the size limit (64 KiB for a timestamp, about 1.3 s at
     // the proxy's pace) when the timeout allows, and times out otherwise.
@@ -440,10 +440,10 @@ async fn lying_slow_and_broken_servers_never_verify_and_each_failure_is_named() 
     assert_verdict(&check(&fresh(1), &image, &opts(&[])).await, Verdict::Verified, "Verified");
 
     // A server that is down, and one whose TLS certificate is not from the configured CA.
-    let down = engine(&format!("https://127.0.0.1:{}", free_port()), Some(server.ca_pem()), &[root.clone()]);
+    let down = engine(&format!("https://127.0.0.1:{}", free_port()), Some(server.ca_pem()), std::slice::from_ref(&root));
     assert_verdict(&check(&down, &image, &opts(&[])).await, Verdict::TrustDataUnavailable, "ConnectionFailed");
     let other = NotaryServer::start(Variant::Local);
-    let wrong_ca = engine(&server.url(), Some(other.ca_pem()), &[root.clone()]);
+    let wrong_ca = engine(&server.url(), Some(other.ca_pem()), std::slice::from_ref(&root));
     assert_verdict(&check(&wrong_ca, &image, &opts(&[])).await, Verdict::TrustDataUnavailable, "TlsError");
 }
 
@@ -463,7 +463,7 @@ async fn the_registry_token_flow_fetches_a_token_and_retries() {
     proxy.require_bearer(&tokens.realm(), "s3cret-token");
     let root = client.root_cert_pem(gun);
 
-    let e = engine_with(&proxy.url(), None, &[root.clone()], |c| {
+    let e = engine_with(&proxy.url(), None, std::slice::from_ref(&root), |c| {
         c.credentials = Some(Credentials { username: "ci".into(), password: "pw".into() })
     });
     assert_verdict(&check(&e, &format!("{gun}:v1"), &opts(&[])).await, Verdict::Verified, "Verified");

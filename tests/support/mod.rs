@@ -81,5 +81,7 @@
 pub mod hostile;
 pub mod notary;
 
+#[allow(unused_imports)]
 pub use hostile::*;
+#[allow(unused_imports)]
 pub use notary::*;

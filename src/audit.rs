@@ -1,0 +1,240 @@
+//! `trustwatch audit`: the operator's decide code, offline. TrustRoot and ImageTrustPolicy
+//! manifests as users apply them, pods as `kubectl get pods -A -o json` prints them; out come
+//! the ImageTrustReports the operator would write.
+
+use crate::controller::roots::{TrustRootRuntime, build_trust_root, verify_all};
+use crate::crd::{ImageTrustPolicy, ImageTrustReport, ImageTrustReportSpec, TrustRoot};
+use crate::fetch::Credentials;
+use crate::scanner::pods::{OwnerIndex, PodView, pod_view};
+use crate::scanner::{DecideInput, ScanOutcome, decide, plan};
+use crate::verdict::Verdict;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// What the manifests and the pod list hold.
+#[derive(Default)]
+pub struct AuditInput {
+    pub trust_roots: Vec<TrustRoot>,
+    pub policies: Vec<ImageTrustPolicy>,
+    pub pods: Vec<Pod>,
+    pub owners: OwnerIndex,
+    pub namespace_labels: HashMap<String, BTreeMap<String, String>>,
+}
+
+/// Parses JSON or (multi-document) YAML into a flat list of objects, unwrapping `List`s.
+pub fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
+    let trimmed = text.trim_start();
+    let docs: Vec<Value> = if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        match serde_json::from_str::<Value>(text).map_err(|e| format!("invalid JSON: {e}"))? {
+            Value::Array(items) => items,
+            v => vec![v],
+        }
+    } else {
+        serde_saphyr::from_multiple::<Value>(text).map_err(|e| format!("invalid YAML: {e}"))?
+    };
+    let mut out = vec![];
+    for d in docs {
+        if d.is_null() {
+            continue;
+        }
+        let kind = d.get("kind").and_then(Value::as_str).unwrap_or_default();
+        if kind == "List" || kind.ends_with("List") {
+            out.extend(d.get("items").and_then(Value::as_array).cloned().unwrap_or_default());
+        } else {
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
+impl AuditInput {
+    /// Sorts objects by kind. Unknown kinds are ignored; malformed known kinds are errors.
+    pub fn add(&mut self, source: &str, docs: Vec<Value>) -> Result<(), String> {
+        for d in docs {
+            let kind = d.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+            let name = d.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?").to_string();
+            let bad = |e: serde_json::Error| format!("{source}: {kind} {name:?}: {e}");
+            match kind.as_str() {
+                "TrustRoot" => self.trust_roots.push(serde_json::from_value(d).map_err(bad)?),
+                "ImageTrustPolicy" => self.policies.push(serde_json::from_value(d).map_err(bad)?),
+                "Pod" => self.pods.push(serde_json::from_value(d).map_err(bad)?),
+                "ReplicaSet" | "Job" => {
+                    let meta: ObjectMeta =
+                        serde_json::from_value(d.get("metadata").cloned().unwrap_or_default()).map_err(bad)?;
+                    self.owners.extend(&kind, [&meta]);
+                }
+                "Namespace" => {
+                    let meta: ObjectMeta =
+                        serde_json::from_value(d.get("metadata").cloned().unwrap_or_default()).map_err(bad)?;
+                    self.namespace_labels.insert(name, meta.labels.unwrap_or_default());
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The result of auditing every policy.
+pub struct AuditResult {
+    pub reports: Vec<ImageTrustReport>,
+    pub outcomes: Vec<(String, ScanOutcome)>,
+}
+
+impl AuditResult {
+    /// True when every covered container is trusted (exit code 0).
+    pub fn compliant(&self) -> bool {
+        self.outcomes.iter().all(|(_, o)| o.summary.failing == 0)
+    }
+}
+
+/// Builds the trust roots; `authSecretRef` credentials come from the environment offline.
+pub fn build_roots(
+    input: &AuditInput,
+    credentials: Option<Credentials>,
+) -> Result<HashMap<String, Arc<TrustRootRuntime>>, Vec<String>> {
+    let mut roots = HashMap::new();
+    let mut errors = vec![];
+    for tr in &input.trust_roots {
+        let name = tr.metadata.name.clone().unwrap_or_default();
+        let creds = tr.spec.auth_secret_ref.as_ref().and(credentials.clone());
+        match build_trust_root(&name, &tr.spec, creds, |_| {}) {
+            Ok(rt) => {
+                roots.insert(name, Arc::new(rt));
+            }
+            Err(es) => errors.extend(es.into_iter().map(|e| format!("TrustRoot {name}: {e}"))),
+        }
+    }
+    for p in &input.policies {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        if let Err(es) = p.spec.validate() {
+            errors.extend(es.into_iter().map(|e| format!("ImageTrustPolicy {name}: {e}")));
+        }
+    }
+    if errors.is_empty() { Ok(roots) } else { Err(errors) }
+}
+
+/// Runs every policy over the pods its namespace selector selects.
+pub async fn run_audit(
+    input: &AuditInput,
+    roots: &HashMap<String, Arc<TrustRootRuntime>>,
+    operator_namespace: &str,
+    now: Timestamp,
+) -> AuditResult {
+    let views: Vec<PodView> = input.pods.iter().map(|p| pod_view(p, &input.owners)).collect();
+    let warnings = roots.iter().map(|(n, r)| (n.clone(), r.expiry_warning)).collect();
+    let empty = BTreeMap::new();
+    let mut result = AuditResult { reports: vec![], outcomes: vec![] };
+    for policy in &input.policies {
+        let name = policy.metadata.name.clone().unwrap_or_default();
+        let selected: Vec<PodView> = views
+            .iter()
+            .filter(|p| {
+                let labels = input.namespace_labels.get(&p.namespace).unwrap_or(&empty);
+                policy.spec.selects_namespace(&p.namespace, labels, operator_namespace)
+            })
+            .cloned()
+            .collect();
+        let plan = plan(&policy.spec, &selected);
+        let results = verify_all(&plan.keys(), roots, now, true).await;
+        let outcome = decide(&DecideInput {
+            policy: &name,
+            spec: &policy.spec,
+            pods: &selected,
+            plan: &plan,
+            results: &results,
+            warnings: &warnings,
+            previous: &HashMap::new(),
+            operator_namespace,
+            now,
+        });
+        for r in &outcome.reports {
+            let mut report = ImageTrustReport::new(&r.name, ImageTrustReportSpec {});
+            report.metadata.namespace = Some(r.namespace.clone());
+            report.metadata.labels = Some(BTreeMap::from([(crate::crd::POLICY_LABEL.to_string(), name.clone())]));
+            report.status = Some(r.status.clone());
+            result.reports.push(report);
+        }
+        result.outcomes.push((name, outcome));
+    }
+    result
+}
+
+/// The audit as a table for people: one line per report, then the failing containers.
+pub fn table(result: &AuditResult) -> String {
+    let mut out = String::new();
+    let header = ["NAMESPACE", "NAME", "WORKLOAD", "POLICY", "VERDICT", "VERIFIED", "FAILING"];
+    let rows: Vec<Vec<String>> = result
+        .reports
+        .iter()
+        .map(|r| {
+            let s = r.status.clone().unwrap_or_default();
+            let w = s.workload.clone().map(|w| format!("{}/{}", w.kind, w.name)).unwrap_or_default();
+            let sum = s.summary.unwrap_or_default();
+            vec![
+                r.metadata.namespace.clone().unwrap_or_default(),
+                r.metadata.name.clone().unwrap_or_default(),
+                w,
+                s.policy.clone().unwrap_or_default(),
+                s.verdict.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+                sum.verified.to_string(),
+                sum.failing.to_string(),
+            ]
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.len());
+        }
+    }
+    let fmt_row = |cells: Vec<String>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    out.push_str(&fmt_row(header.iter().map(|s| s.to_string()).collect()));
+    out.push('\n');
+    for r in rows {
+        out.push_str(&fmt_row(r));
+        out.push('\n');
+    }
+    let mut failing = vec![];
+    for r in &result.reports {
+        let s = r.status.clone().unwrap_or_default();
+        for c in &s.containers {
+            if !c.verdict.is_trusted() && c.verdict != Verdict::NotCovered {
+                failing.push(format!(
+                    "  {}/{} {}: {} ({}) {}",
+                    r.metadata.namespace.clone().unwrap_or_default(),
+                    c.pod,
+                    c.container,
+                    c.verdict,
+                    c.reason,
+                    c.message
+                ));
+            }
+        }
+    }
+    if !failing.is_empty() {
+        out.push_str("\nNot verified:\n");
+        out.push_str(&failing.join("\n"));
+        out.push('\n');
+    }
+    for (policy, o) in &result.outcomes {
+        out.push_str(&format!(
+            "\npolicy {policy}: {} pods, {} containers, {} verified, {} failing, {} expiring soon\n",
+            o.summary.pods, o.summary.containers, o.summary.verified, o.summary.failing, o.summary.expiring_soon
+        ));
+    }
+    out
+}

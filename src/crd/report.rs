@@ -1,0 +1,176 @@
+//! `ImageTrustReport`: the audit record of one workload, written by trustwatch.
+//!
+//! The object is status-only: the spec is empty and everything trustwatch found is in status,
+//! so that users can read but not forge findings (RBAC lets the operator alone write status).
+
+use crate::verdict::Verdict;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::CustomResource;
+use serde::{Deserialize, Serialize};
+
+/// Empty: everything trustwatch records is in status.
+// Every `printcolumn(..)` repeats `name`, `type_`, ...: not the duplicates clippy means.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[kube(
+    group = "trustwatch.dev",
+    version = "v1alpha1",
+    kind = "ImageTrustReport",
+    plural = "imagetrustreports",
+    shortname = "itr",
+    category = "trustwatch",
+    namespaced,
+    status = "ImageTrustReportStatus",
+    derive = "PartialEq",
+    doc = "ImageTrustReport is the audit record trustwatch keeps for one workload (its top owner: Deployment, StatefulSet, DaemonSet, CronJob, Job or a bare Pod): the verdict on every container it runs, which digest runs, which digest is signed, by whom, and until when. trustwatch writes it; it is deleted with the workload.",
+    printcolumn(
+        name = "Kind",
+        type_ = "string",
+        json_path = ".status.workload.kind",
+        description = "Kind of the workload"
+    ),
+    printcolumn(
+        name = "Workload",
+        type_ = "string",
+        json_path = ".status.workload.name",
+        description = "Name of the workload"
+    ),
+    printcolumn(
+        name = "Policy",
+        type_ = "string",
+        json_path = ".status.policy",
+        description = "The ImageTrustPolicy that selected it"
+    ),
+    printcolumn(
+        name = "Verdict",
+        type_ = "string",
+        json_path = ".status.verdict",
+        description = "The worst verdict of its containers"
+    ),
+    printcolumn(
+        name = "Verified",
+        type_ = "integer",
+        json_path = ".status.summary.verified",
+        description = "Containers running a trusted image"
+    ),
+    printcolumn(
+        name = "Failing",
+        type_ = "integer",
+        json_path = ".status.summary.failing",
+        description = "Containers running an image that failed verification"
+    ),
+    printcolumn(name = "Last Verified", type_ = "date", json_path = ".status.lastVerified"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+pub struct ImageTrustReportSpec {}
+
+/// What trustwatch found for the workload.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageTrustReportStatus {
+    /// The workload the report is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadRef>,
+
+    /// The name of the ImageTrustPolicy that selected the workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+
+    /// The worst verdict of the workload's containers. Trusted: Verified, ExpiringSoon.
+    /// Failed: Unsigned, DigestDrift, SignerMissing, SignerRevoked, TrustDataExpired,
+    /// SignatureInvalid, Tampered. Undecided: TrustDataUnavailable (the server could not be
+    /// reached) and NotCovered (no policy entry matches the image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "optional_verdict_schema")]
+    pub verdict: Option<Verdict>,
+
+    /// Counts over status.containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<ReportSummary>,
+
+    /// When the workload's containers were last verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified: Option<Time>,
+
+    /// One entry per container of each of the workload's pods (init containers included).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["pod", "container"]))]
+    pub containers: Vec<ContainerVerification>,
+}
+
+/// The schema of an optional verdict: the enum, nullable, without the type's own description
+/// (kube's optional-enum rewrite would otherwise put it in place of the field's).
+fn optional_verdict_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<Verdict>();
+    schema.remove("description");
+    schema.insert("nullable".into(), true.into());
+    schema
+}
+
+/// The top owner of a pod.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub struct WorkloadRef {
+    /// Deployment, StatefulSet, DaemonSet, CronJob, Job, ReplicaSet (without a Deployment) or Pod.
+    pub kind: String,
+    /// The name of the workload, in the report's namespace.
+    pub name: String,
+}
+
+/// Counts over the containers of a report.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportSummary {
+    /// Containers verified.
+    #[serde(default)]
+    pub containers: i32,
+    /// Containers running a trusted image (Verified or ExpiringSoon).
+    #[serde(default)]
+    pub verified: i32,
+    /// Containers whose image failed verification, as the policy counts it.
+    #[serde(default)]
+    pub failing: i32,
+    /// Containers whose image is trusted but expires within the trust root's expiryWarning.
+    #[serde(default)]
+    pub expiring_soon: i32,
+}
+
+/// The verification of one container.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerVerification {
+    /// The pod name.
+    pub pod: String,
+    /// The container name.
+    pub container: String,
+    /// The image as written in the pod spec, e.g. `nginx:1.27`.
+    pub image: String,
+    /// The digest the container runs (`sha256:...`, from the container status), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_digest: Option<String>,
+    /// The digest the trust data signs for the image's tag, when one was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_digest: Option<String>,
+    /// The verdict for this container (see status.verdict for the values).
+    pub verdict: Verdict,
+    /// A stable PascalCase reason refining the verdict, e.g. NotSignedBySigner.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// A human-readable explanation.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// The delegations whose signatures the verdict rests on, e.g. `targets/releases`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signers: Vec<String>,
+    /// The TrustRoot used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_root: Option<String>,
+    /// The Notary repository (GUN) of the image, e.g. `docker.io/library/nginx`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gun: Option<String>,
+    /// The earliest expiry in the chain of roles the verdict rests on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Time>,
+    /// When this container was last verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified: Option<Time>,
+}

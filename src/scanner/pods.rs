@@ -1,0 +1,223 @@
+//! Pods at the boundary: stripped to what verification needs before they enter a cache, and
+//! converted to a small domain view with their top owner (the workload a report is about).
+
+use crate::crd::WorkloadRef;
+use crate::image::running_digest;
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod, PodSpec, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use std::collections::{BTreeMap, HashMap};
+
+/// One container of a pod, as verification sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerView {
+    pub name: String,
+    /// The image as written in the pod spec.
+    pub image: String,
+    /// `sha256:...` from `status.*ContainerStatuses[].imageID`, once the container started.
+    pub running_digest: Option<String>,
+}
+
+/// The workload a pod belongs to, with the UID used for the report's owner reference.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Workload {
+    pub kind: String,
+    pub name: String,
+    pub api_version: String,
+    pub uid: Option<String>,
+}
+
+impl Workload {
+    pub fn as_ref(&self) -> WorkloadRef {
+        WorkloadRef { kind: self.kind.clone(), name: self.name.clone() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodView {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub labels: BTreeMap<String, String>,
+    /// Value of the quarantine reason annotation, when quarantined by trustwatch.
+    pub quarantine_reason: Option<String>,
+    pub workload: Workload,
+    /// Init, regular and ephemeral containers.
+    pub containers: Vec<ContainerView>,
+}
+
+impl PodView {
+    pub fn is_quarantined(&self) -> bool {
+        self.labels.get(crate::crd::QUARANTINED_LABEL).is_some_and(|v| v == "true")
+    }
+}
+
+/// Owner links the pod's own references do not tell: ReplicaSet -> Deployment and
+/// Job -> CronJob, from the ReplicaSets and Jobs the operator watches (metadata only).
+#[derive(Debug, Clone, Default)]
+pub struct OwnerIndex {
+    links: HashMap<(String, String, String), OwnerReference>,
+}
+
+impl OwnerIndex {
+    /// Records that `kind/name` in `namespace` is controlled by `owner`.
+    pub fn insert(&mut self, namespace: &str, kind: &str, name: &str, owner: OwnerReference) {
+        self.links.insert((namespace.to_string(), kind.to_string(), name.to_string()), owner);
+    }
+
+    pub fn from_metas<'a>(kind: &str, metas: impl IntoIterator<Item = &'a ObjectMeta>) -> OwnerIndex {
+        let mut idx = OwnerIndex::default();
+        idx.extend(kind, metas);
+        idx
+    }
+
+    pub fn extend<'a>(&mut self, kind: &str, metas: impl IntoIterator<Item = &'a ObjectMeta>) {
+        for m in metas {
+            if let (Some(ns), Some(name), Some(owner)) = (&m.namespace, &m.name, controller_of(m)) {
+                self.insert(ns, kind, name, owner.clone());
+            }
+        }
+    }
+
+    fn get(&self, namespace: &str, kind: &str, name: &str) -> Option<&OwnerReference> {
+        self.links.get(&(namespace.to_string(), kind.to_string(), name.to_string()))
+    }
+}
+
+fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
+    let owners = meta.owner_references.as_ref()?;
+    owners.iter().find(|o| o.controller == Some(true)).or_else(|| owners.first())
+}
+
+/// The top owner: Deployment, StatefulSet, DaemonSet, Job, CronJob, or the bare Pod.
+pub fn top_owner(pod: &Pod, index: &OwnerIndex) -> Workload {
+    let meta = &pod.metadata;
+    let ns = meta.namespace.clone().unwrap_or_default();
+    let bare = Workload {
+        kind: "Pod".into(),
+        name: meta.name.clone().unwrap_or_default(),
+        api_version: "v1".into(),
+        uid: meta.uid.clone(),
+    };
+    let Some(owner) = controller_of(meta) else { return bare };
+    let mut cur = workload_of(owner);
+    // Walk up at most two levels (Pod -> ReplicaSet -> Deployment, Pod -> Job -> CronJob).
+    for _ in 0..2 {
+        match index.get(&ns, &cur.kind, &cur.name) {
+            Some(parent) => cur = workload_of(parent),
+            None => break,
+        }
+    }
+    if cur.kind == "ReplicaSet" {
+        // Without the ReplicaSet object, kubectl's own heuristic: a Deployment's ReplicaSet is
+        // named `<deployment>-<pod-template-hash>`.
+        let hash = meta.labels.as_ref().and_then(|l| l.get("pod-template-hash"));
+        if let Some(dep) = hash.and_then(|h| cur.name.strip_suffix(&format!("-{h}"))) {
+            return Workload {
+                kind: "Deployment".into(),
+                name: dep.to_string(),
+                api_version: "apps/v1".into(),
+                uid: None,
+            };
+        }
+    }
+    cur
+}
+
+fn workload_of(o: &OwnerReference) -> Workload {
+    Workload {
+        kind: o.kind.clone(),
+        name: o.name.clone(),
+        api_version: o.api_version.clone(),
+        uid: Some(o.uid.clone()),
+    }
+}
+
+/// Converts a pod into the view verification uses.
+pub fn pod_view(pod: &Pod, index: &OwnerIndex) -> PodView {
+    let meta = &pod.metadata;
+    let spec = pod.spec.clone().unwrap_or_default();
+    let status = pod.status.clone().unwrap_or_default();
+    let mut digests: HashMap<&str, Option<String>> = HashMap::new();
+    for s in status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+        .chain(status.ephemeral_container_statuses.iter().flatten())
+    {
+        digests.insert(s.name.as_str(), running_digest(&s.image_id));
+    }
+    let mut containers = vec![];
+    let names_images = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+        .chain(
+            spec.ephemeral_containers.iter().flatten().map(|c| (c.name.clone(), c.image.clone().unwrap_or_default())),
+        );
+    for (name, image) in names_images {
+        let running = digests.get(name.as_str()).cloned().flatten();
+        containers.push(ContainerView { name, image, running_digest: running });
+    }
+    PodView {
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        labels: meta.labels.clone().unwrap_or_default(),
+        quarantine_reason: meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(crate::crd::QUARANTINE_REASON_ANNOTATION))
+            .cloned(),
+        workload: top_owner(pod, index),
+        containers,
+    }
+}
+
+/// Strips a pod to what verification needs before it enters the reflector cache: names,
+/// labels, owners, the quarantine annotation, images and image IDs. Managed fields, the rest
+/// of the spec and the status go.
+pub fn strip_pod(pod: &mut Pod) {
+    let meta = &mut pod.metadata;
+    meta.managed_fields = None;
+    if let Some(a) = &mut meta.annotations {
+        a.retain(|k, _| k.starts_with("trustwatch.dev/"));
+    }
+    if let Some(spec) = &mut pod.spec {
+        let keep = |c: &Container| Container { name: c.name.clone(), image: c.image.clone(), ..Default::default() };
+        *spec = PodSpec {
+            containers: spec.containers.iter().map(keep).collect(),
+            init_containers: spec.init_containers.as_ref().map(|cs| cs.iter().map(keep).collect()),
+            ephemeral_containers: spec.ephemeral_containers.as_ref().map(|cs| {
+                cs.iter()
+                    .map(|c| k8s_openapi::api::core::v1::EphemeralContainer {
+                        name: c.name.clone(),
+                        image: c.image.clone(),
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
+            ..Default::default()
+        };
+    }
+    if let Some(status) = &mut pod.status {
+        let keep = |s: &ContainerStatus| ContainerStatus {
+            name: s.name.clone(),
+            image: s.image.clone(),
+            image_id: s.image_id.clone(),
+            ..Default::default()
+        };
+        *status = PodStatus {
+            phase: status.phase.clone(),
+            container_statuses: status.container_statuses.as_ref().map(|v| v.iter().map(keep).collect()),
+            init_container_statuses: status.init_container_statuses.as_ref().map(|v| v.iter().map(keep).collect()),
+            ephemeral_container_statuses: status
+                .ephemeral_container_statuses
+                .as_ref()
+                .map(|v| v.iter().map(keep).collect()),
+            ..Default::default()
+        };
+    }
+}
