@@ -140,7 +140,7 @@ pub async fn run_audit(
             .cloned()
             .collect();
         let plan = plan(&policy.spec, &selected);
-        let results = verify_all(&plan.keys(), roots, now, true).await;
+        let results = verify_all(&plan.keys(), roots, now, true, None).await;
         let outcome = decide(&DecideInput {
             policy: &name,
             spec: &policy.spec,

@@ -20,6 +20,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the operator against the current kubeconfig (or in-cluster configuration).
+    Run(RunArgs),
     /// Verify images against a Notary server under pinned root keys (one shot).
     Verify(Box<VerifyArgs>),
     /// Run the operator's decide code offline: TrustRoot and ImageTrustPolicy manifests plus
@@ -27,6 +29,47 @@ pub enum Command {
     Audit(Box<AuditArgs>),
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Address serving /metrics (Prometheus text format), /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    pub metrics_addr: std::net::SocketAddr,
+    /// Address serving /healthz and /readyz (ready once the caches synced).
+    #[arg(long, default_value = "0.0.0.0:8081")]
+    pub health_addr: std::net::SocketAddr,
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: crate::telemetry::LogFormat,
+    /// Log filter (env-filter syntax).
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log_filter: String,
+    /// The operator's namespace: never quarantined and not selected by default.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "trustwatch-system")]
+    pub namespace: String,
+}
+
+/// Runs the operator until it is told to stop.
+pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    use crate::telemetry::{Metrics, init_logging, init_tracing_export, serve_admin};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    let _tracer = init_tracing_export();
+    init_logging(args.log_format, &args.log_filter);
+    let client = kube::Client::try_default().await.map_err(|e| {
+        usage(format!("no Kubernetes API to talk to ({e}); set KUBECONFIG or run in a cluster with a service account"))
+    })?;
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let admin = tokio::spawn(serve_admin(args.metrics_addr, metrics.clone(), ready.clone()));
+    if args.health_addr != args.metrics_addr {
+        tokio::spawn(serve_admin(args.health_addr, metrics.clone(), ready.clone()));
+    }
+    tracing::info!(metrics = %args.metrics_addr, health = %args.health_addr, namespace = %args.namespace, "trustwatch starting");
+    crate::controller::run(client, metrics, ready, args.namespace).await?;
+    admin.abort();
+    tracing::info!("trustwatch stopped");
+    Ok(0)
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

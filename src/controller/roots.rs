@@ -21,6 +21,7 @@ pub const VERIFY_CONCURRENCY: usize = 16;
 /// A trust root ready to verify.
 pub struct TrustRootRuntime {
     pub name: String,
+    pub credentials: Option<Credentials>,
     /// The spec it was built from: a changed spec means a new runtime (and a fresh trust state).
     pub spec: TrustRootSpec,
     pub engine: TrustEngine<NotaryHttp>,
@@ -49,6 +50,7 @@ pub fn build_trust_root(
     config.ca_pem = spec.ca_bundle.clone();
     config.credentials = credentials;
     tweak(&mut config);
+    let config_credentials = config.credentials.clone();
     let http = match NotaryHttp::new(config) {
         Ok(h) => Some(h),
         Err(e) => {
@@ -65,6 +67,7 @@ pub fn build_trust_root(
     let anchors = Anchors { pinned, revoked: spec.revoked_keys.iter().cloned().collect() };
     Ok(TrustRootRuntime {
         name: name.to_string(),
+        credentials: config_credentials,
         spec: spec.clone(),
         engine: TrustEngine::new(http.expect("checked above"), anchors),
         expiry_warning,
@@ -81,11 +84,16 @@ pub async fn verify_all(
     roots: &HashMap<String, Arc<TrustRootRuntime>>,
     now: Timestamp,
     force: bool,
+    metrics: Option<&crate::telemetry::Metrics>,
 ) -> HashMap<VerifyKey, Resolution> {
     let started = Instant::now();
     futures::stream::iter(keys.iter().cloned())
         .map(|key| async move {
+            let t = Instant::now();
             let r = verify_one(&key, roots, now, force, started).await;
+            if let Some(m) = metrics {
+                m.record_verification(&key.trust_root, r.verdict, t.elapsed().as_secs_f64());
+            }
             (key, r)
         })
         .buffer_unordered(VERIFY_CONCURRENCY)

@@ -79,6 +79,18 @@ impl<S: Source> TrustEngine<S> {
         }
     }
 
+    /// The repositories this engine has been asked about (those in use).
+    pub fn repositories(&self) -> Vec<String> {
+        let mut guns: Vec<String> = self.slots.lock().expect("slot map poisoned").keys().cloned().collect();
+        guns.sort();
+        guns
+    }
+
+    /// Marks `gun` as in use (its trust data is refreshed and reported from now on).
+    pub fn repository_slot(&self, gun: &str) {
+        self.slot(gun);
+    }
+
     fn slot(&self, gun: &str) -> Arc<tokio::sync::Mutex<Slot>> {
         let mut slots = self.slots.lock().expect("slot map poisoned");
         slots.entry(gun.to_string()).or_default().clone()

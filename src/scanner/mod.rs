@@ -361,6 +361,11 @@ pub fn decide(input: &DecideInput<'_>) -> ScanOutcome {
             });
             quarantine.push(QuarantineChange::Remove { namespace: pod.namespace.clone(), pod: pod.name.clone() });
         }
+        // Namespaces matter for the NetworkPolicy only under a quarantine policy or where a
+        // pod was quarantined before this scan (an audit policy never lists NetworkPolicies).
+        if spec.action != PolicyAction::Quarantine && !pod.is_quarantined() {
+            continue;
+        }
         let entry = quarantined_after.entry(pod.namespace.clone()).or_default();
         if stays_quarantined {
             *entry += 1;

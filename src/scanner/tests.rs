@@ -185,6 +185,7 @@ fn audit_policies_report_but_never_touch_pods() {
     let s = Scan::new(mk_policy(json!({})), vec![mk_pod("app", "a", &img("app"), None)], vec![Verdict::SignerRevoked]);
     let out = s.run();
     assert!(out.quarantine.is_empty());
+    assert!(out.network_policies.is_empty(), "an audit policy never manages NetworkPolicies");
     assert_eq!(out.events.len(), 1);
     assert_eq!(out.reports[0].status.verdict, Some(Verdict::SignerRevoked));
 }

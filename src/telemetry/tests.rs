@@ -152,7 +152,8 @@ fn roles_are_folded_into_bounded_classes_and_the_earliest_expiry_wins() {
 #[test]
 fn notary_outcomes_are_classified_and_unknown_ones_are_errors() {
     use crate::tuf::FetchError;
-    let cases: Vec<(Result<Option<Vec<u8>>, FetchError>, &str)> = vec![
+    type Fetched = Result<Option<Vec<u8>>, FetchError>;
+    let cases: Vec<(Fetched, &str)> = vec![
         (Ok(Some(vec![])), "2xx"),
         (Ok(None), "4xx"),
         (Err(FetchError::Timeout { path: "/x".into(), secs: 1 }), "timeout"),

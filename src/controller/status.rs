@@ -1,0 +1,219 @@
+//! Status of TrustRoots and ImageTrustPolicies, computed purely from what a reconcile
+//! gathered and `now`.
+
+use crate::crd::condition::{reasons, types};
+use crate::crd::{
+    ImageTrustPolicy, ImageTrustPolicyStatus, NextExpiry, RepositoryTrust, SignerKeys, TrustRoot, TrustRootStatus,
+    new_condition, set_condition,
+};
+use crate::engine::RepoView;
+use crate::scanner::ScanOutcome;
+use crate::tuf::TrustMemory;
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What a TrustRoot reconcile found.
+pub enum RootState<'a> {
+    /// The spec or its secret cannot be used: (reason, message).
+    Invalid(&'a str, String),
+    Ready {
+        pinned_key_ids: &'a [String],
+        views: &'a [(String, RepoView)],
+    },
+}
+
+pub fn trust_root_status(tr: &TrustRoot, state: RootState<'_>, now: Timestamp) -> TrustRootStatus {
+    let generation = tr.metadata.generation;
+    let mut status = tr.status.clone().unwrap_or_default();
+    status.observed_generation = generation;
+    let (ok, reason, message) = match state {
+        RootState::Invalid(reason, message) => (false, reason.to_string(), message),
+        RootState::Ready { pinned_key_ids, views } => {
+            status.pinned_key_ids = pinned_key_ids.to_vec();
+            let old: BTreeMap<String, RepositoryTrust> =
+                status.repositories.iter().map(|r| (r.gun.clone(), r.clone())).collect();
+            status.repositories = views.iter().map(|(gun, v)| repository_trust(gun, v, old.get(gun))).collect();
+            status.repository_count = Some(status.repositories.len() as i32);
+            status.next_expiry = next_expiry(views);
+            let failing: Vec<&str> =
+                status.repositories.iter().filter(|r| r.last_error.is_some()).map(|r| r.gun.as_str()).collect();
+            if !views.is_empty() && failing.len() == views.len() {
+                (
+                    false,
+                    reasons::TRUST_DATA_UNAVAILABLE.to_string(),
+                    format!("no repository could be verified: {failing:?}"),
+                )
+            } else if failing.is_empty() {
+                (true, reasons::READY.to_string(), format!("{} repositories verified", views.len()))
+            } else {
+                (true, reasons::READY.to_string(), format!("{} repositories failing: {failing:?}", failing.len()))
+            }
+        }
+    };
+    set_condition(&mut status.conditions, new_condition(types::READY, ok, &reason, message, generation, Time(now)));
+    status
+}
+
+fn repository_trust(gun: &str, v: &RepoView, old: Option<&RepositoryTrust>) -> RepositoryTrust {
+    let mut r = RepositoryTrust {
+        gun: gun.to_string(),
+        versions: v.memory.versions.iter().map(|(k, n)| (k.clone(), *n as i64)).collect(),
+        signers: v
+            .memory
+            .signers
+            .iter()
+            .map(|(name, ids)| SignerKeys { name: name.clone(), key_ids: ids.iter().cloned().collect() })
+            .collect(),
+        last_refresh: Some(Time(v.refreshed_at)),
+        ..Default::default()
+    };
+    match &v.result {
+        Ok(repo) => {
+            for e in repo.expiries() {
+                let t = e.expires.to_string();
+                r.expires.entry(e.role).and_modify(|cur: &mut String| *cur = cur.clone().min(t.clone())).or_insert(t);
+            }
+        }
+        Err(e) => {
+            r.last_error = Some(format!("{}: {e}", e.reason()));
+            if let Some(o) = old {
+                r.expires = o.expires.clone();
+            }
+        }
+    }
+    r
+}
+
+/// The earliest expiry of a role people sign (root, targets, delegations, certificates).
+fn next_expiry(views: &[(String, RepoView)]) -> Option<NextExpiry> {
+    views
+        .iter()
+        .filter_map(|(gun, v)| v.result.as_ref().ok().map(|r| (gun, r)))
+        .flat_map(|(gun, r)| r.expiries().into_iter().filter(|e| !e.server_managed).map(move |e| (gun.clone(), e)))
+        .min_by_key(|(_, e)| e.expires)
+        .map(|(gun, e)| NextExpiry { role: e.role, gun, time: e.expires.to_string() })
+}
+
+/// Trusted versions and signers read back from status, so rollback protection and
+/// revocation history survive an operator restart.
+pub fn memory_from_status(status: Option<&TrustRootStatus>) -> Vec<(String, TrustMemory)> {
+    let Some(status) = status else { return vec![] };
+    status
+        .repositories
+        .iter()
+        .map(|r| {
+            let memory = TrustMemory {
+                versions: r.versions.iter().filter(|(_, v)| **v >= 0).map(|(k, v)| (k.clone(), *v as u64)).collect(),
+                signers: r
+                    .signers
+                    .iter()
+                    .map(|s| (s.name.clone(), s.key_ids.iter().cloned().collect::<BTreeSet<_>>()))
+                    .collect(),
+                removed: BTreeMap::new(),
+            };
+            (r.gun.clone(), memory)
+        })
+        .collect()
+}
+
+/// Whether a TrustRoot status changed in a way worth writing (refresh times excluded).
+pub fn trust_root_status_changed(old: Option<&TrustRootStatus>, new: &TrustRootStatus) -> bool {
+    let strip = |s: &TrustRootStatus| {
+        let mut s = s.clone();
+        for r in &mut s.repositories {
+            r.last_refresh = None;
+        }
+        s
+    };
+    old.is_none_or(|o| strip(o) != strip(new))
+}
+
+/// Status of a policy whose spec is invalid.
+pub fn invalid_policy_status(policy: &ImageTrustPolicy, errors: &[String], now: Timestamp) -> ImageTrustPolicyStatus {
+    let generation = policy.metadata.generation;
+    let mut status = policy.status.clone().unwrap_or_default();
+    status.observed_generation = generation;
+    let msg = errors.join("; ");
+    set_condition(
+        &mut status.conditions,
+        new_condition(types::READY, false, reasons::INVALID_SPEC, msg, generation, Time(now)),
+    );
+    status
+}
+
+/// Status of a policy after a scan. `missing_roots` are referenced trust roots that do not
+/// exist or are not ready.
+pub fn policy_status(
+    policy: &ImageTrustPolicy,
+    outcome: &ScanOutcome,
+    missing_roots: &[String],
+    now: Timestamp,
+) -> ImageTrustPolicyStatus {
+    let generation = policy.metadata.generation;
+    let mut status = policy.status.clone().unwrap_or_default();
+    status.observed_generation = generation;
+    status.summary = Some(outcome.summary);
+    status.last_scan_time = Some(Time(now));
+    let t = || Time(now);
+    let ready = if missing_roots.is_empty() {
+        new_condition(
+            types::READY,
+            true,
+            reasons::READY,
+            "spec is valid and its trust roots are ready",
+            generation,
+            t(),
+        )
+    } else {
+        new_condition(
+            types::READY,
+            false,
+            reasons::TRUST_ROOT_NOT_READY,
+            format!("trust roots not ready: {}", missing_roots.join(", ")),
+            generation,
+            t(),
+        )
+    };
+    set_condition(&mut status.conditions, ready);
+    let failing = outcome.summary.failing;
+    let compliant = if failing == 0 {
+        new_condition(
+            types::COMPLIANT,
+            true,
+            reasons::ALL_VERIFIED,
+            format!("{} containers verified", outcome.summary.verified),
+            generation,
+            t(),
+        )
+    } else {
+        let worst = outcome.worst.map(|v| v.to_string()).unwrap_or_else(|| reasons::VERIFICATION_FAILED.to_string());
+        new_condition(
+            types::COMPLIANT,
+            false,
+            &worst,
+            format!("{failing} of {} containers failing; worst verdict {worst}", outcome.summary.containers),
+            generation,
+            t(),
+        )
+    };
+    set_condition(&mut status.conditions, compliant);
+    let limited = if outcome.limited.is_empty() {
+        new_condition(types::QUARANTINE_LIMITED, false, reasons::WITHIN_LIMIT, "", generation, t())
+    } else {
+        new_condition(
+            types::QUARANTINE_LIMITED,
+            true,
+            reasons::LIMIT_REACHED,
+            format!(
+                "{} pods were reported but not quarantined: spec.quarantineLimit ({}) reached in one scan",
+                outcome.limited.len(),
+                policy.spec.quarantine_limit
+            ),
+            generation,
+            t(),
+        )
+    };
+    set_condition(&mut status.conditions, limited);
+    status
+}
