@@ -312,7 +312,7 @@ fn check_digest(image: &ImageRef, mut r: Resolution, role: String, signed: Strin
             r.set(
                 Verdict::DigestDrift,
                 "DigestMismatch",
-                format!("tag {tag:?} is signed by {role} for {signed}, but the image is {d}"),
+                format!("tag {tag:?} is signed for {signed} (by {role}), not for {d}"),
             )
         }
         _ => verified(r),
