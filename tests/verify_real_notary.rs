@@ -375,7 +375,8 @@ async fn lying_slow_and_broken_servers_never_verify_and_each_failure_is_named() 
     let root = client.root_cert_pem(gun);
     let image = format!("{gun}:v1");
     let snap = snapshot_by_checksum_path(&server, gun);
-    let fresh = |secs| engine_with(&proxy.url(), None, std::slice::from_ref(&root), |c| c.timeout = Duration::from_secs(secs));
+    let fresh =
+        |secs| engine_with(&proxy.url(), None, std::slice::from_ref(&root), |c| c.timeout = Duration::from_secs(secs));
 
     // A body that never ends is cut at the size limit (64 KiB for a timestamp, about 1.3 s at
     // the proxy's pace) when the timeout allows, and times out otherwise.
@@ -440,7 +441,8 @@ async fn lying_slow_and_broken_servers_never_verify_and_each_failure_is_named() 
     assert_verdict(&check(&fresh(1), &image, &opts(&[])).await, Verdict::Verified, "Verified");
 
     // A server that is down, and one whose TLS certificate is not from the configured CA.
-    let down = engine(&format!("https://127.0.0.1:{}", free_port()), Some(server.ca_pem()), std::slice::from_ref(&root));
+    let down =
+        engine(&format!("https://127.0.0.1:{}", free_port()), Some(server.ca_pem()), std::slice::from_ref(&root));
     assert_verdict(&check(&down, &image, &opts(&[])).await, Verdict::TrustDataUnavailable, "ConnectionFailed");
     let other = NotaryServer::start(Variant::Local);
     let wrong_ca = engine(&server.url(), Some(other.ca_pem()), std::slice::from_ref(&root));

@@ -98,6 +98,7 @@ pub async fn run(
 ) -> Result<(), Error> {
     use crate::crd::{ImageTrustPolicy, TrustRoot};
     use futures::{StreamExt, future};
+    use kube::ResourceExt;
     use kube::api::Api;
     use kube::runtime::controller::{Config as ControllerConfig, Controller};
     use kube::runtime::events::Reporter;
@@ -197,6 +198,38 @@ pub async fn run(
         }
     };
     tokio::spawn(sync);
+
+    // Deleted objects: drop the trust root's runtime and forget their metric series (the
+    // controllers only see objects that exist).
+    let deletions = {
+        let ctx = ctx.clone();
+        let tr_deleted = watcher(Api::<TrustRoot>::all(client.clone()), wc.clone()).default_backoff().filter_map(|e| {
+            future::ready(match e {
+                Ok(watcher::Event::Delete(tr)) => Some((true, tr.name_any())),
+                _ => None,
+            })
+        });
+        let pol_deleted =
+            watcher(Api::<ImageTrustPolicy>::all(client.clone()), wc.clone()).default_backoff().filter_map(|e| {
+                future::ready(match e {
+                    Ok(watcher::Event::Delete(p)) => Some((false, p.name_any())),
+                    _ => None,
+                })
+            });
+        futures::stream::select(tr_deleted, pol_deleted).for_each(move |(is_root, name)| {
+            let ctx = ctx.clone();
+            async move {
+                if is_root {
+                    ctx.roots.write().await.remove(&name);
+                    ctx.metrics.forget_trust_root(&name);
+                } else {
+                    ctx.metrics.forget_policy(&name);
+                }
+                tracing::info!(name = %name, trust_root = is_root, "deleted; state and metric series dropped");
+            }
+        })
+    };
+    tokio::spawn(deletions);
 
     let trust_roots = Controller::for_stream(tr_stream, tr_store)
         .with_config(ControllerConfig::default().concurrency(4))

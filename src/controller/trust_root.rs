@@ -8,6 +8,7 @@ use crate::crd::condition::reasons;
 use crate::crd::{API_VERSION, FIELD_MANAGER, SecretRef, TrustRoot, TrustRootStatus};
 use crate::engine::RepoView;
 use crate::fetch::Credentials;
+use crate::telemetry::repository_seconds_left;
 use base64::Engine as _;
 use jiff::Timestamp;
 use k8s_openapi::ByteString;
@@ -16,7 +17,7 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
@@ -151,37 +152,16 @@ fn record_expiry_metrics(
     now: Timestamp,
 ) {
     ctx.metrics.set_warning_window(name, rt.expiry_warning.as_secs_f64());
-    let mut by_role: HashMap<&'static str, f64> = HashMap::new();
+    let mut all = vec![];
     for (gun, v) in views {
         let Ok(repo) = &v.result else { continue };
-        let mut repo_min: Option<f64> = None;
-        for e in repo.expiries() {
-            let left = e.expires.duration_since(now).as_secs_f64();
-            let class = if e.role.ends_with("certificate") {
-                "certificate"
-            } else if e.role.starts_with("targets/") {
-                "delegation"
-            } else {
-                match e.role.as_str() {
-                    "root" => "root",
-                    "targets" => "targets",
-                    "snapshot" => "snapshot",
-                    _ => "timestamp",
-                }
-            };
-            let slot = by_role.entry(class).or_insert(left);
-            *slot = slot.min(left);
-            if !e.server_managed {
-                repo_min = Some(repo_min.map_or(left, |m: f64| m.min(left)));
-            }
+        let expiries = repo.expiries();
+        if let Some(left) = repository_seconds_left(&expiries, now) {
+            ctx.metrics.set_repository_expiry(name, gun, left);
         }
-        if let Some(m) = repo_min {
-            ctx.metrics.set_repository_expiry(name, gun, m);
-        }
+        all.extend(expiries);
     }
-    for (role, left) in by_role {
-        ctx.metrics.set_trust_expiry(name, role, left);
-    }
+    ctx.metrics.set_trust_expiries(name, &all, now);
 }
 
 /// Writes the status when it changed (refresh times aside); returns whether it did.

@@ -94,7 +94,8 @@ type GaugeTable = Arc<Mutex<BTreeMap<&'static str, GaugeFamily>>>;
 /// The OTel instruments of trustwatch, exported through their own Prometheus registry.
 pub struct Metrics {
     registry: prometheus::Registry,
-    provider: SdkMeterProvider,
+    /// Owns the pipeline; dropping the facade shuts it down.
+    _provider: SdkMeterProvider,
     gauges: GaugeTable,
     /// Kept so the callbacks live as long as the facade.
     _observers: Vec<ObservableGauge<f64>>,
@@ -165,7 +166,7 @@ impl Metrics {
             reconciles: counter(names::RECONCILE_TOTAL, "Reconcile passes by controller and result (success, error)."),
             reconcile_duration: histogram(names::RECONCILE_DURATION_SECONDS, "Duration of one reconcile, in seconds."),
             registry,
-            provider,
+            _provider: provider,
             gauges,
             _observers: observers,
             repository_limit_logged: AtomicBool::new(false),
@@ -310,8 +311,15 @@ impl Metrics {
 
     /// Drops the gauge series of a deleted policy.
     pub fn forget_policy(&self, policy: &str) {
-        self.forget(&[names::CONTAINERS, names::QUARANTINED_PODS, names::SCAN_INTERVAL_SECONDS], policy);
-        self.forget(&[names::SCAN_LAST_COMPLETED_TIMESTAMP_SECONDS], policy);
+        self.forget(
+            &[
+                names::CONTAINERS,
+                names::QUARANTINED_PODS,
+                names::SCAN_INTERVAL_SECONDS,
+                names::SCAN_LAST_COMPLETED_TIMESTAMP_SECONDS,
+            ],
+            policy,
+        );
     }
 
     /// Drops the gauge series of a deleted trust root.
@@ -342,12 +350,6 @@ impl Metrics {
             debug_assert_eq!(family.labels.len(), labels.len(), "labels of {name}");
             family.series.insert(labels.iter().map(|l| l.to_string()).collect(), value);
         }
-    }
-}
-
-impl Drop for Metrics {
-    fn drop(&mut self) {
-        let _ = self.provider.shutdown();
     }
 }
 

@@ -1,0 +1,144 @@
+//! `make bench`: throughput and latency of the trust engine against a real notary-server on
+//! loopback, and of the scanner's decide step for a large cluster. Prints a table; the
+//! numbers in the README come from here.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use jiff::{SignedDuration, Timestamp};
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+use support::*;
+use trustwatch::engine::{ResolveOptions, TrustEngine};
+use trustwatch::fetch::{NotaryHttp, ServerConfig};
+use trustwatch::image::ImageRef;
+use trustwatch::scanner::pods::{ContainerView, PodView, Workload};
+use trustwatch::scanner::{DecideInput, decide, plan};
+use trustwatch::tuf::{Anchors, PinnedKey};
+
+const GUN: &str = "registry.bench/team/app";
+const TAGS: usize = 200;
+
+fn row(what: &str, n: usize, elapsed: Duration) {
+    let per = elapsed.as_secs_f64() / n as f64;
+    println!("{what:<58} {n:>7} {:>12.3} ms {:>12.1} /s", per * 1e3, 1.0 / per);
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let server = NotaryServer::start(Variant::Local);
+    let client = NotaryClient::new(&server);
+    client.init(GUN);
+    client.add_delegation_signer(GUN, "targets/releases", "alice", KeyKind::Ecdsa);
+    // Many tags in one publish: stage them, then publish once.
+    for i in 0..TAGS {
+        let role = if i % 2 == 0 { "targets/releases" } else { "targets" };
+        client.run(&["addhash", GUN, &format!("v{i}"), "10", "--sha256", &sha_hex(&format!("d{i}")), "--roles", role]);
+    }
+    client.run(&["publish", GUN]);
+    let root = client.root_cert_pem(GUN);
+    let engine = || {
+        let mut cfg = ServerConfig::new(&server.url());
+        cfg.ca_pem = Some(server.ca_pem());
+        let pinned = vec![PinnedKey::from_pem("root", &root).unwrap()];
+        TrustEngine::new(NotaryHttp::new(cfg).unwrap(), Anchors { pinned, revoked: BTreeSet::new() })
+    };
+    let opts =
+        ResolveOptions { signers: vec![], now: Timestamp::now(), expiry_warning: SignedDuration::from_hours(168) };
+    println!("{:<58} {:>7} {:>15} {:>14}", "measurement", "n", "per op", "rate");
+
+    // Cold: a new engine walks root, timestamp, snapshot, targets and the delegation.
+    let n = 20;
+    let t = Instant::now();
+    for _ in 0..n {
+        let e = engine();
+        let r = e.repository(GUN, Timestamp::now(), Instant::now()).await;
+        assert!(r.result.is_ok());
+    }
+    row(&format!("cold refresh of a repository ({TAGS} tags, 1 delegation)"), n, t.elapsed());
+
+    // Incremental: only timestamp.json is fetched when nothing changed.
+    let e = engine();
+    e.repository(GUN, Timestamp::now(), Instant::now()).await.result.unwrap();
+    let n = 200;
+    let t = Instant::now();
+    for _ in 0..n {
+        e.repository(GUN, Timestamp::now(), Instant::now()).await.result.unwrap();
+    }
+    row("incremental refresh (unchanged, timestamp only)", n, t.elapsed());
+
+    // Cached: trust data fresh, each verification only resolves.
+    let images: Vec<ImageRef> = (0..TAGS)
+        .map(|i| ImageRef::parse(&format!("{GUN}:v{i}@sha256:{}", sha_hex(&format!("d{i}")))).unwrap())
+        .collect();
+    let since = Instant::now();
+    e.repository(GUN, Timestamp::now(), since).await.result.unwrap();
+    let n = 20_000;
+    let t = Instant::now();
+    for i in 0..n {
+        let r = e.verify(&images[i % TAGS], &opts, since - Duration::from_secs(1)).await;
+        assert!(r.verdict.is_trusted(), "{r:?}");
+    }
+    row("verify with fresh trust data (cache hit, resolve only)", n, t.elapsed());
+
+    // Pure resolution.
+    let repo = e.repository(GUN, Timestamp::now(), since - Duration::from_secs(1)).await.result.unwrap();
+    let n = 100_000;
+    let t = Instant::now();
+    for i in 0..n {
+        std::hint::black_box(trustwatch::engine::resolve(&repo, &images[i % TAGS], &opts));
+    }
+    row("resolve (pure)", n, t.elapsed());
+
+    // The decide step of one scan over 10,000 pods.
+    let spec: trustwatch::crd::ImageTrustPolicySpec = serde_json::from_value(serde_json::json!({
+        "action": "Quarantine", "images": [{"pattern": "registry.bench/**", "trustRoot": "bench"}]
+    }))
+    .unwrap();
+    let pods: Vec<PodView> = (0..10_000)
+        .map(|i| PodView {
+            namespace: format!("ns{}", i % 50),
+            name: format!("pod{i}"),
+            uid: format!("uid{i}"),
+            labels: Default::default(),
+            quarantine_reason: None,
+            workload: Workload {
+                kind: "Deployment".into(),
+                name: format!("w{}", i / 3),
+                api_version: "apps/v1".into(),
+                uid: None,
+            },
+            containers: vec![ContainerView {
+                name: "app".into(),
+                image: format!("{GUN}:v{}", i % TAGS),
+                running_digest: Some(format!("sha256:{}", sha_hex(&format!("d{}", i % TAGS)))),
+            }],
+        })
+        .collect();
+    let t = Instant::now();
+    let p = plan(&spec, &pods);
+    let results: HashMap<_, _> = p
+        .keys()
+        .into_iter()
+        .map(|k| {
+            let r = trustwatch::engine::resolve(&repo, &ImageRef::parse(&k.image).unwrap(), &opts);
+            (k, r)
+        })
+        .collect();
+    let plan_secs = t.elapsed();
+    let t2 = Instant::now();
+    let out = decide(&DecideInput {
+        policy: "bench",
+        spec: &spec,
+        pods: &pods,
+        plan: &p,
+        results: &results,
+        warnings: &HashMap::new(),
+        previous: &HashMap::new(),
+        operator_namespace: "trustwatch-system",
+        now: Timestamp::now(),
+    });
+    assert_eq!(out.summary.pods, 10_000);
+    row("plan + resolve of a 10,000-pod scan (200 distinct images)", 1, plan_secs);
+    row("decide for a 10,000-pod scan (3,334 reports)", 1, t2.elapsed());
+}
