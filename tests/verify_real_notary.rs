@@ -531,3 +531,32 @@ async fn concurrent_callers_share_one_refresh_per_repository() {
         "{paths:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_listed_as_revoked_by_the_operator_never_counts_whatever_the_metadata_says() {
+    let server = NotaryServer::start(Variant::Local);
+    let client = NotaryClient::new(&server);
+    let gun = "registry.example.com/team/leaked";
+    client.init(gun);
+    client.add_delegation_signer(gun, "targets/releases", "mallory", KeyKind::Ecdsa);
+    client.add_hash(gun, "v1", 10, &sha_hex("v1"), &["targets/releases"]);
+    // The key ID as `notary delegation list` prints it (the canonical, bare-key form).
+    let leaked = client.delegation_key_ids(gun, "targets/releases").remove(0);
+    let root = client.root_cert_pem(gun);
+
+    let trusting = engine(&server.url(), Some(server.ca_pem()), std::slice::from_ref(&root));
+    assert_verdict(&check(&trusting, &format!("{gun}:v1"), &opts(&["releases"])).await, Verdict::Verified, "Verified");
+
+    let mut cfg = ServerConfig::new(&server.url());
+    cfg.ca_pem = Some(server.ca_pem());
+    let anchors = Anchors {
+        pinned: vec![PinnedKey::from_pem("root", &root).unwrap()],
+        revoked: BTreeSet::from([leaked.clone()]),
+    };
+    let revoking = TrustEngine::new(NotaryHttp::new(cfg).unwrap(), anchors);
+    let r = check(&revoking, &format!("{gun}:v1"), &opts(&["releases"])).await;
+    assert_verdict(&r, Verdict::SignerRevoked, "SignedByRevokedKeys");
+    // Other tags signed by other keys are unaffected.
+    client.add_hash(gun, "base", 10, &sha_hex("base"), &[]);
+    assert_verdict(&check(&revoking, &format!("{gun}:base"), &opts(&[])).await, Verdict::Verified, "Verified");
+}

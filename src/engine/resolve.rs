@@ -197,12 +197,19 @@ fn resolve_default(repo: &TrustedRepo, image: &ImageRef, base: Resolution) -> Re
     let gun = image.gun();
     let what = describe(image);
     if image.tag.is_some() {
+        // As the reference client does, a role that fails its checks is skipped and the next
+        // one in DCT order is tried; it adds no trust. Only when no valid role signed the tag
+        // does its failure become the answer (it explains why the tag is not trusted).
+        let mut failure = None;
         for role in default_roles(repo) {
             match find(repo, &role, image) {
                 Finding::Signed { role, digest } => return check_digest(image, base, role, digest),
-                Finding::Failed(e) => return failed_role(base, &role, &e),
+                Finding::Failed(e) => failure = failure.or(Some((role, e))),
                 Finding::NotSigned => {}
             }
+        }
+        if let Some((role, e)) = failure {
+            return failed_role(base, &role, &e);
         }
     } else {
         let roles: Vec<String> = default_roles(repo);
