@@ -134,23 +134,11 @@ impl<S: Source> TrustEngine<S> {
     }
 }
 
-/// `3d4h`, `5m`, `12s`: a short human form of a duration (negative durations read "0s").
+/// `3d4h`, `5m`, `12s`: the two largest units of a duration (negative durations read "0s").
 pub fn human_duration(d: jiff::SignedDuration) -> String {
-    let mut secs = d.as_secs().max(0);
-    if secs == 0 {
-        return "0s".into();
-    }
-    let mut out = String::new();
-    for (unit, n) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
-        if secs >= n {
-            out.push_str(&format!("{}{unit}", secs / n));
-            secs %= n;
-            if out.len() >= 4 {
-                break;
-            }
-        }
-    }
-    out
+    let full = crate::crd::format_duration(std::time::Duration::from_secs(d.as_secs().max(0) as u64));
+    let end = full.char_indices().filter(|(_, c)| c.is_ascii_alphabetic()).nth(1).map_or(full.len(), |(i, _)| i + 1);
+    full[..end].to_string()
 }
 
 /// Parses `30s`, `5m`, `1h30m`, `7d` (the CRD duration format) into a signed duration.
