@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test deps fmt-check lint unit demo manifests bench run build
+.PHONY: test deps fmt-check lint unit demo manifests bench run build e2e
 
 ## test: everything CI checks: formatting, clippy -D warnings, all tests against real peers.
 test: deps fmt-check lint unit
@@ -40,6 +40,10 @@ manifests:
 ## bench: verification throughput against a real notary-server (numbers in README).
 bench: deps
 	$(CARGO) run --release --example bench
+
+## e2e: the cluster tests on a throwaway kind cluster (needs docker and kind; see tests/e2e).
+e2e:
+	bash hack/e2e-kind.sh
 
 ## run: the operator against the current kubeconfig.
 run:
