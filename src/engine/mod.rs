@@ -69,6 +69,10 @@ impl<S: Source> TrustEngine<S> {
         &self.anchors
     }
 
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
     /// Seeds what a previous process trusted (read back from status), so rollback
     /// protection and revocation history survive a restart.
     pub async fn remember(&self, gun: &str, memory: TrustMemory) {

@@ -142,6 +142,33 @@ fn check_signed<T>(
     }
 }
 
+/// "Signed only by keys no longer authorized" needs evidence of a revocation: the role was
+/// emptied below its threshold (what `notary delegation remove` of its last key leaves), or
+/// one of the keys is `known` (authorized once, still described, or revoked by the operator).
+/// Otherwise a signature from a key nobody knows is a forgery: a threshold failure.
+fn with_revocation_evidence(e: TufError, emptied: bool, known: impl Fn(&str) -> bool) -> TufError {
+    match e {
+        TufError::SignedByRevokedKeys { role, keyids } if !emptied && !keyids.iter().any(|k| known(k)) => {
+            TufError::SignatureThreshold { role, threshold: 1, valid: 0, unauthorized_keyids: keyids }
+        }
+        other => other,
+    }
+}
+
+/// Signature check of a top-level role: revocation evidence is a key the operator revoked, or
+/// one the root still describes without authorizing it for this role.
+fn check_top_role<T>(
+    doc: &Parsed<T>,
+    root: &Root,
+    role: &str,
+    revoked: &BTreeSet<String>,
+    now: Timestamp,
+) -> Result<(), TufError> {
+    let (keys, threshold) = top_role_keys(root, role)?;
+    check_signed(doc, &keys, threshold, revoked, Some(now))
+        .map_err(|e| with_revocation_evidence(e, false, |k| revoked.contains(k) || root.keys.contains_key(k)))
+}
+
 /// True when the root is signed by the pinned keys: at least one pinned key is among its
 /// root keys and signed it, and its own root threshold is met.
 fn check_anchored(doc: &Parsed<Root>, anchors: &Anchors) -> Result<(), TufError> {
@@ -284,8 +311,7 @@ async fn refresh_from_root<F: Fetch>(
     let ts = metadata::parse::<Snapshot>("timestamp", &ts_bytes, limits::TIMESTAMP, "Timestamp")?;
     // 5.4.2: "Check signatures. The new timestamp metadata file must have been signed by a
     // threshold of keys specified in the trusted root metadata file."
-    let (ts_keys, ts_threshold) = top_role_keys(&root.doc.signed, "timestamp")?;
-    check_signed(&ts, &ts_keys, ts_threshold, revoked, Some(now))?;
+    check_top_role(&ts, &root.doc.signed, "timestamp", revoked, now)?;
     // 5.4.3.1: "The version number of the trusted timestamp metadata file, if any, MUST be
     // less than or equal to the version number of the new timestamp metadata file."
     let prev_ts = prev.map(|p| p.timestamp.doc.signed.version);
@@ -318,10 +344,7 @@ async fn refresh_from_root<F: Fetch>(
     // 5.5.3: "The new snapshot metadata file MUST have been signed by a threshold of keys
     // specified in the trusted root metadata file." Checked on reuse too: the root may have
     // rotated the snapshot key.
-    {
-        let (keys, threshold) = top_role_keys(&root.doc.signed, "snapshot")?;
-        check_signed(&snapshot.doc, &keys, threshold, revoked, Some(now))?;
-    }
+    check_top_role(&snapshot.doc, &root.doc.signed, "snapshot", revoked, now)?;
     // 5.5.6: "Check for a freeze attack. The expiration timestamp in the new snapshot
     // metadata file MUST be higher than the fixed update start time."
     check_expiry(&snapshot.doc, now)?;
@@ -362,10 +385,7 @@ async fn refresh_from_root<F: Fetch>(
     };
     // 5.6.3: "The new targets metadata file MUST have been signed by a threshold of keys
     // specified in the trusted root metadata file." Checked on reuse too.
-    {
-        let (keys, threshold) = top_role_keys(&root.doc.signed, "targets")?;
-        check_signed(&targets.doc, &keys, threshold, revoked, Some(now))?;
-    }
+    check_top_role(&targets.doc, &root.doc.signed, "targets", revoked, now)?;
     // 5.6.5: "Check for a freeze attack."
     check_expiry(&targets.doc, now)?;
 
@@ -513,7 +533,17 @@ async fn check_delegation<F: Fetch>(
     };
     // 5.6.7.2.2: the delegated role's metadata must be signed by a threshold of the keys the
     // delegating role lists for it; revoked keys and expired certificates never count.
-    check_signed(&doc.doc, &keys, role.threshold, revoked, Some(now))?;
+    let remembered = memory.signers.get(&role.name);
+    let earlier = prev_state.map(|d| &d.keyids);
+    let emptied = (role.keyids.len() as u64) < role.threshold;
+    check_signed(&doc.doc, &keys, role.threshold, revoked, Some(now)).map_err(|e| {
+        with_revocation_evidence(e, emptied, |k| {
+            delegations.keys.contains_key(k)
+                || remembered.is_some_and(|s| s.contains(k))
+                || earlier.is_some_and(|ids| ids.iter().any(|i| i == k))
+                || revoked.contains(k)
+        })
+    })?;
     let prev_v = prev_state.and_then(|d| match &d.outcome {
         DelegationOutcome::Verified(v) => Some(v.doc.signed.version),
         _ => None,
