@@ -10,11 +10,11 @@ test: deps fmt-check lint unit
 ## deps: install the real peers the tests use (Debian packages), when missing.
 deps:
 	@missing=""; \
-	for bin in notary notary-server notary-signer promtool prometheus openssl curl; do \
+	for bin in notary notary-server notary-signer docker-registry promtool prometheus openssl curl; do \
 	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$bin"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing test peers (missing:$$missing)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq notary prometheus openssl curl >/dev/null; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq notary docker-registry prometheus openssl curl >/dev/null; \
 	fi
 
 fmt-check:

@@ -80,8 +80,11 @@
 
 pub mod hostile;
 pub mod notary;
+pub mod registry;
 
 #[allow(unused_imports)]
 pub use hostile::*;
 #[allow(unused_imports)]
 pub use notary::*;
+#[allow(unused_imports)]
+pub use registry::*;
