@@ -7,7 +7,7 @@ use crate::engine::{Resolution, ResolveOptions, TrustEngine};
 use crate::fetch::{Credentials, NotaryHttp, ServerConfig};
 use crate::image::ImageRef;
 use crate::scanner::VerifyKey;
-use crate::tuf::{Anchors, PinnedKey, TufError};
+use crate::tuf::{Anchors, PinnedKey};
 use crate::verdict::Verdict;
 use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
@@ -145,9 +145,4 @@ fn unavailable(key: &VerifyKey, reason: &str, verdict: Verdict, message: String)
         expires: None,
         expires_role: None,
     }
-}
-
-/// The message for a trust root whose trust data failed to refresh.
-pub fn describe_error(e: &TufError) -> String {
-    format!("{}: {e}", e.reason())
 }

@@ -73,6 +73,7 @@ pub struct FileMeta {
     pub length: u64,
 }
 
+/// Snapshot and timestamp documents (a timestamp's `meta` lists only `snapshot`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Snapshot {
     #[serde(rename = "_type")]
@@ -82,9 +83,6 @@ pub struct Snapshot {
     #[serde(default, deserialize_with = "null_as_default")]
     pub meta: BTreeMap<String, FileMeta>,
 }
-
-/// Timestamp has the same shape as snapshot (its `meta` lists only `snapshot`).
-pub type Timestamp_ = Snapshot;
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 pub struct DelegatedRole {
