@@ -123,27 +123,8 @@ pub async fn run(
         .reflect(ns_w)
         .touched_objects()
         .map(|_| ());
-    let (replicasets, rs_w) = reflector::store();
-    let rs_events = watcher(Api::<PartialObjectMeta<ReplicaSet>>::all(client.clone()), wc.clone())
-        .default_backoff()
-        .modify(|m| {
-            m.metadata.managed_fields = None;
-            m.metadata.annotations = None;
-        })
-        .reflect(rs_w)
-        .touched_objects();
-    let (jobs, jobs_w) = reflector::store();
-    let job_events = watcher(Api::<PartialObjectMeta<Job>>::all(client.clone()), wc.clone())
-        .default_backoff()
-        .modify(|m| {
-            m.metadata.managed_fields = None;
-            m.metadata.annotations = None;
-        })
-        .reflect(jobs_w)
-        .touched_objects();
-    // Owner caches only need to be kept up to date; they trigger nothing.
-    tokio::spawn(rs_events.for_each(|_| future::ready(())));
-    tokio::spawn(job_events.for_each(|_| future::ready(())));
+    let replicasets = owner_cache::<ReplicaSet>(&client, &wc);
+    let jobs = owner_cache::<Job>(&client, &wc);
 
     let (rescan_tx, rescan_rx) = futures::channel::mpsc::unbounded();
     let reporter = Reporter { controller: "trustwatch".into(), instance: std::env::var("POD_NAME").ok() };
@@ -163,19 +144,40 @@ pub async fn run(
 
     // Our own status writes must not trigger scans: only spec (generation) and annotation
     // (trustwatch.dev/recheck) changes do.
+    // Deletions are taken from the same watches (the controllers only see objects that
+    // exist): a deleted trust root's runtime is dropped, and metric series are forgotten.
+    let (deleted_tx, deleted_rx) = futures::channel::mpsc::unbounded::<(bool, String)>();
+    let on_delete = |is_root: bool| {
+        let tx = deleted_tx.clone();
+        move |name: String| {
+            let _ = tx.unbounded_send((is_root, name));
+        }
+    };
     let (tr_store, tr_w) = reflector::store();
+    let root_deleted = on_delete(true);
     let tr_stream = watcher(Api::<TrustRoot>::all(client.clone()), wc.clone())
         .default_backoff()
         .reflect(tr_w)
+        .inspect(move |e| {
+            if let Ok(watcher::Event::Delete(o)) = e {
+                root_deleted(o.name_any());
+            }
+        })
         .applied_objects()
         .predicate_filter(
             (predicates::generation as fn(&TrustRoot) -> Option<u64>).combine(predicates::annotations),
             Default::default(),
         );
     let (pol_store, pol_w) = reflector::store();
+    let policy_deleted = on_delete(false);
     let pol_stream = watcher(Api::<ImageTrustPolicy>::all(client.clone()), wc.clone())
         .default_backoff()
         .reflect(pol_w)
+        .inspect(move |e| {
+            if let Ok(watcher::Event::Delete(o)) = e {
+                policy_deleted(o.name_any());
+            }
+        })
         .applied_objects()
         .predicate_filter(
             (predicates::generation as fn(&ImageTrustPolicy) -> Option<u64>).combine(predicates::annotations),
@@ -199,24 +201,9 @@ pub async fn run(
     };
     tokio::spawn(sync);
 
-    // Deleted objects: drop the trust root's runtime and forget their metric series (the
-    // controllers only see objects that exist).
     let deletions = {
         let ctx = ctx.clone();
-        let tr_deleted = watcher(Api::<TrustRoot>::all(client.clone()), wc.clone()).default_backoff().filter_map(|e| {
-            future::ready(match e {
-                Ok(watcher::Event::Delete(tr)) => Some((true, tr.name_any())),
-                _ => None,
-            })
-        });
-        let pol_deleted =
-            watcher(Api::<ImageTrustPolicy>::all(client.clone()), wc.clone()).default_backoff().filter_map(|e| {
-                future::ready(match e {
-                    Ok(watcher::Event::Delete(p)) => Some((false, p.name_any())),
-                    _ => None,
-                })
-            });
-        futures::stream::select(tr_deleted, pol_deleted).for_each(move |(is_root, name)| {
+        deleted_rx.for_each(move |(is_root, name)| {
             let ctx = ctx.clone();
             async move {
                 if is_root {
@@ -246,4 +233,25 @@ pub async fn run(
         .for_each(|_| future::ready(()));
     tokio::join!(trust_roots, policies);
     Ok(())
+}
+
+/// A metadata-only cache of pod owners (ReplicaSets, Jobs), kept up to date in the
+/// background; it triggers nothing.
+fn owner_cache<K>(client: &kube::Client, wc: &kube::runtime::watcher::Config) -> Store<PartialObjectMeta<K>>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    use futures::StreamExt;
+    use kube::runtime::utils::WatchStreamExt;
+    let (store, writer) = kube::runtime::reflector::store();
+    let events = kube::runtime::watcher(kube::Api::<PartialObjectMeta<K>>::all(client.clone()), wc.clone())
+        .default_backoff()
+        .modify(|m| {
+            m.metadata.managed_fields = None;
+            m.metadata.annotations = None;
+        })
+        .reflect(writer)
+        .touched_objects();
+    tokio::spawn(events.for_each(|_| futures::future::ready(())));
+    store
 }
