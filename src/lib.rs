@@ -6,6 +6,7 @@
 //! - [`image`]: image references and Notary GUNs.
 //! - [`engine`]: resolving an image (tag, digest, required signers) to a [`verdict::Verdict`].
 //! - [`fetch`]: the HTTP side: TLS, auth, bounded reads, incremental refresh per repository.
+//! - [`verifier`]: the verification seam every signature format implements.
 //! - [`crd`]: the `trustwatch.dev/v1alpha1` custom resources.
 //! - [`cli`]: the `trustwatch` command line.
 #![forbid(unsafe_code)]
@@ -21,3 +22,4 @@ pub mod scanner;
 pub mod telemetry;
 pub mod tuf;
 pub mod verdict;
+pub mod verifier;

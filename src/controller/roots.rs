@@ -9,6 +9,7 @@ use crate::image::ImageRef;
 use crate::scanner::VerifyKey;
 use crate::tuf::{Anchors, PinnedKey};
 use crate::verdict::Verdict;
+use crate::verifier::SignatureFormat;
 use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use std::collections::{BTreeSet, HashMap};
@@ -132,17 +133,8 @@ async fn verify_one(
 }
 
 fn unavailable(key: &VerifyKey, reason: &str, verdict: Verdict, message: String) -> Resolution {
-    let gun = ImageRef::parse(&key.image).map(|i| i.gun()).unwrap_or_default();
-    Resolution {
-        image: key.image.clone(),
-        gun,
-        tag: None,
-        digest: None,
-        verdict,
-        reason: reason.into(),
-        message,
-        signers: vec![],
-        expires: None,
-        expires_role: None,
+    match ImageRef::parse(&key.image) {
+        Ok(image) => Resolution::new(SignatureFormat::NotaryV1, &image, verdict, reason, message),
+        Err(_) => Resolution::unparsed(SignatureFormat::NotaryV1, &key.image, verdict, reason, message),
     }
 }

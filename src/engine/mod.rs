@@ -11,7 +11,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-pub use resolve::{Resolution, ResolveOptions, normalize_signer, resolve};
+pub use resolve::{Resolution, ResolveOptions, from_error, normalize_signer, resolve};
 
 /// Where trust data comes from: one Notary server (the HTTP client implements it; tests and
 /// fuzzing can serve bytes from memory).
@@ -133,7 +133,7 @@ impl<S: Source> TrustEngine<S> {
         let view = self.repository(&image.gun(), opts.now, fresh_since).await;
         match &view.result {
             Ok(repo) => resolve(repo, image, opts),
-            Err(e) => Resolution::from_error(image, e),
+            Err(e) => from_error(image, e),
         }
     }
 }

@@ -9,29 +9,12 @@ use crate::tuf::metadata::{FileMeta, delegation_matches, target_sha256_hex};
 use crate::tuf::{DelegationOutcome, Expiry, TrustedRepo, TufError};
 use crate::verdict::Verdict;
 use jiff::{SignedDuration, Timestamp};
-use serde::Serialize;
 use std::collections::BTreeMap;
 
-pub const RELEASES: &str = "targets/releases";
+pub use crate::verifier::Resolution;
+use crate::verifier::SignatureFormat;
 
-/// The outcome for one image: the JSON contract of `trustwatch verify -o json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Resolution {
-    pub image: String,
-    pub gun: String,
-    pub tag: Option<String>,
-    /// The signed digest, `sha256:<hex>`, when one was found.
-    pub digest: Option<String>,
-    pub verdict: Verdict,
-    pub reason: String,
-    pub message: String,
-    /// The roles whose signatures the verdict rests on.
-    pub signers: Vec<String>,
-    /// Earliest expiry in the chain the verdict rests on.
-    pub expires: Option<Timestamp>,
-    #[serde(rename = "expiresRole")]
-    pub expires_role: Option<String>,
-}
+pub const RELEASES: &str = "targets/releases";
 
 #[derive(Debug, Clone)]
 pub struct ResolveOptions {
@@ -47,37 +30,13 @@ pub fn normalize_signer(s: &str) -> String {
     if s == "targets" || s.starts_with("targets/") { s.to_string() } else { format!("targets/{s}") }
 }
 
-impl Resolution {
-    fn base(image: &ImageRef) -> Resolution {
-        Resolution {
-            image: image.to_string(),
-            gun: image.gun(),
-            tag: image.tag.clone(),
-            digest: None,
-            verdict: Verdict::Unsigned,
-            reason: String::new(),
-            message: String::new(),
-            signers: vec![],
-            expires: None,
-            expires_role: None,
-        }
-    }
+fn base(image: &ImageRef) -> Resolution {
+    Resolution::new(SignatureFormat::NotaryV1, image, Verdict::Unsigned, "", "")
+}
 
-    /// The resolution of an image whose repository could not be verified at all.
-    pub fn from_error(image: &ImageRef, err: &TufError) -> Resolution {
-        let mut r = Resolution::base(image);
-        r.verdict = err.verdict();
-        r.reason = err.reason().to_string();
-        r.message = err.to_string();
-        r
-    }
-
-    fn set(mut self, verdict: Verdict, reason: &str, message: String) -> Resolution {
-        self.verdict = verdict;
-        self.reason = reason.to_string();
-        self.message = message;
-        self
-    }
+/// The resolution of an image whose repository could not be verified at all.
+pub fn from_error(image: &ImageRef, err: &TufError) -> Resolution {
+    base(image).with(err.verdict(), err.reason(), err.to_string())
 }
 
 /// What one role says about the image.
@@ -182,7 +141,7 @@ fn revoked_signer_for(
 
 /// Resolves `image` against the verified repository.
 pub fn resolve(repo: &TrustedRepo, image: &ImageRef, opts: &ResolveOptions) -> Resolution {
-    let base = Resolution::base(image);
+    let base = base(image);
     let required: Vec<String> = opts.signers.iter().map(|s| normalize_signer(s)).collect();
     let mut out = if required.is_empty() {
         resolve_default(repo, image, base)
@@ -236,13 +195,13 @@ fn resolve_default(repo: &TrustedRepo, image: &ImageRef, base: Resolution) -> Re
         let mut r = base;
         r.digest = digest;
         r.signers = vec![role.clone()];
-        return r.set(
+        return r.with(
             Verdict::SignerRevoked,
             "SignerRemoved",
             format!("{what} was signed by {role}, which has since been removed from the delegations of {gun}"),
         );
     }
-    base.set(Verdict::Unsigned, "NoSignedTarget", format!("{gun} has no signed target for {what}"))
+    base.with(Verdict::Unsigned, "NoSignedTarget", format!("{gun} has no signed target for {what}"))
 }
 
 fn resolve_required(repo: &TrustedRepo, image: &ImageRef, required: &[String], base: Resolution) -> Resolution {
@@ -253,12 +212,12 @@ fn resolve_required(repo: &TrustedRepo, image: &ImageRef, required: &[String], b
         let exists = role == "targets" || repo.delegations.contains_key(role);
         if !exists {
             let r = match revoked_signer_for(repo, image, Some(std::slice::from_ref(role))) {
-                Some(_) => base.clone().set(
+                Some(_) => base.clone().with(
                     Verdict::SignerRevoked,
                     "SignerRemoved",
                     format!("required signer {role} has been removed from the delegations of {}", image.gun()),
                 ),
-                None => base.clone().set(
+                None => base.clone().with(
                     Verdict::SignerMissing,
                     "NoSuchDelegation",
                     format!("required signer {role} is not a delegation of {}", image.gun()),
@@ -270,7 +229,7 @@ fn resolve_required(repo: &TrustedRepo, image: &ImageRef, required: &[String], b
         match find(repo, role, image) {
             Finding::Signed { role, digest } => found.push((role, digest)),
             Finding::Failed(e) => failures.push(failed_role(base.clone(), role, &e)),
-            Finding::NotSigned => failures.push(base.clone().set(
+            Finding::NotSigned => failures.push(base.clone().with(
                 Verdict::SignerMissing,
                 "NotSignedBySigner",
                 format!("required signer {role} has not signed {what}"),
@@ -286,7 +245,7 @@ fn resolve_required(repo: &TrustedRepo, image: &ImageRef, required: &[String], b
     if let Some((role, other)) = found.iter().find(|(_, d)| *d != first) {
         let mut r = base;
         r.signers = found.iter().map(|(r, _)| r.clone()).collect();
-        return r.set(
+        return r.with(
             Verdict::SignerMissing,
             "SignersDisagree",
             format!("signers disagree on {what}: {} signed {first}, {role} signed {other}", found[0].0),
@@ -306,7 +265,7 @@ fn describe(image: &ImageRef) -> String {
 }
 
 fn failed_role(base: Resolution, role: &str, e: &TufError) -> Resolution {
-    base.set(e.verdict(), e.reason(), format!("signer {role} cannot be trusted: {e}"))
+    base.with(e.verdict(), e.reason(), format!("signer {role} cannot be trusted: {e}"))
 }
 
 /// Compares the digest signed for the tag with the digest the image names.
@@ -316,7 +275,7 @@ fn check_digest(image: &ImageRef, mut r: Resolution, role: String, signed: Strin
     match &image.digest {
         Some(d) if *d != signed => {
             let tag = image.tag.as_deref().unwrap_or_default();
-            r.set(
+            r.with(
                 Verdict::DigestDrift,
                 "DigestMismatch",
                 format!("tag {tag:?} is signed for {signed} (by {role}), not for {d}"),
@@ -328,7 +287,7 @@ fn check_digest(image: &ImageRef, mut r: Resolution, role: String, signed: Strin
 
 fn verified(r: Resolution) -> Resolution {
     let msg = format!("signed by {}", r.signers.join(", "));
-    r.set(Verdict::Verified, "Verified", msg)
+    r.with(Verdict::Verified, "Verified", msg)
 }
 
 /// Fills `expires` with the earliest expiry of the chain the verdict rests on, and turns
@@ -362,6 +321,6 @@ fn apply_expiry(repo: &TrustedRepo, r: &mut Resolution, opts: &ResolveOptions) {
             crate::engine::human_duration(left)
         );
         let reason = format!("{}Expiring", if soon.role.ends_with("certificate") { "Certificate" } else { "Metadata" });
-        *r = r.clone().set(Verdict::ExpiringSoon, &reason, msg);
+        *r = r.clone().with(Verdict::ExpiringSoon, &reason, msg);
     }
 }

@@ -54,18 +54,20 @@ fn quarantined(mut p: PodView, policy: &str) -> PodView {
 }
 
 fn res(verdict: Verdict) -> Resolution {
-    Resolution {
-        image: String::new(),
-        gun: "registry.example.com/team/app".into(),
-        tag: Some("v1".into()),
-        digest: Some(digest("signed")),
+    let image = crate::image::ImageRef::parse("registry.example.com/team/app:v1").unwrap();
+    let mut r = Resolution::new(
+        crate::verifier::SignatureFormat::NotaryV1,
+        &image,
         verdict,
-        reason: verdict.to_string(),
-        message: format!("it is {verdict}"),
-        signers: vec!["targets".into()],
-        expires: Some("2026-12-01T00:00:00Z".parse().unwrap()),
-        expires_role: Some("targets".into()),
-    }
+        verdict.to_string(),
+        format!("it is {verdict}"),
+    );
+    r.image = String::new();
+    r.digest = Some(digest("signed"));
+    r.signers = vec!["targets".into()];
+    r.expires = Some("2026-12-01T00:00:00Z".parse().unwrap());
+    r.expires_role = Some("targets".into());
+    r
 }
 
 struct Scan {
