@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the operator against the current kubeconfig (or in-cluster configuration).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Verify images against a Notary server under pinned root keys (one shot).
     Verify(Box<VerifyArgs>),
     /// Run the operator's decide code offline: TrustRoot and ImageTrustPolicy manifests plus
@@ -44,32 +44,114 @@ pub struct RunArgs {
     /// Log filter (env-filter syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
-    /// The operator's namespace: never quarantined and not selected by default.
+    /// The operator's namespace: never quarantined and not selected by default; holds the
+    /// leader Lease and, by default, the only Secrets the operator reads.
     #[arg(long, env = "POD_NAMESPACE", default_value = "trustwatch-system")]
     pub namespace: String,
+    /// This replica's identity: the Lease holder and the events' reporting instance.
+    #[arg(long, env = "POD_NAME", default_value = "trustwatch")]
+    pub identity: String,
+    /// Reconcile only TrustRoots and ImageTrustPolicies matching this label selector (e.g.
+    /// `team=payments`), to run several instances side by side.
+    #[arg(long, value_name = "SELECTOR")]
+    pub policy_selector: Option<String>,
+    /// Name of the coordination.k8s.io Lease used for leader election, in --namespace.
+    #[arg(long, default_value = "trustwatch-leader", value_name = "NAME")]
+    pub leader_election_id: String,
+    /// How long a leader holds the Lease without renewing it (e.g. 15s).
+    #[arg(long, default_value = "15s", value_name = "DURATION")]
+    pub lease_duration: String,
+    /// Run without leader election (one replica only).
+    #[arg(long)]
+    pub no_leader_election: bool,
+    /// At most one scan per policy per this period, however often pods change (e.g. 5s).
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub scan_throttle: String,
+    /// The most pods kept quarantined in the whole cluster, all policies together.
+    #[arg(long, default_value_t = crate::controller::DEFAULT_MAX_QUARANTINED, value_name = "N")]
+    pub max_quarantined: u32,
 }
 
 /// Runs the operator until it is told to stop.
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    use crate::controller::{LeaderElection, RunConfig};
     use crate::telemetry::{Metrics, init_logging, init_tracing_export, serve_admin};
     use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
     let _tracer = init_tracing_export();
     init_logging(args.log_format, &args.log_filter);
+    exit_with_parent();
+    let lease_duration = parse_duration(&args.lease_duration).map_err(|e| usage(format!("--lease-duration: {e}")))?;
+    let scan_throttle = parse_duration(&args.scan_throttle).map_err(|e| usage(format!("--scan-throttle: {e}")))?;
+    let mut config = RunConfig::new(&args.namespace);
+    config.identity = args.identity.clone();
+    config.policy_selector = args.policy_selector.clone();
+    config.scan_throttle = Duration::from_millis(scan_throttle.as_millis().max(100) as u64);
+    config.max_quarantined = args.max_quarantined;
+    config.leader_election = (!args.no_leader_election).then(|| LeaderElection {
+        lease: args.leader_election_id.clone(),
+        duration_seconds: lease_duration.as_secs().max(2) as u64,
+    });
     let client = kube::Client::try_default().await.map_err(|e| {
         usage(format!("no Kubernetes API to talk to ({e}); set KUBECONFIG or run in a cluster with a service account"))
     })?;
+    preflight(&client, args.policy_selector.as_deref()).await?;
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
     let admin = tokio::spawn(serve_admin(args.metrics_addr, metrics.clone(), ready.clone()));
     if args.health_addr != args.metrics_addr {
         tokio::spawn(serve_admin(args.health_addr, metrics.clone(), ready.clone()));
     }
-    tracing::info!(metrics = %args.metrics_addr, health = %args.health_addr, namespace = %args.namespace, "trustwatch starting");
-    crate::controller::run(client, metrics, ready, args.namespace).await?;
+    tracing::info!(metrics = %args.metrics_addr, health = %args.health_addr, namespace = %args.namespace, identity = %args.identity, "trustwatch starting");
+    crate::controller::run(client, metrics, ready, config).await?;
     admin.abort();
     tracing::info!("trustwatch stopped");
     Ok(0)
+}
+
+/// Fails early, with what to do, when the CRDs are missing, the selector does not parse or
+/// the operator may not list its own resources.
+async fn preflight(client: &kube::Client, selector: Option<&str>) -> anyhow::Result<()> {
+    use kube::api::{Api, ListParams};
+    let api: Api<crate::crd::ImageTrustPolicy> = Api::all(client.clone());
+    let mut lp = ListParams::default().limit(1);
+    if let Some(sel) = selector {
+        lp = lp.labels(sel);
+    }
+    match api.list_metadata(&lp).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Err(usage(
+            "the trustwatch CRDs are not installed: kubectl apply -k config/crd (or trustwatch crds | kubectl apply -f -)",
+        )),
+        Err(kube::Error::Api(e)) if e.code == 400 => Err(usage(format!(
+            "--policy-selector {:?} is not a valid label selector: {}",
+            selector.unwrap_or(""),
+            e.message
+        ))),
+        Err(kube::Error::Api(e)) if e.code == 401 || e.code == 403 => Err(usage(format!(
+            "the API server refused to list imagetrustpolicies ({}): apply config/rbac and run as the trustwatch ServiceAccount",
+            e.message
+        ))),
+        Err(e) => Err(anyhow::anyhow!("cannot reach the Kubernetes API: {e}")),
+    }
+}
+
+/// With `TRUSTWATCH_EXIT_WITH_PARENT=1` (test harnesses), the process exits when the process
+/// that started it is gone, so that a test binary that crashes leaves no operator running.
+fn exit_with_parent() {
+    if std::env::var("TRUSTWATCH_EXIT_WITH_PARENT").as_deref() != Ok("1") {
+        return;
+    }
+    let parent = std::os::unix::process::parent_id();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if std::os::unix::process::parent_id() != parent {
+                tracing::warn!("the parent process is gone; exiting (TRUSTWATCH_EXIT_WITH_PARENT)");
+                std::process::exit(0);
+            }
+        }
+    });
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

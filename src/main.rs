@@ -18,7 +18,7 @@ async fn main() {
 
 async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Run(args) => trustwatch::cli::run(args).await,
+        Command::Run(args) => trustwatch::cli::run(*args).await,
         Command::Verify(args) => trustwatch::cli::verify(*args).await,
         Command::Audit(args) => trustwatch::cli::audit(*args).await,
         Command::Crds => {

@@ -238,7 +238,8 @@ async fn fixture(
         jobs,
         recorder: Recorder::new(client, Reporter { controller: "trustwatch".into(), instance: None }),
         metrics: Arc::new(Metrics::new()),
-        operator_namespace: "trustwatch-system".into(),
+        trust_roots: reflector::store().0,
+        config: trustwatch::controller::RunConfig::new("trustwatch-system"),
         rechecks: Default::default(),
         rescan,
     });

@@ -3,9 +3,11 @@
 //! trust data), decides (pure functions in [`crate::scanner`] and [`status`]) and acts
 //! (server-side apply of only what changed).
 
+pub mod leader;
 pub mod policy;
 pub mod roots;
 pub mod status;
+pub mod triggers;
 pub mod trust_root;
 
 use crate::telemetry::Metrics;
@@ -18,6 +20,7 @@ use kube::runtime::reflector::Store;
 use roots::TrustRootRuntime;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Every Kubernetes API call the operator makes: (API group, resource, verb). A test checks
 /// that `config/rbac` grants each of them, and the mock API server checks that the code makes
@@ -61,6 +64,8 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("cannot serialize {0}")]
     Serialize(#[from] serde_json::Error),
+    #[error("leader election failed: {0}")]
+    Leader(String),
 }
 
 impl Error {
@@ -68,33 +73,89 @@ impl Error {
         match self {
             Error::Kube(_) => "KubeApiError",
             Error::Serialize(_) => "SerializationError",
+            Error::Leader(_) => "LeaderElectionFailed",
         }
     }
 }
+
+/// How `trustwatch run` is configured (its command-line flags).
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The operator's namespace: never quarantined, not selected by default, home of the
+    /// leader Lease and, by default, of the Secrets it may read.
+    pub operator_namespace: String,
+    /// Who this replica is (its pod name): the Lease holder identity and the events' instance.
+    pub identity: String,
+    /// Only TrustRoots and ImageTrustPolicies with these labels are reconciled (a label
+    /// selector), so that several instances can share a cluster.
+    pub policy_selector: Option<String>,
+    /// Leader election: the Lease name and its duration. `None` runs without election (one
+    /// replica only).
+    pub leader_election: Option<LeaderElection>,
+    /// At most one scan per policy per this period, however fast pods change.
+    pub scan_throttle: Duration,
+    /// The most pods trustwatch keeps quarantined in the cluster, all policies together.
+    pub max_quarantined: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct LeaderElection {
+    pub lease: String,
+    pub duration_seconds: u64,
+}
+
+impl RunConfig {
+    pub fn new(operator_namespace: &str) -> RunConfig {
+        RunConfig {
+            operator_namespace: operator_namespace.to_string(),
+            identity: "trustwatch".into(),
+            policy_selector: None,
+            leader_election: None,
+            scan_throttle: DEFAULT_SCAN_THROTTLE,
+            max_quarantined: DEFAULT_MAX_QUARANTINED,
+        }
+    }
+}
+
+/// Default of `--scan-throttle`.
+pub const DEFAULT_SCAN_THROTTLE: Duration = Duration::from_secs(5);
+/// Default of `--max-quarantined`.
+pub const DEFAULT_MAX_QUARANTINED: u32 = 100;
 
 /// What the reconcilers share.
 pub struct Context {
     pub client: kube::Client,
     pub roots: tokio::sync::RwLock<HashMap<String, Arc<TrustRootRuntime>>>,
+    /// The TrustRoots this instance reconciles: a policy waits for each of them to be loaded
+    /// before its first scan, so that a restart never reads as an outage.
+    pub trust_roots: Store<crate::crd::TrustRoot>,
     pub pods: Store<Pod>,
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     pub replicasets: Store<PartialObjectMeta<ReplicaSet>>,
     pub jobs: Store<PartialObjectMeta<Job>>,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
-    pub operator_namespace: String,
+    pub config: RunConfig,
     /// Policy -> the `trustwatch.dev/recheck` value already honoured.
     pub rechecks: std::sync::Mutex<HashMap<String, String>>,
     /// Asks every policy to scan again (trust data changed).
     pub rescan: futures::channel::mpsc::UnboundedSender<()>,
 }
 
+impl Context {
+    pub fn operator_namespace(&self) -> &str {
+        &self.config.operator_namespace
+    }
+}
+
 /// Runs both controllers until SIGTERM/ctrl-c. `ready` turns true once the caches synced.
+/// With leader election, every replica keeps its caches warm and serves health and metrics,
+/// but only the leader runs the controllers (and so writes).
 pub async fn run(
     client: kube::Client,
     metrics: Arc<Metrics>,
     ready: Arc<std::sync::atomic::AtomicBool>,
-    operator_namespace: String,
+    config: RunConfig,
 ) -> Result<(), Error> {
     use crate::crd::{ImageTrustPolicy, TrustRoot};
     use futures::{StreamExt, future};
@@ -103,47 +164,55 @@ pub async fn run(
     use kube::runtime::controller::{Config as ControllerConfig, Controller};
     use kube::runtime::events::Reporter;
     use kube::runtime::reflector;
-    use kube::runtime::utils::{Predicate, WatchStreamExt, predicates};
+    use kube::runtime::utils::WatchStreamExt;
     use kube::runtime::watcher;
-    use std::time::Duration;
 
     let wc = watcher::Config::default();
-    // Pods enter the cache stripped to names, owners, images and image IDs.
+    // Pods enter the cache stripped to names, owners, images and image IDs. Finished pods
+    // (Succeeded, Failed) run nothing and are left out by the server.
+    let pod_wc = watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed");
     let (pods, pods_w) = reflector::store();
-    let pod_events = watcher(Api::<Pod>::all(client.clone()), wc.clone())
+    let mut fingerprints = triggers::PodFingerprints::default();
+    let pod_events = watcher(Api::<Pod>::all(client.clone()), pod_wc)
         .default_backoff()
         .modify(crate::scanner::pods::strip_pod)
         .reflect(pods_w)
-        .touched_objects()
-        .map(|_| ());
+        .filter_map(move |e| future::ready(fingerprints.relevant(e)));
     let (namespaces, ns_w) = reflector::store();
+    let mut ns_labels = triggers::NamespaceLabels::default();
     let ns_events = watcher(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), wc.clone())
         .default_backoff()
         .modify(|m| m.metadata.managed_fields = None)
         .reflect(ns_w)
-        .touched_objects()
-        .map(|_| ());
+        .filter_map(move |e| future::ready(ns_labels.relevant(e)));
     let replicasets = owner_cache::<ReplicaSet>(&client, &wc);
     let jobs = owner_cache::<Job>(&client, &wc);
 
+    let selected = match &config.policy_selector {
+        Some(sel) => wc.clone().labels(sel),
+        None => wc.clone(),
+    };
     let (rescan_tx, rescan_rx) = futures::channel::mpsc::unbounded();
-    let reporter = Reporter { controller: "trustwatch".into(), instance: std::env::var("POD_NAME").ok() };
+    let reporter = Reporter { controller: "trustwatch".into(), instance: Some(config.identity.clone()) };
+    let (tr_store, tr_w) = reflector::store();
+    let (pol_store, pol_w) = reflector::store();
     let ctx = Arc::new(Context {
         client: client.clone(),
         roots: Default::default(),
+        trust_roots: tr_store.clone(),
         pods: pods.clone(),
         namespaces: namespaces.clone(),
         replicasets: replicasets.clone(),
         jobs: jobs.clone(),
         recorder: Recorder::new(client.clone(), reporter),
-        metrics,
-        operator_namespace,
+        metrics: metrics.clone(),
+        config: config.clone(),
         rechecks: Default::default(),
         rescan: rescan_tx,
     });
 
-    // Our own status writes must not trigger scans: only spec (generation) and annotation
-    // (trustwatch.dev/recheck) changes do.
+    // Our own status writes must not trigger scans: only spec (generation), annotation
+    // (trustwatch.dev/recheck), finalizer and deletion changes do.
     // Deletions are taken from the same watches (the controllers only see objects that
     // exist): a deleted trust root's runtime is dropped, and metric series are forgotten.
     let (deleted_tx, deleted_rx) = futures::channel::mpsc::unbounded::<(bool, String)>();
@@ -153,9 +222,8 @@ pub async fn run(
             let _ = tx.unbounded_send((is_root, name));
         }
     };
-    let (tr_store, tr_w) = reflector::store();
     let root_deleted = on_delete(true);
-    let tr_stream = watcher(Api::<TrustRoot>::all(client.clone()), wc.clone())
+    let tr_stream = watcher(Api::<TrustRoot>::all(client.clone()), selected.clone())
         .default_backoff()
         .reflect(tr_w)
         .inspect(move |e| {
@@ -164,13 +232,9 @@ pub async fn run(
             }
         })
         .applied_objects()
-        .predicate_filter(
-            (predicates::generation as fn(&TrustRoot) -> Option<u64>).combine(predicates::annotations),
-            Default::default(),
-        );
-    let (pol_store, pol_w) = reflector::store();
+        .predicate_filter(triggers::spec_or_lifecycle::<TrustRoot>, Default::default());
     let policy_deleted = on_delete(false);
-    let pol_stream = watcher(Api::<ImageTrustPolicy>::all(client.clone()), wc.clone())
+    let pol_stream = watcher(Api::<ImageTrustPolicy>::all(client.clone()), selected)
         .default_backoff()
         .reflect(pol_w)
         .inspect(move |e| {
@@ -179,10 +243,7 @@ pub async fn run(
             }
         })
         .applied_objects()
-        .predicate_filter(
-            (predicates::generation as fn(&ImageTrustPolicy) -> Option<u64>).combine(predicates::annotations),
-            Default::default(),
-        );
+        .predicate_filter(triggers::spec_or_lifecycle::<ImageTrustPolicy>, Default::default());
 
     let sync = {
         let (pods, namespaces, replicasets, jobs) =
@@ -218,21 +279,31 @@ pub async fn run(
     };
     tokio::spawn(deletions);
 
+    // Every replica follows the watches above; only the leader reconciles.
+    let mut leadership = leader::elect(&client, &config, &metrics).await?;
+    if !leadership.wait_until_leading().await {
+        return Ok(());
+    }
+
     let trust_roots = Controller::for_stream(tr_stream, tr_store)
         .with_config(ControllerConfig::default().concurrency(4))
         .shutdown_on_signal()
         .run(trust_root::reconcile, trust_root::error_policy, ctx.clone())
         .for_each(|_| future::ready(()));
-    // Pod and namespace changes and trust data changes re-run every policy (debounced).
-    let triggers = futures::stream::select(futures::stream::select(pod_events, ns_events), rescan_rx);
+    // Pod, namespace and trust data changes re-run every policy, at most once per throttle
+    // period: a steady stream of pod changes delays a scan by one period, never forever.
+    let changes = futures::stream::select(futures::stream::select(pod_events, ns_events), rescan_rx);
+    let throttled = triggers::throttle(changes, config.scan_throttle);
     let policies = Controller::for_stream(pol_stream, pol_store)
-        .with_config(ControllerConfig::default().debounce(Duration::from_secs(5)).concurrency(2))
-        .reconcile_all_on(triggers)
+        .with_config(ControllerConfig::default().concurrency(2))
+        .reconcile_all_on(throttled)
         .shutdown_on_signal()
         .run(policy::reconcile, policy::error_policy, ctx)
         .for_each(|_| future::ready(()));
-    tokio::join!(trust_roots, policies);
-    Ok(())
+    tokio::select! {
+        _ = async { tokio::join!(trust_roots, policies) } => Ok(()),
+        lost = leadership.lost() => lost,
+    }
 }
 
 /// A metadata-only cache of pod owners (ReplicaSets, Jobs), kept up to date in the

@@ -56,7 +56,7 @@ pub fn gather_pods(ctx: &Context, spec: &ImageTrustPolicySpec) -> Vec<PodView> {
         .iter()
         .filter(|p| {
             let ns = p.namespace().unwrap_or_default();
-            spec.selects_namespace(&ns, ns_labels.get(&ns).unwrap_or(&empty), &ctx.operator_namespace)
+            spec.selects_namespace(&ns, ns_labels.get(&ns).unwrap_or(&empty), ctx.operator_namespace())
         })
         .map(|p| pod_view(p, &owners))
         .collect();
@@ -110,7 +110,7 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
         results: &results,
         warnings: &warnings,
         previous: &previous,
-        operator_namespace: &ctx.operator_namespace,
+        operator_namespace: ctx.operator_namespace(),
         now,
     });
 

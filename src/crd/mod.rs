@@ -58,7 +58,51 @@ pub const POLICY_LABEL: &str = "trustwatch.dev/policy";
 /// The CustomResourceDefinitions, in a fixed order: TrustRoot, ImageTrustPolicy,
 /// ImageTrustReport.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
-    vec![TrustRoot::crd(), ImageTrustPolicy::crd(), ImageTrustReport::crd()]
+    vec![TrustRoot::crd(), ImageTrustPolicy::crd(), ImageTrustReport::crd()].into_iter().map(reflowed).collect()
+}
+
+/// Doc comments wrap at the source's line width; `kubectl explain` wraps again. Lines within a
+/// paragraph are joined so that the user reads prose, not the source's line breaks.
+fn reflowed(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, child) in map.iter_mut() {
+                    match (k.as_str(), child) {
+                        ("description", serde_json::Value::String(text)) => *text = reflow(text),
+                        (_, child) => walk(child),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(&crd).expect("a CRD serializes");
+    walk(&mut value);
+    serde_json::from_value(value).expect("a reflowed CRD deserializes")
+}
+
+/// Joins the lines of each paragraph (paragraphs are separated by blank lines) and list item
+/// (`- ` lines keep their own line).
+pub fn reflow(text: &str) -> String {
+    let mut paragraphs: Vec<String> = vec![];
+    for para in text.split("\n\n") {
+        let mut out = String::new();
+        for line in para.lines().map(str::trim) {
+            if line.is_empty() {
+                continue;
+            }
+            if !out.is_empty() {
+                out.push(if line.starts_with("- ") { '\n' } else { ' ' });
+            }
+            out.push_str(line);
+        }
+        if !out.is_empty() {
+            paragraphs.push(out);
+        }
+    }
+    paragraphs.join("\n\n")
 }
 
 const GENERATED_HEADER: &str = "# Generated from src/crd by `make manifests`; do not edit.\n";
@@ -123,6 +167,17 @@ mod tests {
             let cols: Vec<&str> = v.additional_printer_columns.iter().flatten().map(|c| c.name.as_str()).collect();
             assert_eq!(cols.last(), Some(&"Age"));
         }
+    }
+
+    #[test]
+    fn descriptions_are_prose_without_the_source_line_breaks() {
+        assert_eq!(
+            reflow("Root keys pinned for\nevery repository.\n\nSecond\nparagraph."),
+            "Root keys pinned for every repository.\n\nSecond paragraph."
+        );
+        assert_eq!(reflow("Values:\n- a\n- b"), "Values:\n- a\n- b");
+        let yaml = crds_yaml();
+        assert!(!yaml.contains("A repository's\n"), "no mid-sentence breaks");
     }
 
     #[test]

@@ -309,6 +309,11 @@ impl Metrics {
         self.reconcile_duration.record(seconds, &[c]);
     }
 
+    /// Whether this replica (`identity`, its pod name) leads.
+    pub fn set_leader(&self, identity: &str, leading: bool) {
+        self.set(names::LEADER, &[identity], if leading { 1.0 } else { 0.0 });
+    }
+
     /// Drops the gauge series of a deleted policy.
     pub fn forget_policy(&self, policy: &str) {
         self.forget(
@@ -401,6 +406,11 @@ const GAUGES: &[GaugeDef] = &[
         help: "The scan interval of a policy, in seconds.",
     },
     GaugeDef { name: names::BUILD_INFO, labels: &["version"], help: "Always 1; the version label names the build." },
+    GaugeDef {
+        name: names::LEADER,
+        labels: &["identity"],
+        help: "1 while this replica holds the leader Lease (and writes), 0 while it stands by.",
+    },
 ];
 
 fn observable(meter: &Meter, table: &GaugeTable, def: &GaugeDef) -> ObservableGauge<f64> {

@@ -54,9 +54,11 @@ pub mod names {
     pub const RECONCILE_DURATION_SECONDS: &str = "trustwatch_reconcile_duration_seconds";
     /// gauge {version}
     pub const BUILD_INFO: &str = "trustwatch_build_info";
+    /// gauge {identity}
+    pub const LEADER: &str = "trustwatch_leader";
 
     /// Every exported name.
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 17] = [
         CONTAINERS,
         QUARANTINED_PODS,
         VERIFICATIONS_TOTAL,
@@ -73,6 +75,7 @@ pub mod names {
         RECONCILE_TOTAL,
         RECONCILE_DURATION_SECONDS,
         BUILD_INFO,
+        LEADER,
     ];
 }
 

@@ -1,0 +1,1 @@
+//! Re-verification triggers, quarantine, restart, outage, RBAC.
