@@ -15,6 +15,7 @@ fn recorded() -> Metrics {
     let quarantined = BTreeMap::from([("team-a".to_string(), 2)]);
     m.set_policy("prod", &counts, &quarantined, 300.0, 1_700_000_100.0);
     m.record_reconcile("policy", false, 0.5);
+    m.set_leader("trustwatch-0", true);
     m
 }
 
@@ -43,6 +44,7 @@ fn every_metric_is_exported_with_its_exact_name_and_labels() {
         r#"trustwatch_reconcile_total{controller="policy",result="error"} 1"#,
         r#"trustwatch_reconcile_duration_seconds_count{controller="policy"} 1"#,
         &format!(r#"trustwatch_build_info{{version="{}"}} 1"#, env!("CARGO_PKG_VERSION")),
+        r#"trustwatch_leader{identity="trustwatch-0"} 1"#,
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
     }
