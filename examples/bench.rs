@@ -111,8 +111,12 @@ async fn main() {
             containers: vec![ContainerView {
                 name: "app".into(),
                 image: format!("{GUN}:v{}", i % TAGS),
-                running_digest: Some(format!("sha256:{}", sha_hex(&format!("d{}", i % TAGS)))),
+                running: trustwatch::scanner::pods::RunningImage::Digest(format!(
+                    "sha256:{}",
+                    sha_hex(&format!("d{}", i % TAGS))
+                )),
             }],
+            host_network: false,
         })
         .collect();
     let t = Instant::now();
@@ -135,6 +139,10 @@ async fn main() {
         results: &results,
         warnings: &HashMap::new(),
         previous: &HashMap::new(),
+        failing_since: &HashMap::new(),
+        network_policies: &[],
+        cluster_quarantined: 0,
+        max_quarantined: 100,
         operator_namespace: "trustwatch-system",
         now: Timestamp::now(),
     });

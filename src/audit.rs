@@ -125,7 +125,12 @@ pub async fn run_audit(
     operator_namespace: &str,
     now: Timestamp,
 ) -> AuditResult {
-    let views: Vec<PodView> = input.pods.iter().map(|p| pod_view(p, &input.owners)).collect();
+    let views: Vec<PodView> = input
+        .pods
+        .iter()
+        .filter(|p| !crate::scanner::pods::is_finished(p))
+        .map(|p| pod_view(p, &input.owners))
+        .collect();
     let warnings = roots.iter().map(|(n, r)| (n.clone(), r.expiry_warning)).collect();
     let empty = BTreeMap::new();
     let mut result = AuditResult { reports: vec![], outcomes: vec![] };
@@ -149,13 +154,18 @@ pub async fn run_audit(
             results: &results,
             warnings: &warnings,
             previous: &HashMap::new(),
+            failing_since: &HashMap::new(),
+            network_policies: &[],
+            cluster_quarantined: 0,
+            max_quarantined: u32::MAX,
             operator_namespace,
             now,
         });
         for r in &outcome.reports {
             let mut report = ImageTrustReport::new(&r.name, ImageTrustReportSpec {});
             report.metadata.namespace = Some(r.namespace.clone());
-            report.metadata.labels = Some(BTreeMap::from([(crate::crd::POLICY_LABEL.to_string(), name.clone())]));
+            report.metadata.labels =
+                Some(BTreeMap::from([(crate::crd::POLICY_LABEL.to_string(), crate::crd::policy_label_value(&name))]));
             report.status = Some(r.status.clone());
             result.reports.push(report);
         }
@@ -213,10 +223,14 @@ pub fn table(result: &AuditResult) -> String {
         let s = r.status.clone().unwrap_or_default();
         for c in &s.containers {
             if !c.verdict.is_trusted() && c.verdict != Verdict::NotCovered {
+                let pods = match c.pods {
+                    1 => c.sample_pods.join(","),
+                    n => format!("{} (+{} pods)", c.sample_pods.first().cloned().unwrap_or_default(), n - 1),
+                };
                 failing.push(format!(
                     "  {}/{} {}: {} ({}) {}",
                     r.metadata.namespace.clone().unwrap_or_default(),
-                    c.pod,
+                    pods,
                     c.container,
                     c.verdict,
                     c.reason,

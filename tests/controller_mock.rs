@@ -1,7 +1,8 @@
-//! Reconcile I/O against a `tower-test` mock API server (the only stand-in: no Kubernetes
-//! API server can run here) with trust data from a real notary-server. The mock answers
-//! every call and records it; each test asserts the calls a reconcile made, and every call
-//! must be one `config/rbac` grants.
+//! Faults a real API server will not produce on demand, against a `tower-test` mock API
+//! server (everything else runs on the real control plane: tests/cluster). The mock answers
+//! every call plausibly and records it, except the one write a test makes fail (a 500 or a
+//! 409); trust data comes from a real notary-server. Every call must be one `config/rbac`
+//! grants.
 
 mod support;
 
@@ -16,7 +17,7 @@ use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use support::*;
 use trustwatch::controller::roots::build_trust_root;
-use trustwatch::controller::{API_CALLS, Context, policy, trust_root};
+use trustwatch::controller::{API_CALLS, Context, policy};
 use trustwatch::crd::{ImageTrustPolicy, TrustRoot};
 use trustwatch::telemetry::Metrics;
 
@@ -73,6 +74,7 @@ impl ApiServer {
         mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>>,
         lists: Vec<(&'static str, Vec<Value>)>,
         policy: Value,
+        faults: Vec<(&'static str, &'static str, u16)>,
     ) -> ApiServer {
         let calls = Arc::new(Mutex::new(vec![]));
         let rec = calls.clone();
@@ -88,6 +90,17 @@ impl ApiServer {
                     body: body.clone(),
                 };
                 rec.lock().unwrap().push(call.clone());
+                if let Some((_, _, code)) = faults.iter().find(|(m, p, _)| call.is(m, p)) {
+                    let status = json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": code,
+                        "reason": if *code == 409 { "Conflict" } else { "InternalError" },
+                        "message": format!("injected fault {code} on {}", call.path)});
+                    let resp = Response::builder()
+                        .status(*code)
+                        .body(Body::from(serde_json::to_vec(&status).unwrap()))
+                        .unwrap();
+                    send.send_response(resp);
+                    continue;
+                }
                 let segs: Vec<&str> = call.path.split('/').collect();
                 let reply = match call.method.as_str() {
                     "GET" => {
@@ -172,10 +185,19 @@ fn mk_pod(name: &str, running_hex: &str, quarantined: bool) -> Pod {
     .unwrap()
 }
 
+fn mk_bare_pod(name: &str, running_hex: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}")},
+        "spec": {"containers": [{"name": "app", "image": format!("{GUN}:v1")}]},
+        "status": {"phase": "Running", "containerStatuses": [{"name": "app", "image": "x", "imageID": format!("{GUN}@sha256:{running_hex}"), "ready": true, "restartCount": 0}]}
+    }))
+    .unwrap()
+}
+
 fn mk_policy(action: &str) -> Value {
     json!({
         "apiVersion": "trustwatch.dev/v1alpha1", "kind": "ImageTrustPolicy",
-        "metadata": {"name": "prod", "uid": "policy-uid", "generation": 1},
+        "metadata": {"name": "prod", "uid": "policy-uid", "generation": 1, "resourceVersion": "7", "finalizers": ["trustwatch.dev/release"]},
         "spec": {"action": action, "images": [{"pattern": "registry.example.com/shop/**", "trustRoot": "corp"}]}
     })
 }
@@ -184,8 +206,6 @@ struct Fixture {
     ctx: Arc<Context>,
     api: ApiServer,
     _server: NotaryServer,
-    signed_hex: String,
-    trust_root: TrustRoot,
 }
 
 /// A real notary-server with `v1` signed, a TrustRoot for it, and the context with `pods` in
@@ -194,6 +214,7 @@ async fn fixture(
     pods: impl FnOnce(&str) -> Vec<Pod>,
     lists: Vec<(&'static str, Vec<Value>)>,
     policy: Value,
+    faults: Vec<(&'static str, &'static str, u16)>,
 ) -> Fixture {
     let server = NotaryServer::start(Variant::Local);
     let client_cli = NotaryClient::new(&server);
@@ -209,7 +230,7 @@ async fn fixture(
 
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
-    let api = ApiServer::start(handle, lists, policy);
+    let api = ApiServer::start(handle, lists, policy, faults);
     let (pod_store, mut pod_w) = reflector::store::<Pod>();
     for p in pods(&signed_hex) {
         pod_w.apply_watcher_event(&watcher::Event::Apply(p));
@@ -239,134 +260,54 @@ async fn fixture(
         recorder: Recorder::new(client, Reporter { controller: "trustwatch".into(), instance: None }),
         metrics: Arc::new(Metrics::new()),
         trust_roots: reflector::store().0,
+        network_policies: reflector::store().0,
         config: trustwatch::controller::RunConfig::new("trustwatch-system"),
+        verdicts: Default::default(),
         rechecks: Default::default(),
         rescan,
     });
-    Fixture { ctx, api, _server: server, signed_hex, trust_root }
+    Fixture { ctx, api, _server: server }
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_drifted_pod_gets_a_report_a_quarantine_label_a_network_policy_and_events() {
+async fn a_500_on_one_report_write_does_not_stop_the_scan_of_the_others() {
     let policy_json = mk_policy("Quarantine");
-    let f = fixture(|_| vec![mk_pod("web-1", &sha_hex("not-signed"), false)], vec![], policy_json.clone()).await;
-    let policy: ImageTrustPolicy = serde_json::from_value(policy_json).unwrap();
-    let action = policy::reconcile(Arc::new(policy), f.ctx.clone()).await.expect("reconcile succeeds");
-    assert!(format!("{action:?}").contains("requeue_after"), "{action:?}");
-    let calls = f.api.calls();
-    assert_declared(&calls);
-
-    let report = calls
-        .iter()
-        .find(|c| c.is("PATCH", "/namespaces/shop/imagetrustreports/deployment-web-prod"))
-        .expect("report applied");
-    assert!(report.query.contains("fieldManager=trustwatch"), "{}", report.query);
-    assert_eq!(report.body["metadata"]["labels"]["trustwatch.dev/policy"], "prod");
-    // Owned by the Deployment (found through the ReplicaSet cache): collected with it.
-    assert_eq!(report.body["metadata"]["ownerReferences"][0]["kind"], "Deployment");
-    assert_eq!(report.body["metadata"]["ownerReferences"][0]["uid"], "deploy-uid");
-    let status = calls
-        .iter()
-        .find(|c| c.is("PATCH", "/imagetrustreports/deployment-web-prod/status"))
-        .expect("report status written");
-    let container = &status.body["status"]["containers"][0];
-    assert_eq!(container["verdict"], "DigestDrift");
-    assert_eq!(container["signedDigest"], format!("sha256:{}", f.signed_hex));
-
-    let label = calls.iter().find(|c| c.is("PATCH", "/namespaces/shop/pods/web-1")).expect("pod labelled");
-    assert_eq!(label.body["metadata"]["labels"]["trustwatch.dev/quarantined"], "true");
-    assert!(
-        label.body["metadata"]["annotations"]["trustwatch.dev/quarantine-reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("prod: DigestDrift")
-    );
-
-    let np = calls
-        .iter()
-        .find(|c| c.is("PATCH", "/namespaces/shop/networkpolicies/trustwatch-quarantine"))
-        .expect("network policy");
-    assert_eq!(np.body["spec"]["podSelector"]["matchLabels"]["trustwatch.dev/quarantined"], "true");
-    assert_eq!(np.body["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
-
-    let reasons: Vec<String> = calls
-        .iter()
-        .filter(|c| c.method == "POST" && c.path.contains("/events"))
-        .map(|c| c.body["reason"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(reasons, vec!["VerificationFailed", "Quarantined", "VerificationFailed"], "pod, pod, policy");
-
-    let pstatus = calls.iter().find(|c| c.is("PATCH", "/imagetrustpolicies/prod/status")).expect("policy status");
-    let conds = pstatus.body["status"]["conditions"].as_array().unwrap();
-    let compliant = conds.iter().find(|c| c["type"] == "Compliant").unwrap();
-    assert_eq!((compliant["status"].as_str(), compliant["reason"].as_str()), (Some("False"), Some("DigestDrift")));
-    assert_eq!(pstatus.body["status"]["summary"]["quarantined"], 1);
-
-    // The trust root now reports the repository the scan used, with its trusted versions.
-    let tr_action = trust_root::reconcile(Arc::new(f.trust_root.clone()), f.ctx.clone()).await.unwrap();
-    assert!(format!("{tr_action:?}").contains("requeue_after"));
-    let calls = f.api.calls();
-    assert_declared(&calls);
-    let tr_status = calls.iter().find(|c| c.is("PATCH", "/trustroots/corp/status")).expect("trust root status");
-    let repo = &tr_status.body["status"]["repositories"][0];
-    assert_eq!(repo["gun"], GUN);
-    assert!(repo["versions"]["timestamp"].as_i64().unwrap() >= 1, "{repo}");
-    assert_eq!(tr_status.body["status"]["conditions"][0]["status"], "True");
-
-    // Unchanged trust data: no second write.
-    let mut tr = f.trust_root.clone();
-    tr.status = Some(serde_json::from_value(tr_status.body["status"].clone()).unwrap());
-    let before = f.api.calls().len();
-    trust_root::reconcile(Arc::new(tr), f.ctx.clone()).await.unwrap();
-    assert_eq!(f.api.calls().len(), before, "no status patch when nothing changed: {:?}", &f.api.calls()[before..]);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_pod_that_verifies_again_is_released_and_the_network_policy_removed() {
-    let np = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-        "metadata": {"name": "trustwatch-quarantine", "namespace": "shop", "labels": {"app.kubernetes.io/managed-by": "trustwatch"}},
-        "spec": {"podSelector": {}}});
-    let policy_json = mk_policy("Quarantine");
+    let fault = vec![("PATCH", "/namespaces/shop/imagetrustreports/deployment-web-prod/status", 500)];
     let f = fixture(
-        |signed| vec![mk_pod("web-1", signed, true)],
-        vec![("/networkpolicies", vec![np])],
+        |signed| vec![mk_pod("web-1", &sha_hex("not-signed"), false), mk_bare_pod("tool", signed)],
+        vec![],
         policy_json.clone(),
+        fault,
     )
     .await;
     let policy: ImageTrustPolicy = serde_json::from_value(policy_json).unwrap();
-    policy::reconcile(Arc::new(policy), f.ctx.clone()).await.expect("reconcile succeeds");
+    let action = policy::reconcile(Arc::new(policy), f.ctx.clone()).await.expect("the scan completes");
+    assert!(format!("{action:?}").contains("30s"), "a failed write is retried soon: {action:?}");
     let calls = f.api.calls();
     assert_declared(&calls);
-    let release = calls.iter().find(|c| c.is("PATCH", "/namespaces/shop/pods/web-1")).expect("pod released");
-    assert_eq!(release.body["metadata"]["labels"]["trustwatch.dev/quarantined"], Value::Null);
-    assert!(calls.iter().any(|c| c.is("DELETE", "/namespaces/shop/networkpolicies/trustwatch-quarantine")));
-    let reasons: Vec<&str> =
-        calls.iter().filter(|c| c.method == "POST").filter_map(|c| c.body["reason"].as_str()).collect();
-    assert_eq!(reasons, vec!["Released"]);
+    // The other report, the quarantine and the policy status are written all the same.
+    assert!(calls.iter().any(|c| c.is("PATCH", "/namespaces/shop/imagetrustreports/pod-tool-prod/status")));
+    assert!(calls.iter().any(|c| c.is("PATCH", "/namespaces/shop/pods/web-1")), "the drifted pod is quarantined");
+    let pstatus = calls.iter().rfind(|c| c.is("PATCH", "/imagetrustpolicies/prod/status")).expect("policy status");
+    let ready = pstatus.body["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap();
+    assert_eq!((ready["status"].as_str(), ready["reason"].as_str()), (Some("False"), Some("ReportWriteFailed")));
+    assert!(ready["message"].as_str().unwrap().contains("deployment-web-prod"), "{ready}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_audit_policy_never_touches_pods_and_an_invalid_policy_only_gets_a_condition() {
-    let policy_json = mk_policy("Audit");
-    let f = fixture(|_| vec![mk_pod("web-1", &sha_hex("not-signed"), false)], vec![], policy_json.clone()).await;
+async fn a_conflict_adding_the_finalizer_is_an_error_to_retry_with_nothing_written() {
+    let mut policy_json = mk_policy("Quarantine");
+    policy_json["metadata"]["finalizers"] = json!([]);
+    let fault = vec![("PATCH", "/imagetrustpolicies/prod", 409)];
+    let f = fixture(|_| vec![mk_pod("web-1", &sha_hex("not-signed"), false)], vec![], policy_json.clone(), fault).await;
     let policy: ImageTrustPolicy = serde_json::from_value(policy_json).unwrap();
-    policy::reconcile(Arc::new(policy), f.ctx.clone()).await.unwrap();
+    let err = policy::reconcile(Arc::new(policy.clone()), f.ctx.clone()).await.expect_err("a conflict fails the pass");
+    assert_eq!(err.reason(), "KubeApiError");
+    let action = policy::error_policy(Arc::new(policy), &err, f.ctx.clone());
+    assert!(format!("{action:?}").contains("30s"), "{action:?}");
     let calls = f.api.calls();
-    assert!(!calls.iter().any(|c| c.path.contains("/pods/") || c.path.contains("networkpolicies")), "{calls:#?}");
-
-    let mut bad = mk_policy("Audit");
-    bad["spec"]["interval"] = json!("1s");
-    let bad: ImageTrustPolicy = serde_json::from_value(bad).unwrap();
-    let before = f.api.calls().len();
-    policy::reconcile(Arc::new(bad), f.ctx.clone()).await.unwrap();
-    let new_calls = f.api.calls()[before..].to_vec();
-    assert_eq!(new_calls.len(), 1, "{new_calls:#?}");
-    let ready = &new_calls[0].body["status"]["conditions"][0];
-    assert_eq!(
-        (ready["type"].as_str(), ready["status"].as_str(), ready["reason"].as_str()),
-        (Some("Ready"), Some("False"), Some("InvalidSpec"))
-    );
-    assert!(ready["message"].as_str().unwrap().contains("spec.interval"), "{ready}");
+    assert_declared(&calls);
+    assert!(!calls.iter().any(|c| c.path.contains("/pods/") || c.path.contains("imagetrustreports")), "{calls:#?}");
 }
 
 /// Every call the operator declares is granted by the ClusterRole in config/rbac.

@@ -14,6 +14,7 @@ use crate::telemetry::Metrics;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
@@ -41,12 +42,14 @@ pub const API_CALLS: &[(&str, &str, &str)] = &[
     ("trustwatch.dev", "trustroots/status", "patch"),
     ("trustwatch.dev", "imagetrustpolicies", "list"),
     ("trustwatch.dev", "imagetrustpolicies", "watch"),
+    ("trustwatch.dev", "imagetrustpolicies", "patch"),
     ("trustwatch.dev", "imagetrustpolicies/status", "patch"),
     ("trustwatch.dev", "imagetrustreports", "list"),
     ("trustwatch.dev", "imagetrustreports", "patch"),
     ("trustwatch.dev", "imagetrustreports", "delete"),
     ("trustwatch.dev", "imagetrustreports/status", "patch"),
     ("networking.k8s.io", "networkpolicies", "list"),
+    ("networking.k8s.io", "networkpolicies", "watch"),
     ("networking.k8s.io", "networkpolicies", "patch"),
     ("networking.k8s.io", "networkpolicies", "delete"),
     ("events.k8s.io", "events", "create"),
@@ -122,6 +125,9 @@ pub const DEFAULT_SCAN_THROTTLE: Duration = Duration::from_secs(5);
 /// Default of `--max-quarantined`.
 pub const DEFAULT_MAX_QUARANTINED: u32 = 100;
 
+/// The verdict of every (namespace, pod, container) of one policy's last scan.
+pub type PodVerdicts = HashMap<(String, String, String), crate::verdict::Verdict>;
+
 /// What the reconcilers share.
 pub struct Context {
     pub client: kube::Client,
@@ -133,11 +139,17 @@ pub struct Context {
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     pub replicasets: Store<PartialObjectMeta<ReplicaSet>>,
     pub jobs: Store<PartialObjectMeta<Job>>,
+    /// Every NetworkPolicy: where trustwatch's deny-all exists, and which others let a
+    /// quarantined pod's traffic through.
+    pub network_policies: Store<NetworkPolicy>,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub config: RunConfig,
     /// Policy -> the `trustwatch.dev/recheck` value already honoured.
     pub rechecks: std::sync::Mutex<HashMap<String, String>>,
+    /// Policy -> the verdict of every (namespace, pod, container) at its last scan, for events
+    /// on transitions (after a restart, the stored reports stand in).
+    pub verdicts: std::sync::Mutex<HashMap<String, PodVerdicts>>,
     /// Asks every policy to scan again (trust data changed).
     pub rescan: futures::channel::mpsc::UnboundedSender<()>,
 }
@@ -187,6 +199,16 @@ pub async fn run(
         .filter_map(move |e| future::ready(ns_labels.relevant(e)));
     let replicasets = owner_cache::<ReplicaSet>(&client, &wc);
     let jobs = owner_cache::<Job>(&client, &wc);
+    let network_policies = {
+        let (store, writer) = reflector::store();
+        let events = watcher(Api::<NetworkPolicy>::all(client.clone()), wc.clone())
+            .default_backoff()
+            .modify(|np| np.metadata.managed_fields = None)
+            .reflect(writer)
+            .touched_objects();
+        tokio::spawn(events.for_each(|_| future::ready(())));
+        store
+    };
 
     let selected = match &config.policy_selector {
         Some(sel) => wc.clone().labels(sel),
@@ -204,10 +226,12 @@ pub async fn run(
         namespaces: namespaces.clone(),
         replicasets: replicasets.clone(),
         jobs: jobs.clone(),
+        network_policies: network_policies.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         metrics: metrics.clone(),
         config: config.clone(),
         rechecks: Default::default(),
+        verdicts: Default::default(),
         rescan: rescan_tx,
     });
 
@@ -246,14 +270,15 @@ pub async fn run(
         .predicate_filter(triggers::spec_or_lifecycle::<ImageTrustPolicy>, Default::default());
 
     let sync = {
-        let (pods, namespaces, replicasets, jobs) =
-            (pods.clone(), namespaces.clone(), replicasets.clone(), jobs.clone());
+        let (pods, namespaces, replicasets, jobs, network_policies) =
+            (pods.clone(), namespaces.clone(), replicasets.clone(), jobs.clone(), network_policies.clone());
         let (tr_store, pol_store) = (tr_store.clone(), pol_store.clone());
         async move {
             let _ = pods.wait_until_ready().await;
             let _ = namespaces.wait_until_ready().await;
             let _ = replicasets.wait_until_ready().await;
             let _ = jobs.wait_until_ready().await;
+            let _ = network_policies.wait_until_ready().await;
             let _ = tr_store.wait_until_ready().await;
             let _ = pol_store.wait_until_ready().await;
             ready.store(true, std::sync::atomic::Ordering::SeqCst);

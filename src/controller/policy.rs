@@ -1,17 +1,19 @@
 //! The ImageTrustPolicy controller: re-verifies every pod a policy selects, writes one report
-//! per workload, quarantines and releases pods, and publishes events on transitions.
+//! per workload, quarantines and releases pods, and publishes events on transitions. A
+//! finalizer releases the policy's pods and removes its reports when it is deleted.
 
 use super::roots::verify_all;
 use super::status::{invalid_policy_status, policy_status};
 use super::{Context, Error, MANAGED_BY, QUARANTINE_NETWORK_POLICY};
 use crate::crd::{
-    API_VERSION, FIELD_MANAGER, ImageTrustPolicy, ImageTrustPolicySpec, ImageTrustPolicyStatus, ImageTrustReportStatus,
-    POLICY_LABEL, QUARANTINE_REASON_ANNOTATION, QUARANTINED_LABEL, RECHECK_ANNOTATION,
+    API_VERSION, FIELD_MANAGER, ImageTrustPolicy, ImageTrustPolicySpec, ImageTrustPolicyStatus, ImageTrustReport,
+    ImageTrustReportStatus, POLICY_FINALIZER, POLICY_LABEL, QUARANTINE_REASON_ANNOTATION, QUARANTINED_LABEL,
+    RECHECK_ANNOTATION, policy_label_value,
 };
 use crate::scanner::pods::{OwnerIndex, PodView, pod_view};
 use crate::scanner::{
-    DecideInput, EventTarget, EventType, QuarantineChange, ScanOutcome, decide, plan, previous_verdicts,
-    report_needs_write,
+    DecideInput, EventSpec, EventTarget, EventType, NetworkPolicyView, QuarantineChange, ScanOutcome, decide,
+    failing_since, plan, previous_verdicts, report_needs_write,
 };
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
@@ -24,15 +26,24 @@ use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// A stored report is rewritten at least this often even when nothing changed, so its
 /// `lastVerified` never lags by more than this.
 pub const REPORT_MAX_AGE: SignedDuration = SignedDuration::from_hours(1);
+/// `events.k8s.io/v1` refuses a `note` over 1 KiB.
+pub const MAX_EVENT_NOTE: usize = 1024;
 
 pub async fn reconcile(policy: Arc<ImageTrustPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    let result = scan(&policy, &ctx).await;
+    let result = if policy.metadata.deletion_timestamp.is_some() {
+        release_on_delete(&policy, &ctx).await
+    } else {
+        match ensure_finalizer(&policy, &ctx).await {
+            Ok(()) => scan(&policy, &ctx).await,
+            Err(e) => Err(e),
+        }
+    };
     ctx.metrics.record_reconcile("imagetrustpolicy", result.is_ok(), started.elapsed().as_secs_f64());
     result
 }
@@ -54,6 +65,7 @@ pub fn gather_pods(ctx: &Context, spec: &ImageTrustPolicySpec) -> Vec<PodView> {
         .pods
         .state()
         .iter()
+        .filter(|p| !crate::scanner::pods::is_finished(p))
         .filter(|p| {
             let ns = p.namespace().unwrap_or_default();
             spec.selects_namespace(&ns, ns_labels.get(&ns).unwrap_or(&empty), ctx.operator_namespace())
@@ -79,6 +91,18 @@ pub fn requeue_after(spec: &ImageTrustPolicySpec, next_change: Option<Timestamp>
     interval.min(until_change).max(Duration::from_secs(5))
 }
 
+/// The trust roots a policy uses that exist but have not been loaded since the process
+/// started. Scanning before they are would report an outage for trust data that is fine.
+fn roots_not_loaded_yet(
+    ctx: &Context,
+    spec: &ImageTrustPolicySpec,
+    loaded: &HashMap<String, impl Sized>,
+) -> Vec<String> {
+    let existing: BTreeSet<String> = ctx.trust_roots.state().iter().map(|t| t.name_any()).collect();
+    let referenced: BTreeSet<&String> = spec.images.iter().map(|r| &r.trust_root).collect();
+    referenced.into_iter().filter(|r| existing.contains(*r) && !loaded.contains_key(*r)).cloned().collect()
+}
+
 async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error> {
     let name = policy.name_any();
     let now = Timestamp::now();
@@ -88,19 +112,31 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
         patch_status(&policies, &name, &invalid_policy_status(policy, &errors, now)).await?;
         return Ok(Action::await_change());
     }
+    let roots = ctx.roots.read().await.clone();
+    let waiting = roots_not_loaded_yet(ctx, &policy.spec, &roots);
+    if !waiting.is_empty() {
+        debug!(policy = %name, trust_roots = ?waiting, "waiting for trust roots to load before the first scan");
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let pods = gather_pods(ctx, &policy.spec);
     let plan = plan(&policy.spec, &pods);
-    let roots = ctx.roots.read().await.clone();
     let referenced: BTreeSet<&String> = policy.spec.images.iter().map(|r| &r.trust_root).collect();
     let missing: Vec<String> = referenced.into_iter().filter(|r| !roots.contains_key(*r)).cloned().collect();
     let force = take_recheck(ctx, policy);
     let results = verify_all(&plan.keys(), &roots, now, force, Some(&ctx.metrics)).await;
 
-    let reports: Api<crate::crd::ImageTrustReport> = Api::all(ctx.client.clone());
-    let existing = reports.list(&ListParams::default().labels(&format!("{POLICY_LABEL}={name}"))).await?;
-    let stored: HashMap<(String, String), Option<ImageTrustReportStatus>> =
-        existing.items.iter().map(|r| ((r.namespace().unwrap_or_default(), r.name_any()), r.status.clone())).collect();
-    let previous = previous_verdicts(stored.iter().filter_map(|((ns, _), s)| s.as_ref().map(|s| (ns.as_str(), s))));
+    let stored = stored_reports(ctx, &name).await?;
+    let stored_statuses = || stored.iter().filter_map(|((ns, _), s)| s.as_ref().map(|s| (ns.as_str(), s)));
+    let previous = match ctx.verdicts.lock().expect("verdict map poisoned").get(&name) {
+        Some(p) => p.clone(),
+        None => previous_verdicts(stored_statuses(), &pods),
+    };
+    let since = failing_since(stored_statuses());
+    let network_policies: Vec<NetworkPolicyView> =
+        ctx.network_policies.state().iter().map(|np| NetworkPolicyView::from_resource(np)).collect();
+    let cluster_quarantined =
+        ctx.pods.state().iter().filter(|p| p.labels().get(QUARANTINED_LABEL).is_some_and(|v| v == "true")).count()
+            as u32;
     let warnings = roots.iter().map(|(n, r)| (n.clone(), r.expiry_warning)).collect();
     let outcome = decide(&DecideInput {
         policy: &name,
@@ -110,26 +146,30 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
         results: &results,
         warnings: &warnings,
         previous: &previous,
+        failing_since: &since,
+        network_policies: &network_policies,
+        cluster_quarantined,
+        max_quarantined: ctx.config.max_quarantined,
         operator_namespace: ctx.operator_namespace(),
         now,
     });
 
-    write_reports(ctx, &name, &outcome, &stored, now).await?;
+    let write_errors = write_reports(ctx, &name, &outcome, &stored, now).await;
     apply_quarantine(ctx, &outcome).await?;
     apply_network_policies(ctx, &outcome).await?;
-    let status = policy_status(policy, &outcome, &missing, now);
-    let mut outcome = outcome;
-    outcome.events.extend(compliance_event(policy, &status));
-    publish_events(ctx, policy, &outcome).await;
+    let status = policy_status(policy, &outcome, &missing, &write_errors, now);
+    let mut events = outcome.events.clone();
+    events.extend(compliance_event(policy, &status));
+    publish_events(ctx, policy, &events).await;
     patch_status(&policies, &name, &status).await?;
+    ctx.verdicts.lock().expect("verdict map poisoned").insert(name.clone(), outcome.verdicts.clone());
 
-    let last_scan = now.as_second() as f64;
     ctx.metrics.set_policy(
         &name,
         &outcome.counts,
         &outcome.quarantined_by_namespace,
         policy.spec.interval_period().as_secs_f64(),
-        last_scan,
+        now.as_second() as f64,
     );
     info!(
         policy = %name,
@@ -137,13 +177,34 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
         containers = outcome.summary.containers,
         failing = outcome.summary.failing,
         quarantined = outcome.summary.quarantined,
+        reports = outcome.reports.len(),
+        report_errors = write_errors.len(),
+        dropped_events = outcome.dropped_events,
         "scan complete"
     );
-    Ok(Action::requeue(requeue_after(&policy.spec, outcome.next_change, now)))
+    let next = requeue_after(&policy.spec, outcome.next_change, now);
+    Ok(Action::requeue(if write_errors.is_empty() { next } else { next.min(Duration::from_secs(30)) }))
+}
+
+/// The policy's reports, by (namespace, name).
+async fn stored_reports(
+    ctx: &Context,
+    policy: &str,
+) -> Result<HashMap<(String, String), Option<ImageTrustReportStatus>>, Error> {
+    let reports: Api<ImageTrustReport> = Api::all(ctx.client.clone());
+    let selector = format!("{POLICY_LABEL}={}", policy_label_value(policy));
+    let existing = reports.list(&ListParams::default().labels(&selector)).await?;
+    Ok(existing
+        .items
+        .into_iter()
+        // The label value of a long name is a hash prefix: the status names the policy.
+        .filter(|r| r.status.as_ref().and_then(|s| s.policy.as_deref()).is_none_or(|p| p == policy))
+        .map(|r| ((r.namespace().unwrap_or_default(), r.name_any()), r.status))
+        .collect())
 }
 
 /// An event on the policy when its `Compliant` condition flips.
-pub fn compliance_event(policy: &ImageTrustPolicy, new: &ImageTrustPolicyStatus) -> Option<crate::scanner::EventSpec> {
+pub fn compliance_event(policy: &ImageTrustPolicy, new: &ImageTrustPolicyStatus) -> Option<EventSpec> {
     use crate::crd::condition::types::COMPLIANT;
     let old = policy.status.as_ref().and_then(|s| crate::crd::find_condition(&s.conditions, COMPLIANT));
     let new = crate::crd::find_condition(&new.conditions, COMPLIANT)?;
@@ -154,7 +215,7 @@ pub fn compliance_event(policy: &ImageTrustPolicy, new: &ImageTrustPolicyStatus)
     if old.is_none() && ok {
         return None;
     }
-    Some(crate::scanner::EventSpec {
+    Some(EventSpec {
         target: EventTarget::Policy,
         type_: if ok { EventType::Normal } else { EventType::Warning },
         reason: if ok { "Verified" } else { "VerificationFailed" },
@@ -169,40 +230,55 @@ async fn patch_status(api: &Api<ImageTrustPolicy>, name: &str, status: &ImageTru
 }
 
 /// Writes reports whose content changed, creates new ones owned by their workload and
-/// deletes the policy's reports for workloads it no longer selects.
+/// deletes the policy's reports for workloads it no longer selects. A report that cannot be
+/// written does not stop the others: the failures are returned for the policy's status.
 async fn write_reports(
     ctx: &Context,
     policy: &str,
     outcome: &ScanOutcome,
     stored: &HashMap<(String, String), Option<ImageTrustReportStatus>>,
     now: Timestamp,
-) -> Result<(), Error> {
-    let params = PatchParams::apply(FIELD_MANAGER).force();
+) -> Vec<String> {
+    let mut errors = vec![];
     let mut keep = BTreeSet::new();
     for r in &outcome.reports {
         let key = (r.namespace.clone(), r.name.clone());
         keep.insert(key.clone());
-        let api: Api<crate::crd::ImageTrustReport> = Api::namespaced(ctx.client.clone(), &r.namespace);
-        let existing = stored.get(&key);
-        if existing.is_none() {
-            let owner = r.workload.uid.as_ref().map(|uid| {
-                json!([{"apiVersion": r.workload.api_version, "kind": r.workload.kind, "name": r.workload.name, "uid": uid}])
-            });
-            let mut meta = json!({"name": r.name, "namespace": r.namespace, "labels": {POLICY_LABEL: policy}});
-            if let Some(o) = owner {
-                meta["ownerReferences"] = o;
-            }
-            let body = json!({"apiVersion": API_VERSION, "kind": "ImageTrustReport", "metadata": meta, "spec": {}});
-            api.patch(&r.name, &params, &Patch::Apply(&body)).await?;
-        }
-        if report_needs_write(existing.and_then(|s| s.as_ref()), &r.status, now, REPORT_MAX_AGE) {
-            let body = json!({"apiVersion": API_VERSION, "kind": "ImageTrustReport", "status": r.status});
-            api.patch_status(&r.name, &params, &Patch::Apply(&body)).await?;
+        if let Err(e) = write_report(ctx, policy, r, stored.get(&key), now).await {
+            warn!(policy, namespace = %r.namespace, report = %r.name, error = %e, "cannot write report; the other reports are written");
+            errors.push(format!("{}/{}: {e}", r.namespace, r.name));
         }
     }
     for (ns, name) in stored.keys().filter(|k| !keep.contains(*k)) {
-        let api: Api<crate::crd::ImageTrustReport> = Api::namespaced(ctx.client.clone(), ns);
-        ignore_not_found(api.delete(name, &DeleteParams::default()).await)?;
+        let api: Api<ImageTrustReport> = Api::namespaced(ctx.client.clone(), ns);
+        if let Err(e) = ignore_not_found(api.delete(name, &DeleteParams::default()).await) {
+            errors.push(format!("{ns}/{name}: cannot delete: {e}"));
+        }
+    }
+    errors
+}
+
+async fn write_report(
+    ctx: &Context,
+    policy: &str,
+    r: &crate::scanner::ReportPlan,
+    existing: Option<&Option<ImageTrustReportStatus>>,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let api: Api<ImageTrustReport> = Api::namespaced(ctx.client.clone(), &r.namespace);
+    if existing.is_none() {
+        let mut meta =
+            json!({"name": r.name, "namespace": r.namespace, "labels": {POLICY_LABEL: policy_label_value(policy)}});
+        if let Some(uid) = &r.workload.uid {
+            meta["ownerReferences"] = json!([{"apiVersion": r.workload.api_version, "kind": r.workload.kind, "name": r.workload.name, "uid": uid}]);
+        }
+        let body = json!({"apiVersion": API_VERSION, "kind": "ImageTrustReport", "metadata": meta, "spec": {}});
+        api.patch(&r.name, &params, &Patch::Apply(&body)).await?;
+    }
+    if report_needs_write(existing.and_then(|s| s.as_ref()), &r.status, now, REPORT_MAX_AGE) {
+        let body = json!({"apiVersion": API_VERSION, "kind": "ImageTrustReport", "status": r.status});
+        api.patch_status(&r.name, &params, &Patch::Apply(&body)).await?;
     }
     Ok(())
 }
@@ -217,24 +293,27 @@ fn ignore_not_found<T>(r: Result<T, kube::Error>) -> Result<(), Error> {
 
 async fn apply_quarantine(ctx: &Context, outcome: &ScanOutcome) -> Result<(), Error> {
     for change in &outcome.quarantine {
-        let (ns, pod, body) = match change {
-            QuarantineChange::Add { namespace, pod, reason } => (
-                namespace,
-                pod,
-                json!({"metadata": {"labels": {QUARANTINED_LABEL: "true"}, "annotations": {QUARANTINE_REASON_ANNOTATION: reason}}}),
-            ),
-            QuarantineChange::Remove { namespace, pod } => (
-                namespace,
-                pod,
-                json!({"metadata": {"labels": {QUARANTINED_LABEL: null}, "annotations": {QUARANTINE_REASON_ANNOTATION: null}}}),
-            ),
+        let (ns, pod) = match change {
+            QuarantineChange::Add { namespace, pod, .. } | QuarantineChange::Remove { namespace, pod } => {
+                (namespace, pod)
+            }
         };
-        let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-        // A pod that went away between the scan and the patch needs nothing.
-        ignore_not_found(api.patch(pod, &PatchParams::default(), &Patch::Merge(&body)).await)?;
+        patch_quarantine(ctx, ns, pod, change).await?;
         info!(namespace = %ns, pod = %pod, change = ?change, "quarantine changed");
     }
     Ok(())
+}
+
+async fn patch_quarantine(ctx: &Context, ns: &str, pod: &str, change: &QuarantineChange) -> Result<(), Error> {
+    let body = match change {
+        QuarantineChange::Add { reason, .. } => json!({"metadata": {"labels": {QUARANTINED_LABEL: "true"},
+            "annotations": {QUARANTINE_REASON_ANNOTATION: truncate(reason, 1024)}}}),
+        QuarantineChange::Remove { .. } => json!({"metadata": {"labels": {QUARANTINED_LABEL: null},
+            "annotations": {QUARANTINE_REASON_ANNOTATION: null}}}),
+    };
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    // A pod that went away between the scan and the patch needs nothing.
+    ignore_not_found(api.patch(pod, &PatchParams::default(), &Patch::Merge(&body)).await)
 }
 
 /// The deny-all NetworkPolicy selecting quarantined pods.
@@ -250,40 +329,57 @@ pub fn quarantine_network_policy(namespace: &str) -> serde_json::Value {
     })
 }
 
-async fn apply_network_policies(ctx: &Context, outcome: &ScanOutcome) -> Result<(), Error> {
-    if outcome.network_policies.is_empty() {
-        return Ok(());
-    }
-    let all: Api<NetworkPolicy> = Api::all(ctx.client.clone());
-    let existing: BTreeSet<String> = all
-        .list(&ListParams::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)))
-        .await?
-        .items
+/// Namespaces that hold trustwatch's deny-all NetworkPolicy, from the cache.
+fn namespaces_with_network_policy(ctx: &Context) -> BTreeSet<String> {
+    ctx.network_policies
+        .state()
         .iter()
         .filter(|np| np.name_any() == QUARANTINE_NETWORK_POLICY)
+        .filter(|np| np.labels().get(MANAGED_BY.0).is_some_and(|v| v == MANAGED_BY.1))
         .filter_map(|np| np.namespace())
-        .collect();
+        .collect()
+}
+
+async fn apply_network_policies(ctx: &Context, outcome: &ScanOutcome) -> Result<(), Error> {
+    let existing = namespaces_with_network_policy(ctx);
     for (ns, want) in &outcome.network_policies {
-        let api: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), ns);
-        match (*want, existing.contains(ns)) {
-            (true, false) => {
-                let params = PatchParams::apply(FIELD_MANAGER).force();
-                api.patch(QUARANTINE_NETWORK_POLICY, &params, &Patch::Apply(&quarantine_network_policy(ns))).await?;
-                info!(namespace = %ns, "quarantine network policy created");
-            }
-            (false, true) => {
-                ignore_not_found(api.delete(QUARANTINE_NETWORK_POLICY, &DeleteParams::default()).await)?;
-                info!(namespace = %ns, "quarantine network policy removed");
-            }
-            _ => {}
-        }
+        set_network_policy(ctx, ns, *want, existing.contains(ns)).await?;
     }
     Ok(())
 }
 
-async fn publish_events(ctx: &Context, policy: &ImageTrustPolicy, outcome: &ScanOutcome) {
+async fn set_network_policy(ctx: &Context, ns: &str, want: bool, exists: bool) -> Result<(), Error> {
+    let api: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), ns);
+    match (want, exists) {
+        (true, false) => {
+            let params = PatchParams::apply(FIELD_MANAGER).force();
+            api.patch(QUARANTINE_NETWORK_POLICY, &params, &Patch::Apply(&quarantine_network_policy(ns))).await?;
+            info!(namespace = %ns, "quarantine network policy created");
+        }
+        (false, true) => {
+            ignore_not_found(api.delete(QUARANTINE_NETWORK_POLICY, &DeleteParams::default()).await)?;
+            info!(namespace = %ns, "quarantine network policy removed");
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Cuts text to at most `max` bytes at a character boundary, with an ellipsis.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+async fn publish_events(ctx: &Context, policy: &ImageTrustPolicy, events: &[EventSpec]) {
     let policy_ref = policy.object_ref(&());
-    for ev in &outcome.events {
+    for ev in events {
         let reference = match &ev.target {
             EventTarget::Pod { namespace, name, uid } => ObjectReference {
                 api_version: Some("v1".into()),
@@ -301,12 +397,94 @@ async fn publish_events(ctx: &Context, policy: &ImageTrustPolicy, outcome: &Scan
                 EventType::Warning => KubeEventType::Warning,
             },
             reason: ev.reason.to_string(),
-            note: Some(format!("{} (policy {})", ev.message, policy.name_any())),
+            note: Some(truncate(&format!("{} (policy {})", ev.message, policy.name_any()), MAX_EVENT_NOTE)),
             action: "Verify".into(),
             secondary: None,
         };
         if let Err(e) = ctx.recorder.publish(&event, &reference).await {
             warn!(reason = ev.reason, error = %e, "cannot publish event");
         }
+    }
+}
+
+/// Adds the release finalizer, so that deleting the policy releases its pods first.
+async fn ensure_finalizer(policy: &ImageTrustPolicy, ctx: &Context) -> Result<(), Error> {
+    if policy.finalizers().iter().any(|f| f == POLICY_FINALIZER) {
+        return Ok(());
+    }
+    let api: Api<ImageTrustPolicy> = Api::all(ctx.client.clone());
+    let mut finalizers = policy.finalizers().to_vec();
+    finalizers.push(POLICY_FINALIZER.to_string());
+    let body = json!({"metadata": {"finalizers": finalizers, "resourceVersion": policy.resource_version()}});
+    api.patch(&policy.name_any(), &PatchParams::default(), &Patch::Merge(&body)).await?;
+    Ok(())
+}
+
+/// A deleted policy releases the pods it quarantined, removes the deny-all NetworkPolicy
+/// where nothing stays quarantined, deletes its reports, and then lets the policy go.
+async fn release_on_delete(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error> {
+    let name = policy.name_any();
+    if !policy.finalizers().iter().any(|f| f == POLICY_FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let prefix = format!("{name}: ");
+    let pods = ctx.pods.state();
+    let quarantined = |p: &Pod| p.labels().get(QUARANTINED_LABEL).is_some_and(|v| v == "true");
+    let ours = |p: &Pod| p.annotations().get(QUARANTINE_REASON_ANNOTATION).is_some_and(|r| r.starts_with(&prefix));
+    let mut released = 0;
+    let mut touched = BTreeSet::new();
+    for pod in pods.iter().filter(|p| quarantined(p) && ours(p)) {
+        let (ns, pod_name) = (pod.namespace().unwrap_or_default(), pod.name_any());
+        patch_quarantine(
+            ctx,
+            &ns,
+            &pod_name,
+            &QuarantineChange::Remove { namespace: ns.clone(), pod: pod_name.clone() },
+        )
+        .await?;
+        touched.insert(ns);
+        released += 1;
+    }
+    let still: BTreeSet<String> =
+        pods.iter().filter(|p| quarantined(p) && !ours(p)).filter_map(|p| p.namespace()).collect();
+    let existing = namespaces_with_network_policy(ctx);
+    for ns in touched.iter().filter(|ns| !still.contains(*ns)) {
+        set_network_policy(ctx, ns, false, existing.contains(ns)).await?;
+    }
+    let reports: Api<ImageTrustReport> = Api::all(ctx.client.clone());
+    let selector = format!("{POLICY_LABEL}={}", policy_label_value(&name));
+    for r in reports.list(&ListParams::default().labels(&selector)).await?.items {
+        let api: Api<ImageTrustReport> = Api::namespaced(ctx.client.clone(), &r.namespace().unwrap_or_default());
+        ignore_not_found(api.delete(&r.name_any(), &DeleteParams::default()).await)?;
+    }
+    let finalizers: Vec<String> = policy.finalizers().iter().filter(|f| *f != POLICY_FINALIZER).cloned().collect();
+    let api: Api<ImageTrustPolicy> = Api::all(ctx.client.clone());
+    let body = json!({"metadata": {"finalizers": finalizers, "resourceVersion": policy.resource_version()}});
+    ignore_not_found(api.patch(&name, &PatchParams::default(), &Patch::Merge(&body)).await)?;
+    ctx.verdicts.lock().expect("verdict map poisoned").remove(&name);
+    ctx.metrics.forget_policy(&name);
+    info!(policy = %name, released, "policy deleted: its pods are released and its reports removed");
+    Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_notes_and_annotations_are_cut_at_a_character_boundary() {
+        let long = "é".repeat(1000);
+        let cut = truncate(&long, MAX_EVENT_NOTE);
+        assert!(cut.len() <= MAX_EVENT_NOTE && cut.ends_with('…'), "{}", cut.len());
+        assert_eq!(truncate("short", MAX_EVENT_NOTE), "short");
+    }
+
+    #[test]
+    fn long_policy_names_still_make_valid_label_values() {
+        let name = "a".repeat(200);
+        let v = policy_label_value(&name);
+        assert!(v.len() <= 63, "{v}");
+        assert_ne!(policy_label_value(&format!("{name}b")), v, "distinct names, distinct values");
+        assert_eq!(policy_label_value("prod"), "prod");
     }
 }

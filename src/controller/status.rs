@@ -143,11 +143,12 @@ pub fn invalid_policy_status(policy: &ImageTrustPolicy, errors: &[String], now: 
 }
 
 /// Status of a policy after a scan. `missing_roots` are referenced trust roots that do not
-/// exist or are not ready.
+/// exist or are not ready; `write_errors` the reports that could not be written.
 pub fn policy_status(
     policy: &ImageTrustPolicy,
     outcome: &ScanOutcome,
     missing_roots: &[String],
+    write_errors: &[String],
     now: Timestamp,
 ) -> ImageTrustPolicyStatus {
     let generation = policy.metadata.generation;
@@ -155,53 +156,53 @@ pub fn policy_status(
     status.observed_generation = generation;
     status.summary = Some(outcome.summary);
     status.last_scan_time = Some(Time(now));
-    let t = || Time(now);
-    let ready = if missing_roots.is_empty() {
-        new_condition(
-            types::READY,
-            true,
-            reasons::READY,
-            "spec is valid and its trust roots are ready",
-            generation,
-            t(),
-        )
-    } else {
-        new_condition(
+    let cond = |type_: &str, ok: bool, reason: &str, message: String| {
+        new_condition(type_, ok, reason, message, generation, Time(now))
+    };
+    let ready = if !missing_roots.is_empty() {
+        cond(
             types::READY,
             false,
             reasons::TRUST_ROOT_NOT_READY,
-            format!("trust roots not ready: {}", missing_roots.join(", ")),
-            generation,
-            t(),
+            format!("trust roots not ready: {} (kubectl get troot)", missing_roots.join(", ")),
         )
+    } else if !write_errors.is_empty() {
+        let shown: Vec<&str> = write_errors.iter().take(3).map(String::as_str).collect();
+        cond(
+            types::READY,
+            false,
+            reasons::REPORT_WRITE_FAILED,
+            bounded(format!("{} reports could not be written: {}", write_errors.len(), shown.join("; "))),
+        )
+    } else {
+        cond(types::READY, true, reasons::READY, "spec is valid and its trust roots are ready".into())
     };
     set_condition(&mut status.conditions, ready);
     let failing = outcome.summary.failing;
     let compliant = if failing == 0 {
-        new_condition(
-            types::COMPLIANT,
-            true,
-            reasons::ALL_VERIFIED,
-            format!("{} containers verified", outcome.summary.verified),
-            generation,
-            t(),
-        )
+        cond(types::COMPLIANT, true, reasons::ALL_VERIFIED, format!("{} containers verified", outcome.summary.verified))
     } else {
         let worst = outcome.worst.map(|v| v.to_string()).unwrap_or_else(|| reasons::VERIFICATION_FAILED.to_string());
-        new_condition(
+        cond(
             types::COMPLIANT,
             false,
             &worst,
             format!("{failing} of {} containers failing; worst verdict {worst}", outcome.summary.containers),
-            generation,
-            t(),
         )
     };
     set_condition(&mut status.conditions, compliant);
-    let limited = if outcome.limited.is_empty() {
-        new_condition(types::QUARANTINE_LIMITED, false, reasons::WITHIN_LIMIT, "", generation, t())
-    } else {
-        new_condition(
+    let limited = match (outcome.limited.is_empty(), outcome.cluster_limited) {
+        (true, _) => cond(types::QUARANTINE_LIMITED, false, reasons::WITHIN_LIMIT, String::new()),
+        (false, true) => cond(
+            types::QUARANTINE_LIMITED,
+            true,
+            reasons::CLUSTER_LIMIT_REACHED,
+            format!(
+                "{} pods were reported but not quarantined: the cluster-wide cap of quarantined pods (trustwatch run --max-quarantined) is reached",
+                outcome.limited.len()
+            ),
+        ),
+        (false, false) => cond(
             types::QUARANTINE_LIMITED,
             true,
             reasons::LIMIT_REACHED,
@@ -210,10 +211,27 @@ pub fn policy_status(
                 outcome.limited.len(),
                 policy.spec.quarantine_limit
             ),
-            generation,
-            t(),
-        )
+        ),
     };
     set_condition(&mut status.conditions, limited);
+    let ineffective = match outcome.ineffective.first() {
+        None => cond(types::QUARANTINE_INEFFECTIVE, false, reasons::ISOLATED, String::new()),
+        Some((_, pod, gap)) => cond(
+            types::QUARANTINE_INEFFECTIVE,
+            true,
+            gap.reason(),
+            bounded(format!(
+                "{} quarantined pods are not isolated; e.g. {}",
+                outcome.ineffective.len(),
+                gap.describe(pod)
+            )),
+        ),
+    };
+    set_condition(&mut status.conditions, ineffective);
     status
+}
+
+/// Condition messages stay short enough to read in `kubectl describe`.
+fn bounded(message: String) -> String {
+    super::policy::truncate(&message, 2048)
 }

@@ -13,8 +13,12 @@ pub mod types {
     pub const READY: &str = "Ready";
     /// ImageTrustPolicy: every selected container runs a trusted image.
     pub const COMPLIANT: &str = "Compliant";
-    /// ImageTrustPolicy: the last scan wanted to quarantine more pods than `quarantineLimit`.
+    /// ImageTrustPolicy: the last scan wanted to quarantine more pods than `quarantineLimit`
+    /// (per scan) or `--max-quarantined` (for the whole cluster) allows.
     pub const QUARANTINE_LIMITED: &str = "QuarantineLimited";
+    /// ImageTrustPolicy: some quarantined pods are not isolated (hostNetwork, or another
+    /// NetworkPolicy allows their traffic).
+    pub const QUARANTINE_INEFFECTIVE: &str = "QuarantineIneffective";
 }
 
 /// Condition statuses.
@@ -48,6 +52,18 @@ pub mod reasons {
     pub const LIMIT_REACHED: &str = "LimitReached";
     /// The number of pods to quarantine was within `quarantineLimit`.
     pub const WITHIN_LIMIT: &str = "WithinLimit";
+    /// The cluster-wide cap of quarantined pods (`--max-quarantined`) is reached.
+    pub const CLUSTER_LIMIT_REACHED: &str = "ClusterLimitReached";
+    /// Every quarantined pod is isolated by the deny-all NetworkPolicy.
+    pub const ISOLATED: &str = "Isolated";
+    /// A quarantined pod uses the host network: NetworkPolicies do not apply to it.
+    pub const HOST_NETWORK: &str = "HostNetwork";
+    /// Another NetworkPolicy allows traffic to or from a quarantined pod.
+    pub const ALLOWED_BY_OTHER_POLICY: &str = "AllowedByOtherNetworkPolicy";
+    /// Some reports could not be written (the others were).
+    pub const REPORT_WRITE_FAILED: &str = "ReportWriteFailed";
+    /// The policy is being deleted: its pods are released.
+    pub const DELETING: &str = "Deleting";
 }
 
 /// A condition with `status` `True` or `False`.

@@ -28,7 +28,8 @@ pub use policy::{
     UnmatchedPolicy, default_interval, default_quarantine_limit, pattern_matches,
 };
 pub use report::{
-    ContainerVerification, ImageTrustReport, ImageTrustReportSpec, ImageTrustReportStatus, ReportSummary, WorkloadRef,
+    ContainerVerification, ImageTrustReport, ImageTrustReportSpec, ImageTrustReportStatus, MAX_MESSAGE_LEN,
+    MAX_REPORT_ENTRIES, MAX_SAMPLE_PODS, QuarantineStatus, ReportSummary, WorkloadRef,
 };
 pub use trust_root::{
     DEFAULT_EXPIRY_WARNING, DEFAULT_REFRESH_INTERVAL, MIN_REFRESH_INTERVAL, NextExpiry, RepositoryTrust, RootKey,
@@ -52,8 +53,23 @@ pub const QUARANTINE_REASON_ANNOTATION: &str = "trustwatch.dev/quarantine-reason
 /// Annotation users set (any value, e.g. a timestamp) on a pod to have it re-verified now.
 pub const RECHECK_ANNOTATION: &str = "trustwatch.dev/recheck";
 
-/// Label on each ImageTrustReport naming the policy that wrote it.
+/// Label on each ImageTrustReport naming the policy that wrote it (see [`policy_label_value`]).
 pub const POLICY_LABEL: &str = "trustwatch.dev/policy";
+/// Finalizer on ImageTrustPolicies: their pods are released and their reports removed before
+/// the policy goes.
+pub const POLICY_FINALIZER: &str = "trustwatch.dev/release";
+
+/// The value of [`POLICY_LABEL`] for a policy: its name when it is a valid label value (at
+/// most 63 characters), else its first 50 characters and a hash of the whole name, so that any
+/// policy name (up to 253 characters) labels its reports.
+pub fn policy_label_value(policy: &str) -> String {
+    if policy.len() <= 63 {
+        return policy.to_string();
+    }
+    let hash = crate::tuf::keys::sha256_hex(policy.as_bytes());
+    let head = policy[..50].trim_end_matches(['-', '.']);
+    format!("{head}-{}", &hash[..12])
+}
 
 /// The CustomResourceDefinitions, in a fixed order: TrustRoot, ImageTrustPolicy,
 /// ImageTrustReport.

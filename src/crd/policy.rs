@@ -118,6 +118,20 @@ pub struct ImageTrustPolicySpec {
     #[serde(default = "default_quarantine_limit")]
     #[schemars(range(min = 0, max = 10000))]
     pub quarantine_limit: i32,
+
+    /// How long a failure must last before a pod is quarantined, e.g. `10m` (default `0s`:
+    /// at once). A re-sign that lands a minute after a push, or a brief mismatch during a
+    /// rollout, then never isolates anything. The failure is reported meanwhile, and the pod
+    /// counts as pending in the report's quarantine status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), pattern(DURATION_PATTERN))]
+    pub quarantine_after: Option<String>,
+
+    /// With action Quarantine: decide everything, but label nothing and create no
+    /// NetworkPolicy. Reports, events (`WouldQuarantine`) and status say which pods would be
+    /// quarantined. Use it to try a policy on a live cluster.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// One entry of spec.images.
@@ -217,6 +231,16 @@ pub struct PolicySummary {
     /// Pods currently quarantined by this policy.
     #[serde(default)]
     pub quarantined: i32,
+    /// Failing pods waiting out spec.quarantineAfter.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pending_quarantine: i32,
+    /// Failing pods a dry run would quarantine (spec.dryRun).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub would_quarantine: i32,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 impl ImageTrustPolicySpec {
@@ -256,10 +280,20 @@ impl ImageTrustPolicySpec {
             Ok(_) => {}
             Err(e) => errors.push(format!("spec.interval: {e}")),
         }
+        if let Some(after) = &self.quarantine_after
+            && let Err(e) = parse_duration(after)
+        {
+            errors.push(format!("spec.quarantineAfter: {e}"));
+        }
         if self.quarantine_limit < 0 {
             errors.push(format!("spec.quarantineLimit: must not be negative, got {}", self.quarantine_limit));
         }
         if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+
+    /// `spec.quarantineAfter` (zero when unset or invalid: [`Self::validate`] reports that).
+    pub fn quarantine_grace(&self) -> Duration {
+        self.quarantine_after.as_deref().and_then(|d| parse_duration(d).ok()).unwrap_or_default()
     }
 
     /// `spec.interval`, or its default when it does not parse ([`Self::validate`] reports that).
@@ -385,6 +419,8 @@ mod tests {
             on_unavailable: UnavailablePolicy::Ignore,
             unmatched_images: UnmatchedPolicy::Ignore,
             quarantine_limit: DEFAULT_QUARANTINE_LIMIT,
+            quarantine_after: None,
+            dry_run: false,
         }
     }
 

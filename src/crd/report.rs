@@ -64,6 +64,13 @@ use serde::{Deserialize, Serialize};
 )]
 pub struct ImageTrustReportSpec {}
 
+/// The most entries `status.containers` holds; the rest are counted in `status.omitted`.
+pub const MAX_REPORT_ENTRIES: usize = 64;
+/// The most pod names an entry lists in `samplePods`.
+pub const MAX_SAMPLE_PODS: usize = 5;
+/// The longest `message` of an entry (longer messages are cut, with an ellipsis).
+pub const MAX_MESSAGE_LEN: usize = 1024;
+
 /// What trustwatch found for the workload.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -78,13 +85,14 @@ pub struct ImageTrustReportStatus {
 
     /// The worst verdict of the workload's containers. Trusted: Verified, ExpiringSoon.
     /// Failed: Unsigned, DigestDrift, SignerMissing, SignerRevoked, TrustDataExpired,
-    /// SignatureInvalid, Tampered. Undecided: TrustDataUnavailable (the server could not be
-    /// reached) and NotCovered (no policy entry matches the image).
+    /// SignatureInvalid, Tampered. Undecided: TrustDataUnavailable (the trust data could not be
+    /// fetched, or what the container runs is not known yet) and NotCovered (no policy entry
+    /// matches the image).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "optional_verdict_schema")]
     pub verdict: Option<Verdict>,
 
-    /// Counts over status.containers.
+    /// Counts over the workload's pods and containers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<ReportSummary>,
 
@@ -92,10 +100,41 @@ pub struct ImageTrustReportStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_verified: Option<Time>,
 
-    /// One entry per container of each of the workload's pods (init containers included).
+    /// One entry per container name, image and running digest, with how many of the
+    /// workload's pods run it and a few of their names: a Deployment of 2,000 identical pods
+    /// has one entry. The worst entries come first; at most 64 are kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["pod", "container"]))]
+    #[schemars(length(max = 64))]
     pub containers: Vec<ContainerVerification>,
+
+    /// How many entries did not fit in `containers` (the least severe ones are left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omitted: Option<i32>,
+
+    /// The quarantine of the workload's pods (policies with action Quarantine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<QuarantineStatus>,
+}
+
+/// How the workload's pods are quarantined.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuarantineStatus {
+    /// Pods labelled `trustwatch.dev/quarantined=true`.
+    #[serde(default)]
+    pub quarantined: i32,
+    /// Failing pods not quarantined yet: the failure has not lasted spec.quarantineAfter.
+    #[serde(default)]
+    pub pending: i32,
+    /// Failing pods a dry run (spec.dryRun) would quarantine.
+    #[serde(default)]
+    pub would_quarantine: i32,
+    /// Why isolation does not hold for some quarantined pods: a `hostNetwork` pod (no
+    /// NetworkPolicy applies to it), or another NetworkPolicy that allows its traffic
+    /// (NetworkPolicies add up: any allow wins over trustwatch's deny-all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8), inner(length(max = 512)))]
+    pub ineffective: Vec<String>,
 }
 
 /// The schema of an optional verdict: the enum, nullable, without the type's own description
@@ -116,11 +155,14 @@ pub struct WorkloadRef {
     pub name: String,
 }
 
-/// Counts over the containers of a report.
+/// Counts over the pods and containers of a report.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReportSummary {
-    /// Containers verified.
+    /// Pods of the workload.
+    #[serde(default)]
+    pub pods: i32,
+    /// Containers verified (of all pods).
     #[serde(default)]
     pub containers: i32,
     /// Containers running a trusted image (Verified or ExpiringSoon).
@@ -134,19 +176,25 @@ pub struct ReportSummary {
     pub expiring_soon: i32,
 }
 
-/// The verification of one container.
+/// The verification of one container, image and running digest, for the pods that run it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerVerification {
-    /// The pod name.
-    pub pod: String,
-    /// The container name.
+    /// The container name (init and ephemeral containers included).
     pub container: String,
     /// The image as written in the pod spec, e.g. `nginx:1.27`.
+    #[schemars(length(max = 1024))]
     pub image: String,
     /// The digest the container runs (`sha256:...`, from the container status), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running_digest: Option<String>,
+    /// How many of the workload's pods run this container with this image and digest.
+    #[serde(default)]
+    pub pods: i32,
+    /// Up to 5 of those pods, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5))]
+    pub sample_pods: Vec<String>,
     /// The digest the trust data signs for the image's tag, when one was found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed_digest: Option<String>,
@@ -155,21 +203,28 @@ pub struct ContainerVerification {
     /// A stable PascalCase reason refining the verdict, e.g. NotSignedBySigner.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
-    /// A human-readable explanation.
+    /// A human-readable explanation (at most 1024 characters).
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 1100))]
     pub message: String,
-    /// The delegations whose signatures the verdict rests on, e.g. `targets/releases`.
+    /// Who signed what the verdict rests on: delegations (`targets/releases`), certificate
+    /// subjects or key names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     pub signers: Vec<String>,
     /// The TrustRoot used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_root: Option<String>,
-    /// The Notary repository (GUN) of the image, e.g. `docker.io/library/nginx`.
+    /// The repository of the image: the Notary GUN, e.g. `docker.io/library/nginx`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gun: Option<String>,
-    /// The earliest expiry in the chain of roles the verdict rests on.
+    /// The earliest expiry in the chain of trust data the verdict rests on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<Time>,
+    /// Since when this entry has been failing (kept across scans; spec.quarantineAfter counts
+    /// from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<Time>,
     /// When this container was last verified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_verified: Option<Time>,

@@ -2,10 +2,50 @@
 //! converted to a small domain view with their top owner (the workload a report is about).
 
 use crate::crd::WorkloadRef;
-use crate::image::running_digest;
 use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod, PodSpec, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use std::collections::{BTreeMap, HashMap};
+
+/// What a container runs, as its status reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RunningImage {
+    /// A repository digest, `sha256:...` (from `repo@sha256:...` or `docker-pullable://...`).
+    Digest(String),
+    /// A local image configuration ID (`sha256:...` with no repository, `docker://sha256:...`):
+    /// not comparable with a signed manifest digest.
+    ConfigId(String),
+    /// Not started yet, or nothing the runtime reported.
+    #[default]
+    Unknown,
+}
+
+impl RunningImage {
+    /// Reads `status.*ContainerStatuses[].imageID`.
+    pub fn from_image_id(image_id: &str) -> RunningImage {
+        let id = image_id.trim();
+        if id.is_empty() {
+            return RunningImage::Unknown;
+        }
+        let (scheme, rest) = id.split_once("://").unwrap_or(("", id));
+        match rest.rsplit_once('@') {
+            // A repository before the digest: what was pulled from a registry.
+            Some((repo, d)) if !repo.is_empty() && scheme != "docker" => {
+                crate::image::parse_digest(d).map(RunningImage::Digest).unwrap_or(RunningImage::Unknown)
+            }
+            _ => match crate::image::parse_digest(rest.rsplit('@').next().unwrap_or(rest)) {
+                Ok(d) => RunningImage::ConfigId(d),
+                Err(_) => RunningImage::Unknown,
+            },
+        }
+    }
+
+    pub fn digest(&self) -> Option<&str> {
+        match self {
+            RunningImage::Digest(d) => Some(d),
+            _ => None,
+        }
+    }
+}
 
 /// One container of a pod, as verification sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,8 +53,15 @@ pub struct ContainerView {
     pub name: String,
     /// The image as written in the pod spec.
     pub image: String,
-    /// `sha256:...` from `status.*ContainerStatuses[].imageID`, once the container started.
-    pub running_digest: Option<String>,
+    /// What `status.*ContainerStatuses[].imageID` says it runs.
+    pub running: RunningImage,
+}
+
+impl ContainerView {
+    /// The repository digest it runs, when known.
+    pub fn running_digest(&self) -> Option<&str> {
+        self.running.digest()
+    }
 }
 
 /// The workload a pod belongs to, with the UID used for the report's owner reference.
@@ -43,6 +90,8 @@ pub struct PodView {
     pub workload: Workload,
     /// Init, regular and ephemeral containers.
     pub containers: Vec<ContainerView>,
+    /// `spec.hostNetwork`: NetworkPolicies do not apply to such a pod.
+    pub host_network: bool,
 }
 
 impl PodView {
@@ -132,12 +181,17 @@ fn workload_of(o: &OwnerReference) -> Workload {
     }
 }
 
+/// Whether a pod has finished (Succeeded or Failed): it runs nothing and is not scanned.
+pub fn is_finished(pod: &Pod) -> bool {
+    matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+}
+
 /// Converts a pod into the view verification uses.
 pub fn pod_view(pod: &Pod, index: &OwnerIndex) -> PodView {
     let meta = &pod.metadata;
     let spec = pod.spec.clone().unwrap_or_default();
     let status = pod.status.clone().unwrap_or_default();
-    let mut digests: HashMap<&str, Option<String>> = HashMap::new();
+    let mut digests: HashMap<&str, RunningImage> = HashMap::new();
     for s in status
         .init_container_statuses
         .iter()
@@ -145,7 +199,7 @@ pub fn pod_view(pod: &Pod, index: &OwnerIndex) -> PodView {
         .chain(status.container_statuses.iter().flatten())
         .chain(status.ephemeral_container_statuses.iter().flatten())
     {
-        digests.insert(s.name.as_str(), running_digest(&s.image_id));
+        digests.insert(s.name.as_str(), RunningImage::from_image_id(&s.image_id));
     }
     let mut containers = vec![];
     let names_images = spec
@@ -158,8 +212,8 @@ pub fn pod_view(pod: &Pod, index: &OwnerIndex) -> PodView {
             spec.ephemeral_containers.iter().flatten().map(|c| (c.name.clone(), c.image.clone().unwrap_or_default())),
         );
     for (name, image) in names_images {
-        let running = digests.get(name.as_str()).cloned().flatten();
-        containers.push(ContainerView { name, image, running_digest: running });
+        let running = digests.get(name.as_str()).cloned().unwrap_or_default();
+        containers.push(ContainerView { name, image, running });
     }
     PodView {
         namespace: meta.namespace.clone().unwrap_or_default(),
@@ -173,6 +227,7 @@ pub fn pod_view(pod: &Pod, index: &OwnerIndex) -> PodView {
             .cloned(),
         workload: top_owner(pod, index),
         containers,
+        host_network: spec.host_network.unwrap_or(false),
     }
 }
 
@@ -199,6 +254,7 @@ pub fn strip_pod(pod: &mut Pod) {
                     })
                     .collect()
             }),
+            host_network: spec.host_network,
             ..Default::default()
         };
     }

@@ -1,11 +1,18 @@
 //! The decide layer with small builders and a fixed clock.
 
-use super::pods::{ContainerView, OwnerIndex, PodView, Workload, pod_view, strip_pod};
+use super::pods::{ContainerView, OwnerIndex, PodView, RunningImage, Workload, pod_view, strip_pod};
 use super::*;
+use crate::crd::PolicySummary;
+use crate::engine::Resolution;
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
 
 const NOW: &str = "2026-11-22T12:00:00Z";
 const OP_NS: &str = "trustwatch-system";
+/// A digest a started container reports.
+const RUNNING: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
 fn now() -> Timestamp {
     NOW.parse().unwrap()
@@ -42,8 +49,9 @@ fn mk_pod(ns: &str, name: &str, image: &str, running: Option<&str>) -> PodView {
         containers: vec![ContainerView {
             name: "app".into(),
             image: image.into(),
-            running_digest: running.map(str::to_string),
+            running: running.map(|d| RunningImage::Digest(d.to_string())).unwrap_or_default(),
         }],
+        host_network: false,
     }
 }
 
@@ -75,11 +83,22 @@ struct Scan {
     pods: Vec<PodView>,
     verdicts: Vec<Verdict>,
     previous: HashMap<(String, String, String), Verdict>,
+    failing_since: HashMap<EntryKey, Timestamp>,
+    network_policies: Vec<NetworkPolicyView>,
+    cluster_quarantined: u32,
 }
 
 impl Scan {
     fn new(spec: ImageTrustPolicySpec, pods: Vec<PodView>, verdicts: Vec<Verdict>) -> Scan {
-        Scan { spec, pods, verdicts, previous: HashMap::new() }
+        Scan {
+            spec,
+            pods,
+            verdicts,
+            previous: HashMap::new(),
+            failing_since: HashMap::new(),
+            network_policies: vec![],
+            cluster_quarantined: 0,
+        }
     }
 
     fn run(&self) -> ScanOutcome {
@@ -103,6 +122,10 @@ impl Scan {
             results: &results,
             warnings: &warnings,
             previous: &self.previous,
+            failing_since: &self.failing_since,
+            network_policies: &self.network_policies,
+            cluster_quarantined: self.cluster_quarantined,
+            max_quarantined: 10,
             operator_namespace: OP_NS,
             now: now(),
         })
@@ -117,11 +140,17 @@ fn img(n: &str) -> String {
 fn plan_verifies_the_running_digest_against_the_most_specific_pattern() {
     let spec = mk_policy(json!({}));
     let d = digest("running");
+    let pinned = digest("pinned");
+    let mut config_id = mk_pod("app", "e", &img("app"), None);
+    config_id.containers[0].running = RunningImage::from_image_id(&format!("docker://{d}"));
     let pods = vec![
         mk_pod("app", "a", &img("app"), Some(&d)),
-        mk_pod("app", "b", &img("secure"), None),
+        mk_pod("app", "b", &img("secure"), Some(&d)),
         mk_pod("app", "c", "docker.io/library/nginx:1", None),
         mk_pod("app", "d", "Bad//Image", None),
+        config_id,
+        mk_pod("app", "f", &img("app"), None),
+        mk_pod("app", "g", &format!("registry.example.com/team/app@{pinned}"), None),
     ];
     let p = plan(&spec, &pods);
     let plans: Vec<&ContainerPlan> = p.containers.iter().map(|(_, c)| c).collect();
@@ -137,20 +166,47 @@ fn plan_verifies_the_running_digest_against_the_most_specific_pattern() {
         plans[1],
         &ContainerPlan::Verify(VerifyKey {
             trust_root: "corp".into(),
-            image: img("secure"),
+            image: format!("{}@{d}", img("secure")),
             signers: vec!["targets/qa".into(), "targets/releases".into()]
         })
     );
     assert_eq!(plans[2], &ContainerPlan::NotCovered { gun: Some("docker.io/library/nginx".into()) });
     assert!(matches!(plans[3], ContainerPlan::Invalid { .. }));
-    assert_eq!(p.keys().len(), 2);
+    // A local image configuration ID is not a repository digest: never compared as drift.
+    assert!(matches!(plans[4], ContainerPlan::Undetermined { reason: "ImageIdNotADigest", .. }), "{:?}", plans[4]);
+    // No imageID yet: a tag alone is never verified.
+    assert!(matches!(plans[5], ContainerPlan::Undetermined { reason: "RunningDigestUnknown", .. }), "{:?}", plans[5]);
+    // A digest-pinned spec is what the runtime pulls: verified as written.
+    assert!(matches!(plans[6], ContainerPlan::Verify(k) if k.image.ends_with(&pinned)), "{:?}", plans[6]);
+    assert_eq!(p.keys().len(), 3);
+}
+
+#[test]
+fn image_ids_are_read_in_every_runtime_form() {
+    let d = digest("x");
+    assert_eq!(RunningImage::from_image_id(&format!("docker-pullable://nginx@{d}")), RunningImage::Digest(d.clone()));
+    assert_eq!(RunningImage::from_image_id(&format!("docker.io/library/nginx@{d}")), RunningImage::Digest(d.clone()));
+    assert_eq!(RunningImage::from_image_id(&d), RunningImage::ConfigId(d.clone()));
+    assert_eq!(RunningImage::from_image_id(&format!("docker://{d}")), RunningImage::ConfigId(d.clone()));
+    assert_eq!(RunningImage::from_image_id(""), RunningImage::Unknown);
+    assert_eq!(RunningImage::from_image_id("nginx:latest"), RunningImage::Unknown);
+}
+
+#[test]
+fn a_container_that_has_not_started_is_undecided_not_verified() {
+    let out =
+        Scan::new(mk_policy(json!({"action": "Quarantine"})), vec![mk_pod("app", "a", &img("app"), None)], vec![])
+            .run();
+    let c = &out.reports[0].status.containers[0];
+    assert_eq!((c.verdict, c.reason.as_str()), (Verdict::TrustDataUnavailable, "RunningDigestUnknown"));
+    assert!(out.quarantine.is_empty() && out.summary.verified == 0);
 }
 
 #[test]
 fn verified_pods_get_a_report_per_workload_and_no_events_or_actions() {
     let s = Scan::new(
         mk_policy(json!({"action": "Quarantine"})),
-        vec![mk_pod("app", "a", &img("app"), None)],
+        vec![mk_pod("app", "a", &img("app"), Some(RUNNING))],
         vec![Verdict::Verified],
     );
     let out = s.run();
@@ -169,7 +225,7 @@ fn verified_pods_get_a_report_per_workload_and_no_events_or_actions() {
 fn drift_under_a_quarantine_policy_labels_the_pod_and_denies_its_traffic() {
     let s = Scan::new(
         mk_policy(json!({"action": "Quarantine"})),
-        vec![mk_pod("app", "a", &img("app"), None)],
+        vec![mk_pod("app", "a", &img("app"), Some(RUNNING))],
         vec![Verdict::DigestDrift],
     );
     let out = s.run();
@@ -184,7 +240,11 @@ fn drift_under_a_quarantine_policy_labels_the_pod_and_denies_its_traffic() {
 
 #[test]
 fn audit_policies_report_but_never_touch_pods() {
-    let s = Scan::new(mk_policy(json!({})), vec![mk_pod("app", "a", &img("app"), None)], vec![Verdict::SignerRevoked]);
+    let s = Scan::new(
+        mk_policy(json!({})),
+        vec![mk_pod("app", "a", &img("app"), Some(RUNNING))],
+        vec![Verdict::SignerRevoked],
+    );
     let out = s.run();
     assert!(out.quarantine.is_empty());
     assert!(out.network_policies.is_empty(), "an audit policy never manages NetworkPolicies");
@@ -194,7 +254,7 @@ fn audit_policies_report_but_never_touch_pods() {
 
 #[test]
 fn an_outage_quarantines_nothing_unless_the_policy_asks_for_it() {
-    let pods = vec![mk_pod("app", "a", &img("app"), None)];
+    let pods = vec![mk_pod("app", "a", &img("app"), Some(RUNNING))];
     let out =
         Scan::new(mk_policy(json!({"action": "Quarantine"})), pods.clone(), vec![Verdict::TrustDataUnavailable]).run();
     assert!(out.quarantine.is_empty());
@@ -211,11 +271,11 @@ fn an_outage_quarantines_nothing_unless_the_policy_asks_for_it() {
 #[test]
 fn protected_namespaces_and_the_per_scan_cap_limit_quarantine() {
     let pods = vec![
-        mk_pod("kube-system", "k", &img("app"), None),
-        mk_pod(OP_NS, "o", &img("app"), None),
-        mk_pod("app", "a", &img("app"), None),
-        mk_pod("app", "b", &img("app"), None),
-        mk_pod("app", "c", &img("app"), None),
+        mk_pod("kube-system", "k", &img("app"), Some(RUNNING)),
+        mk_pod(OP_NS, "o", &img("app"), Some(RUNNING)),
+        mk_pod("app", "a", &img("app"), Some(RUNNING)),
+        mk_pod("app", "b", &img("app"), Some(RUNNING)),
+        mk_pod("app", "c", &img("app"), Some(RUNNING)),
     ];
     let spec = mk_policy(json!({"action": "Quarantine", "quarantineLimit": 1}));
     let out = Scan::new(spec, pods, vec![Verdict::Tampered; 5]).run();
@@ -227,7 +287,7 @@ fn protected_namespaces_and_the_per_scan_cap_limit_quarantine() {
 
 #[test]
 fn a_recovered_pod_is_released_and_its_namespace_policy_removed() {
-    let pod = quarantined(mk_pod("app", "a", &img("app"), None), "prod");
+    let pod = quarantined(mk_pod("app", "a", &img("app"), Some(RUNNING)), "prod");
     let mut s = Scan::new(mk_policy(json!({"action": "Quarantine"})), vec![pod], vec![Verdict::Verified]);
     s.previous.insert(("app".into(), "a".into(), "app".into()), Verdict::DigestDrift);
     let out = s.run();
@@ -239,7 +299,7 @@ fn a_recovered_pod_is_released_and_its_namespace_policy_removed() {
 
 #[test]
 fn pods_quarantined_by_another_policy_are_left_alone() {
-    let pod = quarantined(mk_pod("app", "a", &img("app"), None), "other");
+    let pod = quarantined(mk_pod("app", "a", &img("app"), Some(RUNNING)), "other");
     let out = Scan::new(mk_policy(json!({"action": "Quarantine"})), vec![pod], vec![Verdict::Verified]).run();
     assert!(out.quarantine.is_empty());
     assert_eq!(out.network_policies.get("app"), Some(&true), "still quarantined by the other policy");
@@ -247,7 +307,7 @@ fn pods_quarantined_by_another_policy_are_left_alone() {
 
 #[test]
 fn events_are_raised_only_on_transitions() {
-    let pods = vec![mk_pod("app", "a", &img("app"), None)];
+    let pods = vec![mk_pod("app", "a", &img("app"), Some(RUNNING))];
     let mut s = Scan::new(mk_policy(json!({})), pods, vec![Verdict::DigestDrift]);
     s.previous.insert(("app".into(), "a".into(), "app".into()), Verdict::DigestDrift);
     assert!(s.run().events.is_empty(), "unchanged failure: no event");
@@ -263,7 +323,7 @@ fn events_are_raised_only_on_transitions() {
 
 #[test]
 fn unmatched_images_fail_only_when_the_policy_says_so() {
-    let pods = vec![mk_pod("app", "a", "docker.io/library/nginx:1", None)];
+    let pods = vec![mk_pod("app", "a", "docker.io/library/nginx:1", Some(RUNNING))];
     let out = Scan::new(mk_policy(json!({})), pods.clone(), vec![]).run();
     assert_eq!(out.reports[0].status.containers[0].verdict, Verdict::NotCovered);
     assert_eq!((out.summary.failing, out.worst), (0, None));
@@ -285,7 +345,8 @@ fn a_digest_pinned_spec_running_another_digest_is_drift() {
 #[test]
 fn the_next_change_is_the_start_of_the_warning_window_or_the_expiry() {
     let out =
-        Scan::new(mk_policy(json!({})), vec![mk_pod("app", "a", &img("app"), None)], vec![Verdict::Verified]).run();
+        Scan::new(mk_policy(json!({})), vec![mk_pod("app", "a", &img("app"), Some(RUNNING))], vec![Verdict::Verified])
+            .run();
     // Expires 2026-12-01; the 7-day window opens 2026-11-24, after NOW.
     assert_eq!(out.next_change, Some("2026-11-24T00:00:00Z".parse().unwrap()));
 }
@@ -293,7 +354,8 @@ fn the_next_change_is_the_start_of_the_warning_window_or_the_expiry() {
 #[test]
 fn reports_are_rewritten_only_when_content_changes_or_they_grow_old() {
     let out =
-        Scan::new(mk_policy(json!({})), vec![mk_pod("app", "a", &img("app"), None)], vec![Verdict::Verified]).run();
+        Scan::new(mk_policy(json!({})), vec![mk_pod("app", "a", &img("app"), Some(RUNNING))], vec![Verdict::Verified])
+            .run();
     let stored = out.reports[0].status.clone();
     let later = now() + SignedDuration::from_mins(5);
     let mut again = stored.clone();
@@ -336,7 +398,7 @@ fn pods_are_stripped_and_mapped_to_their_top_owner() {
     assert_eq!((view.workload.kind.as_str(), view.workload.name.as_str()), ("Deployment", "web"));
     assert_eq!(view.containers.len(), 2);
     assert_eq!(view.containers[0].name, "init");
-    assert_eq!(view.containers[1].running_digest, Some(d));
+    assert_eq!(view.containers[1].running_digest(), Some(d.as_str()));
     assert_eq!(view.quarantine_reason.as_deref(), Some("prod: X"));
 
     // With the ReplicaSet's owner known, its UID is kept for the report's owner reference.
@@ -352,4 +414,108 @@ fn pods_are_stripped_and_mapped_to_their_top_owner() {
     );
     let view = pod_view(&stripped, &idx);
     assert_eq!(view.workload.uid.as_deref(), Some("dep1"));
+}
+
+fn same_workload(mut p: PodView) -> PodView {
+    p.workload.name = "web".into();
+    p
+}
+
+#[test]
+fn thousands_of_identical_pods_make_one_bounded_entry() {
+    let pods: Vec<PodView> =
+        (0..2000).map(|i| same_workload(mk_pod("app", &format!("web-{i:04}"), &img("app"), Some(RUNNING)))).collect();
+    let out = Scan::new(mk_policy(json!({})), pods, vec![Verdict::DigestDrift]).run();
+    assert_eq!(out.reports.len(), 1);
+    let status = &out.reports[0].status;
+    assert_eq!(status.containers.len(), 1);
+    let e = &status.containers[0];
+    assert_eq!((e.pods, e.sample_pods.len()), (2000, crate::crd::MAX_SAMPLE_PODS));
+    assert_eq!(status.summary.unwrap().containers, 2000);
+    assert_eq!(status.summary.unwrap().pods, 2000);
+    assert!(serde_json::to_vec(status).unwrap().len() < 4096, "the report does not grow with the pods");
+}
+
+#[test]
+fn a_workload_with_more_distinct_digests_than_entries_keeps_the_worst_and_counts_the_rest() {
+    let pods: Vec<PodView> = (0..100)
+        .map(|i| same_workload(mk_pod("app", &format!("web-{i}"), &img("app"), Some(&digest(&format!("d{i}"))))))
+        .collect();
+    let mut verdicts = vec![Verdict::Verified; 99];
+    verdicts.push(Verdict::Tampered);
+    let out = Scan::new(mk_policy(json!({})), pods, verdicts).run();
+    let status = &out.reports[0].status;
+    assert_eq!(status.containers.len(), crate::crd::MAX_REPORT_ENTRIES);
+    assert_eq!(status.omitted, Some(100 - crate::crd::MAX_REPORT_ENTRIES as i32));
+    assert_eq!(status.containers[0].verdict, Verdict::Tampered, "the worst entry is kept first");
+    assert_eq!(status.verdict, Some(Verdict::Tampered));
+}
+
+#[test]
+fn quarantine_waits_out_the_grace_period_counted_from_the_first_failure() {
+    let pods = vec![mk_pod("app", "a", &img("app"), Some(RUNNING))];
+    let spec = mk_policy(json!({"action": "Quarantine", "quarantineAfter": "10m"}));
+    let mut s = Scan::new(spec, pods, vec![Verdict::DigestDrift]);
+    let out = s.run();
+    assert!(out.quarantine.is_empty());
+    assert_eq!(out.pending, vec![("app".to_string(), "a".to_string())]);
+    let since = out.reports[0].status.containers[0].failing_since.clone().unwrap();
+    assert_eq!(since, Time(now()));
+    assert_eq!(out.next_change, Some(now() + SignedDuration::from_mins(10)), "a scan when the grace ends");
+    // The failure has lasted 11 minutes: quarantined now.
+    let stored = out.reports[0].status.clone();
+    s.failing_since = failing_since([("app", &stored)]);
+    for v in s.failing_since.values_mut() {
+        *v = now() - SignedDuration::from_mins(11);
+    }
+    assert_eq!(s.run().quarantine.len(), 1);
+}
+
+#[test]
+fn a_dry_run_labels_nothing_and_says_what_it_would_quarantine() {
+    let pods = vec![
+        mk_pod("app", "a", &img("app"), Some(RUNNING)),
+        quarantined(mk_pod("app", "b", &img("app"), Some(RUNNING)), "prod"),
+    ];
+    let out =
+        Scan::new(mk_policy(json!({"action": "Quarantine", "dryRun": true})), pods, vec![Verdict::SignerRevoked; 2])
+            .run();
+    assert_eq!(out.would_quarantine.len(), 2);
+    assert_eq!(
+        out.quarantine,
+        vec![QuarantineChange::Remove { namespace: "app".into(), pod: "b".into() }],
+        "a dry run releases what it labelled before"
+    );
+    assert!(out.events.iter().any(|e| e.reason == "WouldQuarantine"));
+    assert!(!out.events.iter().any(|e| e.reason == "Quarantined"));
+    assert_eq!(out.network_policies.get("app"), Some(&false));
+}
+
+#[test]
+fn the_cluster_wide_cap_holds_across_policies() {
+    let pods = (0..5).map(|i| mk_pod("app", &format!("p{i}"), &img("app"), Some(RUNNING))).collect();
+    let mut s = Scan::new(mk_policy(json!({"action": "Quarantine"})), pods, vec![Verdict::Tampered; 5]);
+    s.cluster_quarantined = 8; // max_quarantined is 10 in these tests
+    let out = s.run();
+    assert_eq!(out.quarantine.len(), 2);
+    assert_eq!(out.limited.len(), 3);
+    assert!(out.cluster_limited);
+}
+
+#[test]
+fn a_quarantine_that_another_network_policy_defeats_is_reported() {
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    let mut pod = mk_pod("app", "a", &img("app"), Some(RUNNING));
+    pod.labels.insert("app".into(), "web".into());
+    let np: NetworkPolicy = serde_json::from_value(json!({"metadata": {"name": "allow-web", "namespace": "app"},
+        "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "ingress": [{}]}}))
+    .unwrap();
+    let mut s = Scan::new(mk_policy(json!({"action": "Quarantine"})), vec![pod], vec![Verdict::DigestDrift]);
+    s.network_policies = vec![NetworkPolicyView::from_resource(&np)];
+    let out = s.run();
+    assert_eq!(out.quarantine.len(), 1);
+    assert_eq!(out.ineffective.len(), 1);
+    assert!(out.events.iter().any(|e| e.reason == "QuarantineIneffective"));
+    let q = out.reports[0].status.quarantine.clone().unwrap();
+    assert!(q.ineffective[0].contains("allow-web"), "{q:?}");
 }

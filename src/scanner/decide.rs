@@ -1,0 +1,538 @@
+//! Decide: from the plan, the verification results, the previous state and `now` to reports,
+//! summary, quarantine changes and events. Pure.
+
+use super::isolation::{IsolationGap, NetworkPolicyView, isolation_gaps};
+use super::pods::{ContainerView, PodView, Workload};
+use super::report::{EntryKey, ReportPlan, add_to_entries, bound_entries, bounded_message, report_name};
+use super::{ContainerPlan, Plan, VerifyKey, is_failing, is_protected_namespace};
+use crate::crd::{
+    ContainerVerification, ImageTrustPolicySpec, ImageTrustReportStatus, PolicyAction, PolicySummary, QuarantineStatus,
+    ReportSummary,
+};
+use crate::engine::Resolution;
+use crate::image::ImageRef;
+use crate::verdict::Verdict;
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use std::collections::{BTreeMap, HashMap};
+
+/// At most this many pod events per scan (a key rotation gone wrong must not flood the
+/// cluster with thousands of events); the policy's status and metrics carry the totals.
+pub const MAX_POD_EVENTS: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventTarget {
+    Pod { namespace: String, name: String, uid: String },
+    Policy,
+}
+
+/// An event to publish: only on transitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSpec {
+    pub target: EventTarget,
+    pub type_: EventType,
+    /// `VerificationFailed`, `Verified`, `Quarantined`, `Released`, `TrustDataExpiring`,
+    /// `WouldQuarantine`, `QuarantineIneffective`.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuarantineChange {
+    Add { namespace: String, pod: String, reason: String },
+    Remove { namespace: String, pod: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanOutcome {
+    pub reports: Vec<ReportPlan>,
+    pub summary: PolicySummary,
+    /// The worst verdict of covered containers (`None` when nothing is covered).
+    pub worst: Option<Verdict>,
+    pub counts: BTreeMap<Verdict, u64>,
+    pub quarantine: Vec<QuarantineChange>,
+    /// Pods that should be quarantined but were not: a cap was reached.
+    pub limited: Vec<(String, String)>,
+    /// The cap reached was the cluster-wide one (`--max-quarantined`).
+    pub cluster_limited: bool,
+    /// Pods in protected namespaces that would have been quarantined.
+    pub protected: Vec<(String, String)>,
+    /// Failing pods waiting out spec.quarantineAfter.
+    pub pending: Vec<(String, String)>,
+    /// Failing pods a dry run would quarantine.
+    pub would_quarantine: Vec<(String, String)>,
+    /// Quarantined pods that are not isolated, and why.
+    pub ineffective: Vec<(String, String, IsolationGap)>,
+    /// Namespace -> whether the deny-all NetworkPolicy must exist.
+    pub network_policies: BTreeMap<String, bool>,
+    pub quarantined_by_namespace: BTreeMap<String, u64>,
+    pub events: Vec<EventSpec>,
+    /// Pod events left out by [`MAX_POD_EVENTS`].
+    pub dropped_events: usize,
+    /// The verdict of every (namespace, pod, container) this scan: the next scan's `previous`.
+    pub verdicts: HashMap<(String, String, String), Verdict>,
+    /// When a verdict or a quarantine will change by itself (an expiry, the start of a warning
+    /// window, the end of a grace period).
+    pub next_change: Option<Timestamp>,
+}
+
+/// What the scan needs besides the plan and the verification results.
+pub struct DecideInput<'a> {
+    pub policy: &'a str,
+    pub spec: &'a ImageTrustPolicySpec,
+    pub pods: &'a [PodView],
+    pub plan: &'a Plan,
+    pub results: &'a HashMap<VerifyKey, Resolution>,
+    /// Trust root -> warning window (for the next time a verdict changes by itself).
+    pub warnings: &'a HashMap<String, SignedDuration>,
+    /// Previous verdict per (namespace, pod, container).
+    pub previous: &'a HashMap<(String, String, String), Verdict>,
+    /// Since when each stored entry has been failing.
+    pub failing_since: &'a HashMap<EntryKey, Timestamp>,
+    /// The NetworkPolicies of the cluster (to tell whether a quarantine isolates).
+    pub network_policies: &'a [NetworkPolicyView],
+    /// Pods labelled quarantined in the cluster before this scan, by every policy.
+    pub cluster_quarantined: u32,
+    /// The most pods quarantined in the cluster (`--max-quarantined`).
+    pub max_quarantined: u32,
+    pub operator_namespace: &'a str,
+    pub now: Timestamp,
+}
+
+struct Judged {
+    verdict: Verdict,
+    reason: String,
+    message: String,
+    resolution: Option<Resolution>,
+    key: Option<VerifyKey>,
+}
+
+impl Judged {
+    fn plain(verdict: Verdict, reason: &str, message: String, key: Option<VerifyKey>) -> Judged {
+        Judged { verdict, reason: reason.into(), message, resolution: None, key }
+    }
+}
+
+fn judge(c: &ContainerView, plan: &ContainerPlan, results: &HashMap<VerifyKey, Resolution>) -> Judged {
+    match plan {
+        ContainerPlan::Invalid { message } => {
+            Judged::plain(Verdict::Unsigned, "InvalidImageReference", message.clone(), None)
+        }
+        ContainerPlan::NotCovered { gun } => Judged::plain(
+            Verdict::NotCovered,
+            "NoMatchingPattern",
+            format!("no spec.images pattern matches {}", gun.as_deref().unwrap_or(&c.image)),
+            None,
+        ),
+        ContainerPlan::Undetermined { reason, message } => {
+            Judged::plain(Verdict::TrustDataUnavailable, reason, message.clone(), None)
+        }
+        ContainerPlan::Verify(key) => match results.get(key) {
+            None => Judged::plain(
+                Verdict::TrustDataUnavailable,
+                "NotVerified",
+                format!("trust root {} has not verified this image yet", key.trust_root),
+                Some(key.clone()),
+            ),
+            Some(r) => {
+                let mut j = Judged {
+                    verdict: r.verdict,
+                    reason: r.reason.clone(),
+                    message: r.message.clone(),
+                    resolution: Some(r.clone()),
+                    key: Some(key.clone()),
+                };
+                // A digest-pinned spec must also be what runs.
+                if let (Some(running), Ok(spec)) = (c.running_digest(), ImageRef::parse(&c.image))
+                    && let Some(pinned) = spec.digest.filter(|d| d != running)
+                    && r.verdict.is_trusted()
+                {
+                    j.verdict = Verdict::DigestDrift;
+                    j.reason = "RunningDigestMismatch".into();
+                    j.message = format!("the pod spec pins {pinned}, but the container runs {running}");
+                }
+                j
+            }
+        },
+    }
+}
+
+/// Accumulates one scan's results.
+struct Scan<'a> {
+    input: &'a DecideInput<'a>,
+    reports: BTreeMap<(String, Workload), (Vec<ContainerVerification>, ReportSummary, QuarantineStatus)>,
+    out: ScanOutcome,
+    newly_quarantined: u32,
+    covered: Vec<Verdict>,
+    pod_events: Vec<EventSpec>,
+}
+
+/// Decides reports, summary, quarantine changes and events for one scan of one policy.
+pub fn decide(input: &DecideInput<'_>) -> ScanOutcome {
+    let mut by_pod: BTreeMap<usize, Vec<(usize, Judged)>> = BTreeMap::new();
+    for ((pi, ci), p) in &input.plan.containers {
+        let c = &input.pods[*pi].containers[*ci];
+        by_pod.entry(*pi).or_default().push((*ci, judge(c, p, input.results)));
+    }
+    let mut scan = Scan {
+        input,
+        reports: BTreeMap::new(),
+        out: ScanOutcome {
+            reports: vec![],
+            summary: PolicySummary { pods: input.pods.len() as i32, ..Default::default() },
+            worst: None,
+            counts: BTreeMap::new(),
+            quarantine: vec![],
+            limited: vec![],
+            cluster_limited: false,
+            protected: vec![],
+            pending: vec![],
+            would_quarantine: vec![],
+            ineffective: vec![],
+            network_policies: BTreeMap::new(),
+            quarantined_by_namespace: BTreeMap::new(),
+            events: vec![],
+            dropped_events: 0,
+            verdicts: HashMap::new(),
+            next_change: None,
+        },
+        newly_quarantined: 0,
+        covered: vec![],
+        pod_events: vec![],
+    };
+    let mut quarantined_after: BTreeMap<String, u64> = BTreeMap::new();
+    for (pi, pod) in input.pods.iter().enumerate() {
+        let judged = by_pod.remove(&pi).unwrap_or_default();
+        let failure = scan.judge_pod(pod, &judged);
+        let stays = scan.quarantine_pod(pod, &judged, failure);
+        // Namespaces matter for the NetworkPolicy only under an enforcing quarantine policy or
+        // where a pod was quarantined before this scan (an audit policy never lists them).
+        if enforcing(input.spec) || pod.is_quarantined() {
+            let n = quarantined_after.entry(pod.namespace.clone()).or_default();
+            if stays {
+                *n += 1;
+            }
+        }
+    }
+    scan.finish(quarantined_after)
+}
+
+fn enforcing(spec: &ImageTrustPolicySpec) -> bool {
+    spec.action == PolicyAction::Quarantine && !spec.dry_run
+}
+
+fn min_time(a: Option<Timestamp>, b: Timestamp) -> Option<Timestamp> {
+    Some(a.map_or(b, |a| a.min(b)))
+}
+
+fn pod_target(pod: &PodView) -> EventTarget {
+    EventTarget::Pod { namespace: pod.namespace.clone(), name: pod.name.clone(), uid: pod.uid.clone() }
+}
+
+/// A failing pod: its worst verdict, why, since when, and whether it just started failing.
+struct PodFailure {
+    verdict: Verdict,
+    message: String,
+    since: Timestamp,
+    new: bool,
+}
+
+impl Scan<'_> {
+    /// Judges the containers of one pod into counts, report entries and transition events;
+    /// returns the pod's failure, if it fails.
+    fn judge_pod(&mut self, pod: &PodView, judged: &[(usize, Judged)]) -> Option<PodFailure> {
+        let input = self.input;
+        let spec = input.spec;
+        let mut failure: Option<PodFailure> = None;
+        let report = self
+            .reports
+            .entry((pod.namespace.clone(), pod.workload.clone()))
+            .or_insert_with(|| (vec![], ReportSummary::default(), QuarantineStatus::default()));
+        report.1.pods += 1;
+        for (ci, j) in judged {
+            let c = &pod.containers[*ci];
+            let s = &mut self.out.summary;
+            s.containers += 1;
+            report.1.containers += 1;
+            *self.out.counts.entry(j.verdict).or_default() += 1;
+            if j.verdict != Verdict::NotCovered {
+                self.covered.push(j.verdict);
+            }
+            if j.verdict.is_trusted() {
+                s.verified += 1;
+                report.1.verified += 1;
+            }
+            if j.verdict == Verdict::ExpiringSoon {
+                s.expiring_soon += 1;
+                report.1.expiring_soon += 1;
+            }
+            let failing = is_failing(spec, j.verdict);
+            let key = (pod.namespace.clone(), pod.name.clone(), c.name.clone());
+            let prev = input.previous.get(&key).copied();
+            self.out.verdicts.insert(key, j.verdict);
+            let entry_key = EntryKey {
+                namespace: pod.namespace.clone(),
+                workload_kind: pod.workload.kind.clone(),
+                workload: pod.workload.name.clone(),
+                container: c.name.clone(),
+                image: c.image.clone(),
+                running_digest: c.running_digest().map(str::to_string),
+            };
+            let since = failing.then(|| input.failing_since.get(&entry_key).copied().unwrap_or(input.now));
+            if let Some(since) = since {
+                s.failing += 1;
+                report.1.failing += 1;
+                let new = prev.is_none_or(|p| !is_failing(spec, p));
+                if failure.as_ref().is_none_or(|f| j.verdict.severity() > f.verdict.severity()) {
+                    failure = Some(PodFailure {
+                        verdict: j.verdict,
+                        message: format!("{}: {}", c.name, j.message),
+                        since: failure.as_ref().map_or(since, |f| f.since.min(since)),
+                        new: new || failure.as_ref().is_some_and(|f| f.new),
+                    });
+                } else if let Some(f) = &mut failure {
+                    f.since = f.since.min(since);
+                    f.new |= new;
+                }
+            }
+            if let Some(ev) = transition_event(pod, &c.name, prev, j, failing, spec) {
+                self.pod_events.push(ev);
+            }
+            self.out.next_change = next_change(self.out.next_change, j, input);
+            let r = j.resolution.as_ref();
+            add_to_entries(
+                &mut report.0,
+                pod,
+                ContainerVerification {
+                    container: c.name.clone(),
+                    image: c.image.clone(),
+                    running_digest: c.running_digest().map(str::to_string),
+                    pods: 0,
+                    sample_pods: vec![],
+                    signed_digest: r.and_then(|r| r.digest.clone()),
+                    verdict: j.verdict,
+                    reason: j.reason.clone(),
+                    message: bounded_message(&j.message),
+                    signers: r.map(|r| r.signers.iter().take(16).cloned().collect()).unwrap_or_default(),
+                    trust_root: j.key.as_ref().map(|k| k.trust_root.clone()),
+                    gun: r.map(|r| r.gun.clone()),
+                    expires: r.and_then(|r| r.expires).map(Time),
+                    failing_since: since.map(Time),
+                    last_verified: Some(Time(input.now)),
+                },
+            );
+        }
+        failure
+    }
+
+    /// Quarantine decisions for one pod within the guardrails; returns whether the pod stays
+    /// (or becomes) quarantined after this scan.
+    fn quarantine_pod(&mut self, pod: &PodView, judged: &[(usize, Judged)], failure: Option<PodFailure>) -> bool {
+        let input = self.input;
+        let spec = input.spec;
+        let name = || (pod.namespace.clone(), pod.name.clone());
+        let ours = pod.quarantine_reason.as_deref().is_none_or(|r| r.starts_with(&format!("{}: ", input.policy)));
+        let report = &mut self.reports.get_mut(&(pod.namespace.clone(), pod.workload.clone())).expect("judged").2;
+        let Some(f) = failure.filter(|_| spec.action == PolicyAction::Quarantine) else {
+            // Not failing (or an audit policy): release what we quarantined.
+            if pod.is_quarantined() && ours && !judged.is_empty() {
+                self.out
+                    .quarantine
+                    .push(QuarantineChange::Remove { namespace: pod.namespace.clone(), pod: pod.name.clone() });
+                self.pod_events.push(EventSpec {
+                    target: pod_target(pod),
+                    type_: EventType::Normal,
+                    reason: "Released",
+                    message: format!("released by policy {}: every image is trusted again", input.policy),
+                });
+                return false;
+            }
+            return pod.is_quarantined();
+        };
+        if spec.dry_run {
+            self.out.would_quarantine.push(name());
+            self.out.summary.would_quarantine += 1;
+            report.would_quarantine += 1;
+            if f.new {
+                self.pod_events.push(EventSpec {
+                    target: pod_target(pod),
+                    type_: EventType::Warning,
+                    reason: "WouldQuarantine",
+                    message: format!(
+                        "policy {} (dry run) would quarantine this pod: {} ({})",
+                        input.policy, f.verdict, f.message
+                    ),
+                });
+            }
+            if pod.is_quarantined() && ours {
+                // A dry run labels nothing: release what an earlier enforcing run labelled.
+                self.out
+                    .quarantine
+                    .push(QuarantineChange::Remove { namespace: pod.namespace.clone(), pod: pod.name.clone() });
+                return false;
+            }
+            return pod.is_quarantined();
+        }
+        if pod.is_quarantined() {
+            if ours {
+                self.out.summary.quarantined += 1;
+                report.quarantined += 1;
+                self.note_gaps(pod, false);
+            }
+            return true;
+        }
+        if is_protected_namespace(&pod.namespace, input.operator_namespace) {
+            self.out.protected.push(name());
+            return false;
+        }
+        let grace = SignedDuration::try_from(spec.quarantine_grace()).unwrap_or(SignedDuration::ZERO);
+        let due = f.since.checked_add(grace).unwrap_or(Timestamp::MAX);
+        if due > input.now {
+            self.out.pending.push(name());
+            self.out.summary.pending_quarantine += 1;
+            report.pending += 1;
+            self.out.next_change = min_time(self.out.next_change, due);
+            return false;
+        }
+        if self.newly_quarantined >= spec.quarantine_limit.max(0) as u32 {
+            self.out.limited.push(name());
+            return false;
+        }
+        if input.cluster_quarantined + self.newly_quarantined >= input.max_quarantined {
+            self.out.limited.push(name());
+            self.out.cluster_limited = true;
+            return false;
+        }
+        self.newly_quarantined += 1;
+        self.out.summary.quarantined += 1;
+        report.quarantined += 1;
+        self.pod_events.push(EventSpec {
+            target: pod_target(pod),
+            type_: EventType::Warning,
+            reason: "Quarantined",
+            message: format!("quarantined by policy {}: {} ({})", input.policy, f.verdict, f.message),
+        });
+        self.out.quarantine.push(QuarantineChange::Add {
+            namespace: pod.namespace.clone(),
+            pod: pod.name.clone(),
+            reason: format!("{}: {}: {}", input.policy, f.verdict, f.message),
+        });
+        self.note_gaps(pod, true);
+        true
+    }
+
+    /// Records why a quarantined pod is not isolated (and an event when it is new).
+    fn note_gaps(&mut self, pod: &PodView, newly: bool) {
+        let gaps = isolation_gaps(pod, self.input.network_policies);
+        let report = &mut self.reports.get_mut(&(pod.namespace.clone(), pod.workload.clone())).expect("judged").2;
+        for gap in gaps {
+            let text = gap.describe(&pod.name);
+            if report.ineffective.len() < 8 {
+                report.ineffective.push(text.clone());
+            }
+            if newly {
+                self.pod_events.push(EventSpec {
+                    target: pod_target(pod),
+                    type_: EventType::Warning,
+                    reason: "QuarantineIneffective",
+                    message: text,
+                });
+            }
+            self.out.ineffective.push((pod.namespace.clone(), pod.name.clone(), gap));
+        }
+    }
+
+    fn finish(self, quarantined_after: BTreeMap<String, u64>) -> ScanOutcome {
+        let Scan { input, reports, mut out, covered, mut pod_events, .. } = self;
+        out.reports = reports
+            .into_iter()
+            .map(|((namespace, workload), (mut containers, summary, quarantine))| {
+                let verdict = Verdict::worst(containers.iter().map(|c| c.verdict));
+                let omitted = bound_entries(&mut containers);
+                let quarantine = (input.spec.action == PolicyAction::Quarantine).then_some(quarantine);
+                ReportPlan {
+                    name: report_name(&workload, input.policy),
+                    namespace,
+                    status: ImageTrustReportStatus {
+                        workload: Some(workload.as_ref()),
+                        policy: Some(input.policy.to_string()),
+                        verdict,
+                        summary: Some(summary),
+                        last_verified: Some(Time(input.now)),
+                        containers,
+                        omitted,
+                        quarantine,
+                    },
+                    workload,
+                }
+            })
+            .collect();
+        out.worst = Verdict::worst(covered);
+        out.dropped_events = pod_events.len().saturating_sub(MAX_POD_EVENTS);
+        pod_events.truncate(MAX_POD_EVENTS);
+        out.events = pod_events;
+        out.network_policies = quarantined_after.iter().map(|(ns, n)| (ns.clone(), *n > 0)).collect();
+        out.quarantined_by_namespace = quarantined_after.into_iter().filter(|(_, n)| *n > 0).collect();
+        out
+    }
+}
+
+/// The earliest time this container's verdict changes by itself: its expiry, or the start of
+/// its trust root's warning window.
+fn next_change(cur: Option<Timestamp>, j: &Judged, input: &DecideInput<'_>) -> Option<Timestamp> {
+    let Some(exp) = j.resolution.as_ref().and_then(|r| r.expires).filter(|e| *e > input.now) else { return cur };
+    let mut next = min_time(cur, exp);
+    let warn = j.key.as_ref().and_then(|k| input.warnings.get(&k.trust_root)).copied();
+    if let Some(start) = warn.and_then(|w| exp.checked_sub(w).ok()).filter(|s| *s > input.now) {
+        next = min_time(next, start);
+    }
+    next
+}
+
+/// The event for a container whose verdict changed since the last scan. A container seen for
+/// the first time only raises an event when it fails.
+fn transition_event(
+    pod: &PodView,
+    container: &str,
+    prev: Option<Verdict>,
+    j: &Judged,
+    failing: bool,
+    spec: &ImageTrustPolicySpec,
+) -> Option<EventSpec> {
+    let target = pod_target(pod);
+    let was_failing = prev.map(|p| is_failing(spec, p));
+    if prev == Some(j.verdict) {
+        return None;
+    }
+    if failing && was_failing != Some(true) {
+        return Some(EventSpec {
+            target,
+            type_: EventType::Warning,
+            reason: "VerificationFailed",
+            message: format!("container {container}: {}: {}", j.verdict, j.message),
+        });
+    }
+    if j.verdict == Verdict::ExpiringSoon {
+        return Some(EventSpec {
+            target,
+            type_: EventType::Warning,
+            reason: "TrustDataExpiring",
+            message: format!("container {container}: {}", j.message),
+        });
+    }
+    if j.verdict == Verdict::Verified && was_failing == Some(true) {
+        return Some(EventSpec {
+            target,
+            type_: EventType::Normal,
+            reason: "Verified",
+            message: format!("container {container}: {}", j.message),
+        });
+    }
+    None
+}
