@@ -102,6 +102,7 @@ async fn main() {
             uid: format!("uid{i}"),
             labels: Default::default(),
             quarantine_reason: None,
+            recheck: None,
             workload: Workload {
                 kind: "Deployment".into(),
                 name: format!("w{}", i / 3),
@@ -139,7 +140,7 @@ async fn main() {
         results: &results,
         warnings: &HashMap::new(),
         previous: &HashMap::new(),
-        failing_since: &HashMap::new(),
+        history: &HashMap::new(),
         network_policies: &[],
         cluster_quarantined: 0,
         max_quarantined: 100,

@@ -5,6 +5,7 @@
 #   hack/control-plane.sh build              # build (once per version) into the cache
 #   hack/control-plane.sh up DIR [--owner-pid PID]
 #   hack/control-plane.sh down DIR
+#   hack/control-plane.sh restart DIR NAME   # stop and start one component (e.g. kube-apiserver)
 #   hack/control-plane.sh bin                # print the directory holding the binaries
 #
 # `up` builds what is missing, starts the three components on free loopback ports (TLS, RBAC,
@@ -12,6 +13,8 @@
 # ServiceAccount identity), waits for /readyz and writes:
 #   DIR/kubeconfig            the admin (system:masters)
 #   DIR/operator.kubeconfig   system:serviceaccount:trustwatch-system:trustwatch and its groups
+#   DIR/limited.kubeconfig    system:serviceaccount:trustwatch-system:trustwatch-limited (no
+#                             RBAC of its own: for tests that grant a reduced role)
 #   DIR/bin/kubectl           kubectl with DIR/kubeconfig preset
 #   DIR/env                   KUBECONFIG=..., for `source DIR/env`
 # With --owner-pid, a watcher runs `down DIR` as soon as that process is gone, so that a test
@@ -109,8 +112,32 @@ free_port() {
 # the group's pid under DIR/pids/NAME.
 start() {
   local dir="$1" name="$2"; shift 2
-  setsid "$@" >"$dir/logs/$name.log" 2>&1 < /dev/null &
+  mkdir -p "$dir/cmd"
+  printf '%q ' "$@" > "$dir/cmd/$name"
+  setsid "$@" >>"$dir/logs/$name.log" 2>&1 < /dev/null &
   echo $! > "$dir/pids/$name"
+}
+
+stop_component() {
+  local dir="$1" name="$2" pid
+  [ -f "$dir/pids/$name" ] || return 0
+  pid="$(cat "$dir/pids/$name")"
+  kill -TERM -- "-$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+}
+
+# Stops one component and starts it again with the same command line (a crash and restart).
+restart() {
+  local dir="$1" name="$2"
+  [ -f "$dir/cmd/$name" ] || die "$dir has no component $name"
+  stop_component "$dir" "$name"
+  eval "start \"\$dir\" \"\$name\" $(cat "$dir/cmd/$name")"
+  if [ "$name" = kube-apiserver ]; then
+    local token; token="$(sed -n 's/^ *token: //p' "$dir/kubeconfig" | head -n1)"
+    wait_for kube-apiserver "$(cat "$dir/server")/readyz" "$token" "$dir" kube-apiserver
+  fi
+  log "$name restarted"
 }
 
 kubeconfig() {
@@ -176,12 +203,14 @@ up() {
   openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 
-  local admin_token operator_token
+  local admin_token operator_token limited_token
   admin_token="$(openssl rand -hex 24)"
   operator_token="$(openssl rand -hex 24)"
+  limited_token="$(openssl rand -hex 24)"
   {
     echo "$admin_token,admin,admin-uid,system:masters"
     echo "$operator_token,system:serviceaccount:trustwatch-system:trustwatch,trustwatch-operator-uid,\"system:serviceaccounts,system:serviceaccounts:trustwatch-system,system:authenticated\""
+    echo "$limited_token,system:serviceaccount:trustwatch-system:trustwatch-limited,trustwatch-limited-uid,\"system:authenticated\""
   } > "$pki/tokens.csv"
   chmod 600 "$pki/tokens.csv"
 
@@ -212,6 +241,7 @@ up() {
 
   kubeconfig "$dir/kubeconfig" "$server" "$pki/ca.crt" admin "$admin_token"
   kubeconfig "$dir/operator.kubeconfig" "$server" "$pki/ca.crt" trustwatch "$operator_token"
+  kubeconfig "$dir/limited.kubeconfig" "$server" "$pki/ca.crt" trustwatch-limited "$limited_token"
 
   log "kube-controller-manager on 127.0.0.1:$kcm_port"
   start "$dir" kube-controller-manager "$k8s_bin/kube-controller-manager" \
@@ -246,11 +276,7 @@ down() {
   [ -d "$dir/pids" ] || { rm -rf "$dir"; return 0; }
   # Reverse start order: the controller manager, then the API server, then etcd.
   for name in kube-controller-manager kube-apiserver etcd; do
-    [ -f "$dir/pids/$name" ] || continue
-    pid="$(cat "$dir/pids/$name")"
-    kill -TERM -- "-$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$pid" 2>/dev/null || true
+    stop_component "$dir" "$name"
   done
   if [ -f "$dir/watcher.pid" ]; then
     pid="$(cat "$dir/watcher.pid")"
@@ -264,5 +290,6 @@ case "${1:-}" in
   bin) echo "$k8s_bin"; echo "$etcd_bin" ;;
   up) [ $# -ge 2 ] || die "usage: $0 up DIR [--owner-pid PID]"; shift; up "$@" ;;
   down) [ $# -eq 2 ] || die "usage: $0 down DIR"; down "$2" ;;
-  *) echo "usage: $0 build | up DIR [--owner-pid PID] | down DIR | bin" >&2; exit 2 ;;
+  restart) [ $# -eq 3 ] || die "usage: $0 restart DIR NAME"; restart "$2" "$3" ;;
+  *) echo "usage: $0 build | up DIR [--owner-pid PID] | down DIR | restart DIR NAME | bin" >&2; exit 2 ;;
 esac

@@ -154,7 +154,7 @@ pub async fn run_audit(
             results: &results,
             warnings: &warnings,
             previous: &HashMap::new(),
-            failing_since: &HashMap::new(),
+            history: &HashMap::new(),
             network_policies: &[],
             cluster_quarantined: 0,
             max_quarantined: u32::MAX,

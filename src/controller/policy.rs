@@ -13,7 +13,7 @@ use crate::crd::{
 use crate::scanner::pods::{OwnerIndex, PodView, pod_view};
 use crate::scanner::{
     DecideInput, EventSpec, EventTarget, EventType, NetworkPolicyView, QuarantineChange, ScanOutcome, decide,
-    failing_since, plan, previous_verdicts, report_needs_write,
+    entry_history, plan, previous_verdicts, report_needs_write,
 };
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
@@ -76,11 +76,21 @@ pub fn gather_pods(ctx: &Context, spec: &ImageTrustPolicySpec) -> Vec<PodView> {
     pods
 }
 
-/// `kubectl annotate itp NAME trustwatch.dev/recheck=now` forces a pass with fresh trust data.
-fn take_recheck(ctx: &Context, policy: &ImageTrustPolicy) -> bool {
-    let Some(value) = policy.annotations().get(RECHECK_ANNOTATION) else { return false };
+/// `kubectl annotate itp NAME trustwatch.dev/recheck=now` (or the same on a pod) forces a pass
+/// with fresh trust data. Each new value is honoured once.
+fn take_recheck(ctx: &Context, policy: &ImageTrustPolicy, pods: &[PodView]) -> bool {
     let mut seen = ctx.rechecks.lock().expect("recheck map poisoned");
-    seen.insert(policy.name_any(), value.clone()).as_ref() != Some(value)
+    let mut fresh = |key: String, value: &String| seen.insert(key, value.clone()).as_ref() != Some(value);
+    let mut force = false;
+    if let Some(value) = policy.annotations().get(RECHECK_ANNOTATION) {
+        force |= fresh(format!("policy/{}", policy.name_any()), value);
+    }
+    for p in pods {
+        if let Some(value) = &p.recheck {
+            force |= fresh(format!("pod/{}/{}/{}", policy.name_any(), p.namespace, p.name), value);
+        }
+    }
+    force
 }
 
 /// When to scan again: the interval, or earlier when a verdict changes by itself.
@@ -122,7 +132,7 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
     let plan = plan(&policy.spec, &pods);
     let referenced: BTreeSet<&String> = policy.spec.images.iter().map(|r| &r.trust_root).collect();
     let missing: Vec<String> = referenced.into_iter().filter(|r| !roots.contains_key(*r)).cloned().collect();
-    let force = take_recheck(ctx, policy);
+    let force = take_recheck(ctx, policy, &pods);
     let results = verify_all(&plan.keys(), &roots, now, force, Some(&ctx.metrics)).await;
 
     let stored = stored_reports(ctx, &name).await?;
@@ -131,7 +141,7 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
         Some(p) => p.clone(),
         None => previous_verdicts(stored_statuses(), &pods),
     };
-    let since = failing_since(stored_statuses());
+    let history = entry_history(stored_statuses());
     let network_policies: Vec<NetworkPolicyView> =
         ctx.network_policies.state().iter().map(|np| NetworkPolicyView::from_resource(np)).collect();
     let cluster_quarantined =
@@ -146,7 +156,7 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
         results: &results,
         warnings: &warnings,
         previous: &previous,
-        failing_since: &since,
+        history: &history,
         network_policies: &network_policies,
         cluster_quarantined,
         max_quarantined: ctx.config.max_quarantined,

@@ -225,6 +225,10 @@ pub struct ContainerVerification {
     /// from it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failing_since: Option<Time>,
+    /// When this entry last verified as trusted (Verified or ExpiringSoon). While trust data
+    /// is unavailable, this is the last good verification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_trusted: Option<Time>,
     /// When this container was last verified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_verified: Option<Time>,

@@ -3,7 +3,7 @@
 
 use super::isolation::{IsolationGap, NetworkPolicyView, isolation_gaps};
 use super::pods::{ContainerView, PodView, Workload};
-use super::report::{EntryKey, ReportPlan, add_to_entries, bound_entries, bounded_message, report_name};
+use super::report::{EntryHistory, EntryKey, ReportPlan, add_to_entries, bound_entries, bounded_message, report_name};
 use super::{ContainerPlan, Plan, VerifyKey, is_failing, is_protected_namespace};
 use crate::crd::{
     ContainerVerification, ImageTrustPolicySpec, ImageTrustReportStatus, PolicyAction, PolicySummary, QuarantineStatus,
@@ -93,8 +93,8 @@ pub struct DecideInput<'a> {
     pub warnings: &'a HashMap<String, SignedDuration>,
     /// Previous verdict per (namespace, pod, container).
     pub previous: &'a HashMap<(String, String, String), Verdict>,
-    /// Since when each stored entry has been failing.
-    pub failing_since: &'a HashMap<EntryKey, Timestamp>,
+    /// What the stored reports remember of each entry (failing since, last trusted).
+    pub history: &'a HashMap<EntryKey, EntryHistory>,
     /// The NetworkPolicies of the cluster (to tell whether a quarantine isolates).
     pub network_policies: &'a [NetworkPolicyView],
     /// Pods labelled quarantined in the cluster before this scan, by every policy.
@@ -284,7 +284,10 @@ impl Scan<'_> {
                 image: c.image.clone(),
                 running_digest: c.running_digest().map(str::to_string),
             };
-            let since = failing.then(|| input.failing_since.get(&entry_key).copied().unwrap_or(input.now));
+            let history = input.history.get(&entry_key);
+            let since = failing.then(|| history.and_then(|h| h.failing_since).unwrap_or(input.now));
+            let last_trusted =
+                if j.verdict.is_trusted() { Some(input.now) } else { history.and_then(|h| h.last_trusted) };
             if let Some(since) = since {
                 s.failing += 1;
                 report.1.failing += 1;
@@ -324,6 +327,7 @@ impl Scan<'_> {
                     gun: r.map(|r| r.gun.clone()),
                     expires: r.and_then(|r| r.expires).map(Time),
                     failing_since: since.map(Time),
+                    last_trusted: last_trusted.map(Time),
                     last_verified: Some(Time(input.now)),
                 },
             );

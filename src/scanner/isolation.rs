@@ -118,6 +118,7 @@ mod tests {
             uid: "u".into(),
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             quarantine_reason: None,
+            recheck: None,
             workload: super::super::pods::Workload {
                 kind: "Pod".into(),
                 name: "web-1".into(),

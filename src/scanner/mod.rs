@@ -19,7 +19,9 @@ pub use decide::{
     DecideInput, EventSpec, EventTarget, EventType, MAX_POD_EVENTS, QuarantineChange, ScanOutcome, decide,
 };
 pub use isolation::{IsolationGap, NetworkPolicyView, isolation_gaps};
-pub use report::{EntryKey, ReportPlan, failing_since, previous_verdicts, report_name, report_needs_write};
+pub use report::{
+    EntryHistory, EntryKey, ReportPlan, entry_history, previous_verdicts, report_name, report_needs_write,
+};
 
 /// What must be verified for one container: a trust root, an image reference (the spec's tag
 /// with the running digest, so drift shows) and the required signers.

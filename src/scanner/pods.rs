@@ -87,6 +87,9 @@ pub struct PodView {
     pub labels: BTreeMap<String, String>,
     /// Value of the quarantine reason annotation, when quarantined by trustwatch.
     pub quarantine_reason: Option<String>,
+    /// Value of the `trustwatch.dev/recheck` annotation: a new value asks for a scan with fresh
+    /// trust data.
+    pub recheck: Option<String>,
     pub workload: Workload,
     /// Init, regular and ephemeral containers.
     pub containers: Vec<ContainerView>,
@@ -225,6 +228,7 @@ pub fn pod_view(pod: &Pod, index: &OwnerIndex) -> PodView {
             .as_ref()
             .and_then(|a| a.get(crate::crd::QUARANTINE_REASON_ANNOTATION))
             .cloned(),
+        recheck: meta.annotations.as_ref().and_then(|a| a.get(crate::crd::RECHECK_ANNOTATION)).cloned(),
         workload: top_owner(pod, index),
         containers,
         host_network: spec.host_network.unwrap_or(false),

@@ -98,16 +98,29 @@ pub(super) fn bound_entries(entries: &mut Vec<ContainerVerification>) -> Option<
     (omitted > 0).then_some(omitted as i32)
 }
 
-/// Since when each stored failing entry has been failing, from the stored reports.
-pub fn failing_since<'a>(
+/// What the stored reports remember of each entry across scans.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryHistory {
+    /// Since when it has been failing.
+    pub failing_since: Option<Timestamp>,
+    /// When it last verified as trusted.
+    pub last_trusted: Option<Timestamp>,
+}
+
+/// The history of each stored entry, from the stored reports.
+pub fn entry_history<'a>(
     reports: impl IntoIterator<Item = (&'a str, &'a ImageTrustReportStatus)>,
-) -> HashMap<EntryKey, Timestamp> {
+) -> HashMap<EntryKey, EntryHistory> {
     let mut out = HashMap::new();
     for (ns, status) in reports {
         let Some(w) = &status.workload else { continue };
         for c in &status.containers {
-            if let Some(Time(t)) = c.failing_since {
-                out.insert(EntryKey::of(ns, &w.kind, &w.name, c), t);
+            let h = EntryHistory {
+                failing_since: c.failing_since.as_ref().map(|t| t.0),
+                last_trusted: c.last_trusted.as_ref().map(|t| t.0),
+            };
+            if h != EntryHistory::default() {
+                out.insert(EntryKey::of(ns, &w.kind, &w.name, c), h);
             }
         }
     }

@@ -40,6 +40,7 @@ fn mk_pod(ns: &str, name: &str, image: &str, running: Option<&str>) -> PodView {
         uid: format!("uid-{name}"),
         labels: BTreeMap::new(),
         quarantine_reason: None,
+        recheck: None,
         workload: Workload {
             kind: "Deployment".into(),
             name: format!("{name}-deploy"),
@@ -83,7 +84,7 @@ struct Scan {
     pods: Vec<PodView>,
     verdicts: Vec<Verdict>,
     previous: HashMap<(String, String, String), Verdict>,
-    failing_since: HashMap<EntryKey, Timestamp>,
+    history: HashMap<EntryKey, EntryHistory>,
     network_policies: Vec<NetworkPolicyView>,
     cluster_quarantined: u32,
 }
@@ -95,7 +96,7 @@ impl Scan {
             pods,
             verdicts,
             previous: HashMap::new(),
-            failing_since: HashMap::new(),
+            history: HashMap::new(),
             network_policies: vec![],
             cluster_quarantined: 0,
         }
@@ -122,7 +123,7 @@ impl Scan {
             results: &results,
             warnings: &warnings,
             previous: &self.previous,
-            failing_since: &self.failing_since,
+            history: &self.history,
             network_policies: &self.network_policies,
             cluster_quarantined: self.cluster_quarantined,
             max_quarantined: 10,
@@ -464,9 +465,9 @@ fn quarantine_waits_out_the_grace_period_counted_from_the_first_failure() {
     assert_eq!(out.next_change, Some(now() + SignedDuration::from_mins(10)), "a scan when the grace ends");
     // The failure has lasted 11 minutes: quarantined now.
     let stored = out.reports[0].status.clone();
-    s.failing_since = failing_since([("app", &stored)]);
-    for v in s.failing_since.values_mut() {
-        *v = now() - SignedDuration::from_mins(11);
+    s.history = entry_history([("app", &stored)]);
+    for h in s.history.values_mut() {
+        h.failing_since = Some(now() - SignedDuration::from_mins(11));
     }
     assert_eq!(s.run().quarantine.len(), 1);
 }
@@ -518,4 +519,18 @@ fn a_quarantine_that_another_network_policy_defeats_is_reported() {
     assert!(out.events.iter().any(|e| e.reason == "QuarantineIneffective"));
     let q = out.reports[0].status.quarantine.clone().unwrap();
     assert!(q.ineffective[0].contains("allow-web"), "{q:?}");
+}
+
+#[test]
+fn during_an_outage_the_entry_shows_the_last_good_verification() {
+    let pods = vec![mk_pod("app", "a", &img("app"), Some(RUNNING))];
+    let mut s = Scan::new(mk_policy(json!({})), pods, vec![Verdict::Verified]);
+    let first = s.run();
+    assert_eq!(first.reports[0].status.containers[0].last_trusted, Some(Time(now())));
+    s.history = entry_history([("app", &first.reports[0].status)]);
+    s.verdicts = vec![Verdict::TrustDataUnavailable];
+    let out = s.run();
+    let c = &out.reports[0].status.containers[0];
+    assert_eq!(c.verdict, Verdict::TrustDataUnavailable);
+    assert_eq!(c.last_trusted, Some(Time(now())), "the last good verification is kept");
 }

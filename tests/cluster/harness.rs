@@ -58,12 +58,17 @@ impl ControlPlane {
             let dir = std::env::temp_dir().join(format!("trustwatch-cluster-{}", std::process::id()));
             let script = repo_root().join("hack/control-plane.sh");
             let started = Instant::now();
+            // TRUSTWATCH_KEEP_CLUSTER=1 leaves the control plane running after the tests, for
+            // a look with DIR/bin/kubectl (stop it with `hack/control-plane.sh down DIR`).
+            let owner = match std::env::var("TRUSTWATCH_KEEP_CLUSTER").as_deref() {
+                Ok("1") => vec![],
+                _ => vec!["--owner-pid".to_string(), std::process::id().to_string()],
+            };
             let status = Command::new("bash")
                 .arg(&script)
                 .arg("up")
                 .arg(&dir)
-                .arg("--owner-pid")
-                .arg(std::process::id().to_string())
+                .args(&owner)
                 .stdout(Stdio::inherit())
                 .stderr(Stdio::inherit())
                 .status()
@@ -365,9 +370,10 @@ impl Kubelet {
         Kubelet { task, seen }
     }
 
-    /// Forgets a pod's status so the next pass writes it again (e.g. after a re-pull).
-    pub fn forget(&self, namespace: &str, pod: &str) {
-        self.seen.lock().unwrap().remove(&format!("{namespace}/{pod}"));
+    /// Restarts a pod's containers: they pull again, and report what the registry serves now.
+    pub fn restart(&self, namespace: &str, pod: &str) {
+        let prefix = format!("{namespace}/{pod}/");
+        self.seen.lock().unwrap().retain(|k, _| !k.starts_with(&prefix));
     }
 }
 
@@ -411,12 +417,14 @@ async fn kubelet_pass(
         if phase == "Succeeded" || phase == "Failed" {
             continue;
         }
-        let status = pod_status(&spec, resolver);
-        let fingerprint = status.to_string();
-        let key = format!("{ns}/{name}");
-        if seen.lock().unwrap().get(&key) == Some(&fingerprint) {
+        // A container pulls once, when it starts: a tag pushed over later changes nothing for
+        // it until it restarts ([`Kubelet::restart`]).
+        let key = format!("{ns}/{name}/{}", pod.metadata.uid.clone().unwrap_or_default());
+        if seen.lock().unwrap().contains_key(&key) {
             continue;
         }
+        let status = pod_status(&spec, resolver);
+        let fingerprint = status.to_string();
         let patch = json!({"status": status});
         match pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
             Ok(_) => {

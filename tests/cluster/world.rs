@@ -155,6 +155,14 @@ impl World {
         self.kubelet = Some(Kubelet::start(self.client.clone(), self.namespaces.clone(), resolver));
     }
 
+    /// Restarts the containers of the pods matching `selector` (they pull again).
+    pub async fn restart_pods(&self, ns: &str, selector: &str) {
+        let k = self.kubelet.as_ref().expect("the kubelet runs");
+        for p in self.pods(ns, selector).await {
+            k.restart(ns, p.metadata.name.as_deref().unwrap_or_default());
+        }
+    }
+
     pub fn operator(&self) -> Operator {
         Operator::start(self.cp, &OperatorConfig::new(&self.name))
     }

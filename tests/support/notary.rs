@@ -247,6 +247,10 @@ impl NotaryServer {
     pub fn variant(&self) -> Variant {
         self.variant
     }
+    /// The notary-server process (to stop it with SIGSTOP and resume it, keeping its data).
+    pub fn server_pid(&self) -> u32 {
+        self.server.id()
+    }
     pub fn ca_path(&self) -> &Path {
         &self.ca_path
     }
