@@ -76,6 +76,21 @@ impl Leadership {
         }
     }
 
+    /// Gives the Lease up (graceful shutdown): a standby takes over at once.
+    pub async fn release(self) {
+        let Leadership { state, _task: task, identity, .. } = self;
+        drop(state);
+        if let Some(task) = task {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), task).await {
+                Ok(Ok(Ok(_))) => info!(identity = %identity, "released the leader Lease"),
+                Ok(Ok(Err(e))) => {
+                    tracing::warn!(identity = %identity, error = %e, "cannot release the leader Lease; it expires by itself")
+                }
+                _ => tracing::warn!(identity = %identity, "releasing the leader Lease timed out; it expires by itself"),
+            }
+        }
+    }
+
     /// Resolves when the Lease is lost after it was held: an error for the caller to exit with.
     pub async fn lost(&mut self) -> Result<(), Error> {
         let Some(rx) = &mut self.state else { return std::future::pending().await };

@@ -304,31 +304,65 @@ pub async fn run(
     };
     tokio::spawn(deletions);
 
-    // Every replica follows the watches above; only the leader reconciles.
+    // Every replica follows the watches (warm caches, health, metrics); only the leader
+    // reconciles. Until it leads, what the watches yield is dropped: the first pass after
+    // taking over reconciles everything from the caches.
+    let leading = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tr_changes = drive(tr_stream, leading.clone());
+    let pol_changes = drive(pol_stream, leading.clone());
+    let pod_changes = drive(pod_events, leading.clone());
+    let ns_changes = drive(ns_events, leading.clone());
     let mut leadership = leader::elect(&client, &config, &metrics).await?;
     if !leadership.wait_until_leading().await {
+        leadership.release().await;
         return Ok(());
     }
+    leading.store(true, std::sync::atomic::Ordering::SeqCst);
 
-    let trust_roots = Controller::for_stream(tr_stream, tr_store)
+    let kick = || futures::stream::once(future::ready(()));
+    let trust_roots = Controller::for_stream(tr_changes, tr_store)
         .with_config(ControllerConfig::default().concurrency(4))
+        .reconcile_all_on(kick())
         .shutdown_on_signal()
         .run(trust_root::reconcile, trust_root::error_policy, ctx.clone())
         .for_each(|_| future::ready(()));
     // Pod, namespace and trust data changes re-run every policy, at most once per throttle
     // period: a steady stream of pod changes delays a scan by one period, never forever.
-    let changes = futures::stream::select(futures::stream::select(pod_events, ns_events), rescan_rx);
-    let throttled = triggers::throttle(changes, config.scan_throttle);
-    let policies = Controller::for_stream(pol_stream, pol_store)
+    let changes = futures::stream::select(futures::stream::select(pod_changes, ns_changes), rescan_rx);
+    let throttled = triggers::throttle(futures::stream::select(kick(), changes), config.scan_throttle);
+    let policies = Controller::for_stream(pol_changes, pol_store)
         .with_config(ControllerConfig::default().concurrency(2))
         .reconcile_all_on(throttled)
         .shutdown_on_signal()
         .run(policy::reconcile, policy::error_policy, ctx)
         .for_each(|_| future::ready(()));
-    tokio::select! {
+    let result = tokio::select! {
         _ = async { tokio::join!(trust_roots, policies) } => Ok(()),
         lost = leadership.lost() => lost,
-    }
+    };
+    // A graceful stop hands the Lease over at once instead of letting it expire.
+    leadership.release().await;
+    result
+}
+
+/// Polls a watch stream for as long as the process runs (so its cache stays warm), and passes
+/// its items on only while this replica leads.
+fn drive<S, T>(stream: S, leading: Arc<std::sync::atomic::AtomicBool>) -> futures::channel::mpsc::UnboundedReceiver<T>
+where
+    S: futures::Stream<Item = T> + Send + 'static,
+    T: Send + 'static,
+{
+    use futures::StreamExt;
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    tokio::spawn(async move {
+        let mut stream = Box::pin(stream);
+        while let Some(item) = stream.next().await {
+            if leading.load(std::sync::atomic::Ordering::SeqCst) && tx.unbounded_send(item).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// A metadata-only cache of pod owners (ReplicaSets, Jobs), kept up to date in the

@@ -295,7 +295,7 @@ impl Scan<'_> {
                 if failure.as_ref().is_none_or(|f| j.verdict.severity() > f.verdict.severity()) {
                     failure = Some(PodFailure {
                         verdict: j.verdict,
-                        message: format!("{}: {}", c.name, j.message),
+                        message: format!("{} ({}): {}", c.name, c.image, j.message),
                         since: failure.as_ref().map_or(since, |f| f.since.min(since)),
                         new: new || failure.as_ref().is_some_and(|f| f.new),
                     });
@@ -304,7 +304,7 @@ impl Scan<'_> {
                     f.new |= new;
                 }
             }
-            if let Some(ev) = transition_event(pod, &c.name, prev, j, failing, spec) {
+            if let Some(ev) = transition_event(pod, c, prev, j, failing, spec) {
                 self.pod_events.push(ev);
             }
             self.out.next_change = next_change(self.out.next_change, j, input);
@@ -503,7 +503,7 @@ fn next_change(cur: Option<Timestamp>, j: &Judged, input: &DecideInput<'_>) -> O
 /// the first time only raises an event when it fails.
 fn transition_event(
     pod: &PodView,
-    container: &str,
+    c: &ContainerView,
     prev: Option<Verdict>,
     j: &Judged,
     failing: bool,
@@ -519,7 +519,7 @@ fn transition_event(
             target,
             type_: EventType::Warning,
             reason: "VerificationFailed",
-            message: format!("container {container}: {}: {}", j.verdict, j.message),
+            message: format!("container {} ({}): {}: {}", c.name, c.image, j.verdict, j.message),
         });
     }
     if j.verdict == Verdict::ExpiringSoon {
@@ -527,7 +527,7 @@ fn transition_event(
             target,
             type_: EventType::Warning,
             reason: "TrustDataExpiring",
-            message: format!("container {container}: {}", j.message),
+            message: format!("container {} ({}): {}", c.name, c.image, j.message),
         });
     }
     if j.verdict == Verdict::Verified && was_failing == Some(true) {
@@ -535,7 +535,7 @@ fn transition_event(
             target,
             type_: EventType::Normal,
             reason: "Verified",
-            message: format!("container {container}: {}", j.message),
+            message: format!("container {} ({}): {}", c.name, c.image, j.message),
         });
     }
     None

@@ -14,4 +14,5 @@ mod world;
 
 mod crds;
 mod lifecycle;
+mod operations;
 mod verdicts;
