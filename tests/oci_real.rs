@@ -89,21 +89,21 @@ async fn olareg_referrers_come_from_the_api_filtered_by_artifact_type() {
     let c = client(plain());
     let repo = Repository::new(&olareg.host(), "app");
 
-    let only_a = c.referrers(&repo, &subject, Some(TYPE_A)).await.unwrap();
+    let only_a = c.referrers(&repo, &subject, &[TYPE_A]).await.unwrap();
     assert!(only_a.api_supported, "olareg implements the referrers API");
     assert_eq!(only_a.via_api, vec![a.clone()]);
     assert_eq!(only_a.via_tag_schema, Vec::<String>::new(), "oras used the API, so no tag-schema index");
     assert_eq!(only_a.descriptors.len(), 1);
     assert_eq!(only_a.descriptors[0].artifact_type.as_deref(), Some(TYPE_A));
 
-    let all = c.referrers(&repo, &subject, None).await.unwrap();
+    let all = c.referrers(&repo, &subject, &[]).await.unwrap();
     let mut digests: Vec<_> = all.descriptors.iter().map(|d| d.digest.clone()).collect();
     digests.sort();
     let mut want = vec![a, b];
     want.sort();
     assert_eq!(digests, want);
 
-    let none = c.referrers(&repo, &trustwatch::oci::sha256_digest(b"unreferenced"), None).await.unwrap();
+    let none = c.referrers(&repo, &trustwatch::oci::sha256_digest(b"unreferenced"), &[]).await.unwrap();
     assert!(none.api_supported && none.descriptors.is_empty(), "{none:?}");
 }
 
@@ -118,11 +118,11 @@ async fn docker_registry_referrers_come_from_the_tag_schema() {
     let c = client(plain());
     let repo = Repository::new(&registry.host(), "app");
 
-    let only_b = c.referrers(&repo, &subject, Some(TYPE_B)).await.unwrap();
+    let only_b = c.referrers(&repo, &subject, &[TYPE_B]).await.unwrap();
     assert!(!only_b.api_supported, "distribution 2.8 has no referrers API");
     assert_eq!(only_b.via_tag_schema, vec![b.clone()]);
     assert_eq!(only_b.descriptors.len(), 1);
-    let all = c.referrers(&repo, &subject, None).await.unwrap();
+    let all = c.referrers(&repo, &subject, &[]).await.unwrap();
     assert_eq!(all.descriptors.len(), 2);
     assert!(all.via_tag_schema.contains(&a) && all.via_tag_schema.contains(&b));
 }
@@ -138,7 +138,7 @@ async fn the_union_of_api_and_tag_schema_is_read_and_deduplicated() {
     let c = client(plain());
     let repo = Repository::new(&olareg.host(), "app");
 
-    let r = c.referrers(&repo, &subject, Some(TYPE_A)).await.unwrap();
+    let r = c.referrers(&repo, &subject, &[TYPE_A]).await.unwrap();
     assert!(r.via_api.contains(&via_api), "{r:?}");
     assert!(r.via_tag_schema.contains(&via_tag), "{r:?}");
     let mut digests: Vec<_> = r.descriptors.iter().map(|d| d.digest.clone()).collect();
@@ -199,7 +199,7 @@ async fn bearer_token_flow_against_a_token_auth_registry() {
     assert!(asked[0].query.contains("scope=repository%3Ateam%2Fapp%3Apull") && asked[0].query.contains("service="));
 
     // The token is cached for the repository: more requests, no more token requests.
-    let r = c.referrers(&repo, &digest, Some(TYPE_A)).await.unwrap();
+    let r = c.referrers(&repo, &digest, &[TYPE_A]).await.unwrap();
     assert_eq!(r.via_tag_schema, vec![attached]);
     assert_eq!(realm.requests().len(), pushes + 1);
     assert_eq!(c.counts().token, 1);
@@ -294,7 +294,7 @@ async fn server_errors_timeouts_and_a_dead_registry_are_typed_outages() {
         assert_eq!((err.reason(), err.verdict()), ("ServerError", Verdict::TrustDataUnavailable));
     }
     proxy.set("/referrers/", Fault::Status(500));
-    let err = c.referrers(&repo, &trustwatch::oci::sha256_digest(b"x"), None).await.unwrap_err();
+    let err = c.referrers(&repo, &trustwatch::oci::sha256_digest(b"x"), &[]).await.unwrap_err();
     assert_eq!(err.reason(), "ServerError", "a failing referrers API is an outage, not 'no referrers'");
 
     proxy.set("/manifests/", Fault::Hang);

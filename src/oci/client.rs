@@ -442,8 +442,9 @@ impl RegistryClient {
         Ok(Some(body))
     }
 
-    /// The referrers of `subject` (a manifest digest), optionally of one artifact type: the
-    /// union of the referrers API and the referrers tag schema.
+    /// The referrers of `subject` (a manifest digest) of the given artifact types (none: all
+    /// types): the union of the referrers API and the referrers tag schema. With exactly one
+    /// type the API is asked to filter (`?artifactType=`); the result is filtered here anyway.
     ///
     /// Distribution spec v1.1: "A client querying the referrers API and receiving a `404 Not
     /// Found` MUST fallback to using an image index pushed to a tag described by the
@@ -454,15 +455,16 @@ impl RegistryClient {
         &self,
         repo: &Repository,
         subject: &str,
-        artifact_type: Option<&str>,
+        artifact_types: &[&str],
     ) -> Result<Referrers, OciError> {
         validate_digest(subject).map_err(|detail| OciError::Config { detail })?;
         let mut out = Referrers::default();
-        let api = self.referrers_api(repo, subject, artifact_type).await?;
+        let query_type = if artifact_types.len() == 1 { Some(artifact_types[0]) } else { None };
+        let api = self.referrers_api(repo, subject, query_type).await?;
         let mut seen = HashSet::new();
         if let Some(list) = api {
             out.api_supported = true;
-            for d in self.filter_by_type(repo, list, artifact_type).await? {
+            for d in self.filter_by_type(repo, list, artifact_types).await? {
                 out.via_api.push(d.digest.clone());
                 if seen.insert(d.digest.clone()) {
                     out.descriptors.push(d);
@@ -473,7 +475,7 @@ impl RegistryClient {
         if let Some(index) = self.get_manifest(repo, &tag).await? {
             // A tag that holds something other than an index is not a referrers list.
             if let Some(index) = index.index() {
-                for d in self.filter_by_type(repo, index.manifests.clone(), artifact_type).await? {
+                for d in self.filter_by_type(repo, index.manifests.clone(), artifact_types).await? {
                     out.via_tag_schema.push(d.digest.clone());
                     if seen.insert(d.digest.clone()) {
                         out.descriptors.push(d);
@@ -545,9 +547,11 @@ impl RegistryClient {
         &self,
         repo: &Repository,
         list: Vec<Descriptor>,
-        artifact_type: Option<&str>,
+        want: &[&str],
     ) -> Result<Vec<Descriptor>, OciError> {
-        let Some(want) = artifact_type else { return Ok(list) };
+        if want.is_empty() {
+            return Ok(list);
+        }
         let mut out = vec![];
         let mut lookups = 0;
         for mut d in list {
@@ -555,13 +559,14 @@ impl RegistryClient {
                 continue;
             }
             match d.artifact_type.as_deref() {
-                Some(t) if t == want => out.push(d),
+                Some(t) if want.contains(&t) => out.push(d),
                 None | Some(OCI_EMPTY) if lookups < MAX_ARTIFACT_TYPE_LOOKUPS => {
                     lookups += 1;
                     let Some(m) = self.get_manifest(repo, &d.digest).await? else { continue };
                     if let Some(img) = m.image() {
-                        if img.effective_artifact_type() == want {
-                            d.artifact_type = Some(want.to_string());
+                        let t = img.effective_artifact_type();
+                        if want.contains(&t) {
+                            d.artifact_type = Some(t.to_string());
                             out.push(d);
                         }
                     }

@@ -591,3 +591,190 @@ async fn proxy_one(mut sock: TcpStream, state: Arc<Mutex<ProxyState>>, client: r
         }
     }
 }
+
+/// GET `base_url + path` with an Accept header (curl): (status, body).
+pub fn http_get(base_url: &str, path: &str, accept: &str) -> (u16, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["-s", "-H", &format!("Accept: {accept}"), "-w", "\n%{http_code}", &format!("{base_url}{path}")])
+        .output()
+        .expect("curl");
+    let mut body = out.stdout;
+    let nl = body.iter().rposition(|b| *b == b'\n').expect("status line");
+    let status = String::from_utf8_lossy(&body[nl + 1..]).trim().parse().unwrap_or(0);
+    body.truncate(nl);
+    (status, body)
+}
+
+/// Uploads a blob (POST + monolithic PUT); returns its digest.
+pub fn http_push_blob(base_url: &str, repo: &str, bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
+    let out = Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null", "-X", "POST", &format!("{base_url}/v2/{repo}/blobs/uploads/")])
+        .output()
+        .expect("curl");
+    let headers = String::from_utf8_lossy(&out.stdout).into_owned();
+    let location = headers
+        .lines()
+        .find_map(|l| {
+            l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("location")).map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no upload location: {headers}"));
+    let location = if location.starts_with("http") { location } else { format!("{base_url}{location}") };
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let code = curl_put(&format!("{location}{sep}digest={digest}"), "application/octet-stream", bytes);
+    assert_eq!(code, "201", "blob upload of {digest}");
+    digest
+}
+
+/// PUTs a manifest at `reference` (tag or digest); returns its digest.
+pub fn http_put_manifest(base_url: &str, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let code = curl_put(&format!("{base_url}/v2/{repo}/manifests/{reference}"), media_type, bytes);
+    assert_eq!(code, "201", "manifest push of {repo}:{reference}");
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+fn curl_put(url: &str, content_type: &str, bytes: &[u8]) -> String {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), bytes).unwrap();
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Content-Type: {content_type}"),
+        ])
+        .arg("--data-binary")
+        .arg(format!("@{}", file.path().display()))
+        .arg(url)
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The cosign CLI with its own HOME, key passwords from `COSIGN_PASSWORD`, offline
+/// (`--tlog-upload=false`), over plain HTTP to loopback registries.
+pub struct Cosign {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+pub const COSIGN_PASSWORD: &str = "trustwatch-test";
+
+/// The output of a CLI run.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub ok: bool,
+    pub output: String,
+}
+
+impl Default for Cosign {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Cosign {
+    pub fn new() -> Cosign {
+        let c = Cosign { bin: go_tool("cosign"), dir: tempfile::tempdir().unwrap() };
+        // An empty trusted root: what `cosign verify --new-bundle-format` needs offline.
+        let r = c.run(&["trusted-root", "create", "--out", "trusted_root.json"], &[]);
+        assert!(r.ok, "{}", r.output);
+        c
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("HOME", self.dir.path())
+            .env("COSIGN_PASSWORD", COSIGN_PASSWORD)
+            .env("TUF_ROOT", self.dir.path().join("tuf"))
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run cosign");
+        Run {
+            ok: out.status.success(),
+            output: format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        }
+    }
+
+    /// `cosign generate-key-pair --output-key-prefix <name>`: (`<name>.key`, PEM of `<name>.pub`).
+    pub fn generate_key_pair(&self, name: &str) -> (PathBuf, String) {
+        let r = self.run(&["generate-key-pair", "--output-key-prefix", name], &[]);
+        assert!(r.ok, "{}", r.output);
+        (
+            self.dir.path().join(format!("{name}.key")),
+            std::fs::read_to_string(self.dir.path().join(format!("{name}.pub"))).unwrap(),
+        )
+    }
+
+    /// `cosign import-key-pair` of a PEM private key made by openssl.
+    pub fn import_key_pair(&self, name: &str, private_pem_path: &Path) -> (PathBuf, String) {
+        let r = self.run(
+            &["import-key-pair", "--key", &private_pem_path.display().to_string(), "--output-key-prefix", name, "-y"],
+            &[],
+        );
+        assert!(r.ok, "{}", r.output);
+        (
+            self.dir.path().join(format!("{name}.key")),
+            std::fs::read_to_string(self.dir.path().join(format!("{name}.pub"))).unwrap(),
+        )
+    }
+
+    /// `cosign sign --key <key> --tlog-upload=false -y [extra] <image>`; panics on failure.
+    pub fn sign(&self, image: &str, key: &Path, extra: &[&str], env: &[(&str, &str)]) {
+        let key = key.display().to_string();
+        let mut args = vec![
+            "sign",
+            "--key",
+            &key,
+            "--tlog-upload=false",
+            "--allow-http-registry",
+            "--allow-insecure-registry",
+            "-y",
+        ];
+        args.extend(extra);
+        args.push(image);
+        let r = self.run(&args, env);
+        assert!(r.ok, "cosign {args:?}: {}", r.output);
+    }
+
+    /// `cosign verify --key <pub> --insecure-ignore-tlog=true [extra] <image>`.
+    pub fn verify(&self, image: &str, public_pem: &str, extra: &[&str], env: &[(&str, &str)]) -> Run {
+        let pub_path = self.dir.path().join(format!("verify-{}.pub", std::process::id()));
+        std::fs::write(&pub_path, public_pem).unwrap();
+        let p = pub_path.display().to_string();
+        let mut args = vec![
+            "verify",
+            "--key",
+            &p,
+            "--insecure-ignore-tlog=true",
+            "--allow-http-registry",
+            "--allow-insecure-registry",
+        ];
+        args.extend(extra);
+        args.push(image);
+        self.run(&args, env)
+    }
+
+    /// `verify` for Sigstore bundles: `--new-bundle-format --trusted-root <empty root>`.
+    pub fn verify_bundle(&self, image: &str, public_pem: &str, extra: &[&str]) -> Run {
+        let root = self.dir.path().join("trusted_root.json").display().to_string();
+        let mut args = vec!["--new-bundle-format", "--trusted-root", root.as_str()];
+        args.extend(extra);
+        self.verify(image, public_pem, &args, &[])
+    }
+}
