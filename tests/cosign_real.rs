@@ -168,6 +168,30 @@ async fn sigstore_bundles_as_referrers_on_olareg_and_docker_registry() {
         expect(name, &r, Verdict::Verified, "Verified");
         assert_eq!(r.signers, vec!["release".to_string()]);
 
+        if name == "olareg" {
+            // cosign names the key in the bundle: base64 SHA-256 of its SPKI DER, the hint a
+            // failing signature by a trusted key is recognized by.
+            let (_, list) = http_get(
+                &olareg.url(),
+                &format!("/v2/app/referrers/{signed}"),
+                "application/vnd.oci.image.index.v1+json",
+            );
+            let list: Value = serde_json::from_slice(&list).unwrap();
+            let referrer = list["manifests"][0]["digest"].as_str().unwrap().to_string();
+            let (_, m) = http_get(&olareg.url(), &format!("/v2/app/manifests/{referrer}"), OCI_MANIFEST);
+            let m: Value = serde_json::from_slice(&m).unwrap();
+            let (_, bundle) = http_get(
+                &olareg.url(),
+                &format!("/v2/app/blobs/{}", m["layers"][0]["digest"].as_str().unwrap()),
+                "*/*",
+            );
+            let bundle: Value = serde_json::from_slice(&bundle).unwrap();
+            use base64::Engine as _;
+            let hint = base64::engine::general_purpose::STANDARD
+                .encode(CosignKey::from_pem("release", &release).unwrap().key_id());
+            assert_eq!(bundle["verificationMaterial"]["publicKey"]["hint"], Value::String(hint));
+        }
+
         let c = cosign.verify_bundle(&at(&signed), &other, &[]);
         let r = trustwatch(&at(&signed), trust(&[("other", &other)], &[])).await;
         agree(&format!("{name}: bundle, wrong key"), &c, &r);
