@@ -27,6 +27,9 @@ use std::time::Instant;
 pub const MAX_SIGNATURE_BLOB: u64 = 256 << 10;
 /// The largest number of signature manifests examined per image.
 const MAX_SIGNATURE_MANIFESTS: usize = 32;
+/// The largest number of signature layers read per signature manifest (cosign appends one
+/// layer per signature to the `.sig` manifest).
+const MAX_SIGNATURE_LAYERS: usize = 64;
 const MAX_CACHED_OUTCOMES: usize = 65_536;
 const MAX_CACHED_DIGESTS: usize = 65_536;
 
@@ -186,7 +189,7 @@ impl CosignVerifier {
         };
         let mut outcomes = vec![];
         if let Some(img) = manifest.image() {
-            for (i, layer) in img.layers.iter().enumerate() {
+            for (i, layer) in img.layers.iter().enumerate().take(MAX_SIGNATURE_LAYERS) {
                 let kind = if layer.media_type == SIMPLE_SIGNING_MEDIA_TYPE {
                     ArtifactKind::SimpleSigning
                 } else if BUNDLE_MEDIA_TYPES.contains(&layer.media_type.as_str()) {
@@ -213,6 +216,11 @@ impl CosignVerifier {
             }
         }
         let outcomes = Arc::new(outcomes);
+        // Outcomes depend only on content-addressed bytes and the trust configuration, except
+        // a log entry integrated "in the future", which time may fix: not cached.
+        if outcomes.iter().any(|o| matches!(o, Err(CosignError::TlogEntryInvalid { .. }))) {
+            return Ok(outcomes);
+        }
         let mut cache = self.outcomes.lock().expect("outcomes poisoned");
         if cache.len() >= MAX_CACHED_OUTCOMES {
             cache.clear();
