@@ -352,3 +352,143 @@ fn a_docker_reference_for_another_repository_is_a_warning_not_a_failure() {
     let same = ImageRef::parse(&format!("registry.example.com/team/app:v1@{DIGEST}")).unwrap();
     assert!(resolution(&same, DIGEST, &r).warnings.is_empty());
 }
+
+// RFC 6962 §2.1.1, the recursive definitions: MTH(D[n]) and PATH(m, D[n]).
+fn mth(leaves: &[Vec<u8>]) -> Vec<u8> {
+    match leaves.len() {
+        0 => Sha256::digest(b"").to_vec(),
+        1 => trustwatch::cosign::rekor::leaf_hash(&leaves[0]).to_vec(),
+        n => {
+            let k = split(n);
+            let mut h = Sha256::new();
+            h.update([1u8]);
+            h.update(mth(&leaves[..k]));
+            h.update(mth(&leaves[k..]));
+            h.finalize().to_vec()
+        }
+    }
+}
+
+/// The largest power of two smaller than `n`.
+fn split(n: usize) -> usize {
+    let mut k = 1;
+    while k * 2 < n {
+        k *= 2;
+    }
+    k
+}
+
+fn path(m: usize, leaves: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    if leaves.len() <= 1 {
+        return vec![];
+    }
+    let k = split(leaves.len());
+    if m < k {
+        let mut p = path(m, &leaves[..k]);
+        p.push(mth(&leaves[k..]));
+        p
+    } else {
+        let mut p = path(m - k, &leaves[k..]);
+        p.push(mth(&leaves[..k]));
+        p
+    }
+}
+
+#[test]
+fn inclusion_proofs_verify_for_every_leaf_of_every_small_tree_and_fail_when_altered() {
+    use trustwatch::cosign::rekor::{leaf_hash, verify_inclusion};
+    for n in 1..=17usize {
+        let leaves: Vec<Vec<u8>> = (0..n).map(|i| format!("entry {i}").into_bytes()).collect();
+        let root = mth(&leaves);
+        for m in 0..n {
+            let p = path(m, &leaves);
+            let leaf = leaf_hash(&leaves[m]);
+            assert!(verify_inclusion(leaf, m as u64, n as u64, &p, &root), "n={n} m={m}");
+            if let Some(first) = p.first() {
+                let mut bad = p.clone();
+                bad[0] = first.iter().map(|b| b ^ 1).collect();
+                assert!(!verify_inclusion(leaf, m as u64, n as u64, &bad, &root), "n={n} m={m}: altered path");
+            }
+            if n > 1 {
+                let other = (m + 1) % n;
+                assert!(!verify_inclusion(leaf, other as u64, n as u64, &p, &root), "n={n} m={m}: wrong index");
+            }
+            assert!(!verify_inclusion(leaf, n as u64, n as u64, &p, &root), "index outside the tree");
+        }
+    }
+}
+
+#[test]
+fn bundle_entries_with_only_an_inclusion_proof_need_a_checkpoint_signed_by_the_pinned_log() {
+    let l = Logged::new();
+    let statement = json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"digest": {"sha256": DIGEST.trim_start_matches("sha256:")}}],
+        "predicateType": "https://sigstore.dev/cosign/sign/v1"
+    });
+    let payload = serde_json::to_vec(&statement).unwrap();
+    let payload_type = "application/vnd.in-toto+json";
+    let sig = l.o.sign("signer", &pae(payload_type, &payload), &[]);
+    let body = serde_json::to_vec(&json!({
+        "apiVersion": "0.0.1", "kind": "dsse",
+        "spec": {
+            "payloadHash": {"algorithm": "sha256", "value": hex::encode(Sha256::digest(&payload))},
+            "signatures": [{"signature": B64.encode(&sig), "verifier": B64.encode(&l.signer_pem)}]
+        }
+    }))
+    .unwrap();
+    // Our entry at index 5 of a 7-entry tree.
+    let mut leaves: Vec<Vec<u8>> = (0..7).map(|i| format!("other entry {i}").into_bytes()).collect();
+    leaves[5] = body.clone();
+    let root = mth(&leaves);
+    let proof_hashes: Vec<String> = path(5, &leaves).iter().map(|h| B64.encode(h)).collect();
+    let note = format!("log.example.com - 1234\n7\n{}\n", B64.encode(&root));
+    let checkpoint = |signer: &str, note: &str| {
+        let hint =
+            &LogKey::from_pem("k", &std::fs::read_to_string(l.o.0.path().join(format!("{signer}.pub"))).unwrap())
+                .unwrap()
+                .key
+                .key_id()[..4];
+        let mut raw = hint.to_vec();
+        raw.extend(l.o.sign(signer, note.as_bytes(), &[]));
+        format!("{note}\n\u{2014} log.example.com {}\n", B64.encode(raw))
+    };
+    let bundle = |hashes: &[String], envelope: String| {
+        let b = json!({
+            "mediaType": SIGSTORE_BUNDLE_V03,
+            "verificationMaterial": {
+                "publicKey": {"hint": B64.encode(l.signer.key_id())},
+                "tlogEntries": [{
+                    "logIndex": "5",
+                    "logId": {"keyId": B64.encode(l.log.key.key_id())},
+                    "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+                    "inclusionProof": {"logIndex": "5", "rootHash": B64.encode(&root), "treeSize": "7", "hashes": hashes, "checkpoint": {"envelope": envelope}},
+                    "canonicalizedBody": B64.encode(&body),
+                }]
+            },
+            "dsseEnvelope": {"payload": B64.encode(&payload), "payloadType": payload_type, "signatures": [{"sig": B64.encode(&sig)}]}
+        });
+        SignatureArtifact {
+            kind: ArtifactKind::SigstoreBundle,
+            bytes: Arc::from(serde_json::to_vec(&b).unwrap()),
+            annotations: BTreeMap::new(),
+            source: "proof bundle".into(),
+        }
+    };
+    let now = Timestamp::now();
+    let r = verify(&[bundle(&proof_hashes, checkpoint("log", &note))], &l.trust(), DIGEST, now);
+    assert_eq!(r.as_ref().unwrap().signatures[0].integrated_time, None, "a proof does not authenticate a time");
+
+    let mut altered = proof_hashes.clone();
+    altered[1] = B64.encode([7u8; 32]);
+    let r = verify(&[bundle(&altered, checkpoint("log", &note))], &l.trust(), DIGEST, now);
+    assert!(matches!(&r, Err(CosignError::TlogEntryInvalid { detail, .. }) if detail.contains("root hash")), "{r:?}");
+
+    l.o.p256("impostor");
+    let r = verify(&[bundle(&proof_hashes, checkpoint("impostor", &note))], &l.trust(), DIGEST, now);
+    assert!(matches!(&r, Err(CosignError::TlogEntryInvalid { detail, .. }) if detail.contains("not signed")), "{r:?}");
+
+    let other_head = format!("log.example.com - 1234\n8\n{}\n", B64.encode(&root));
+    let r = verify(&[bundle(&proof_hashes, checkpoint("log", &other_head))], &l.trust(), DIGEST, now);
+    assert!(matches!(&r, Err(CosignError::TlogEntryInvalid { detail, .. }) if detail.contains("tree head")), "{r:?}");
+}

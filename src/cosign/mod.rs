@@ -14,8 +14,9 @@
 //!
 //! Keys: ECDSA P-256, RSA (PKCS#1 v1.5 or PSS) and Ed25519 PEM public keys. Keyless (Fulcio
 //! certificates) is not supported: a signature that only a certificate verifies is a
-//! `KeyMismatch`. Transparency log entries are verified offline (the SET) when log keys are
-//! pinned; inclusion proofs are not checked.
+//! `KeyMismatch`. Transparency log entries are verified offline when log keys are pinned: the
+//! signed entry timestamp (inclusion promise) and, in bundles, the inclusion proof with its
+//! signed checkpoint; the entry body must be the signature being verified.
 
 pub mod error;
 pub mod keys;

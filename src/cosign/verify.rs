@@ -358,12 +358,29 @@ fn verify_bundle(
             .ok_or_else(|| CosignError::TlogEntryMissing { artifact: artifact.into() })?;
         let payload_hash = hex::encode(Sha256::digest(&payload));
         let mut last_err = None;
-        let mut time = None;
+        let mut time: Option<Option<i64>> = None;
         for e in entries {
             let checked = rekor::parse_bundle_entry(e)
-                .and_then(|entry| rekor::verify_set(&entry, &trust.log_keys, now).map(|_| entry))
+                .and_then(|(entry, proof)| {
+                    // rekor.proto: the inclusion promise is "Optional for >= v0.2 bundles, and
+                    // SHOULD be verified when present"; the inclusion proof is required. We
+                    // verify whichever is present and need at least one; only a verified
+                    // promise authenticates the integration time.
+                    let promised = !entry.signed_entry_timestamp.is_empty();
+                    if promised {
+                        rekor::verify_set(&entry, &trust.log_keys, now)?;
+                    }
+                    match &proof {
+                        Some(p) => rekor::verify_inclusion_proof(&entry, p, &trust.log_keys)?,
+                        None if !promised => {
+                            return Err("the entry has neither an inclusion promise nor a proof".into());
+                        }
+                        None => {}
+                    }
+                    Ok((entry, promised))
+                })
                 .map_err(|detail| CosignError::TlogEntryInvalid { artifact: artifact.into(), detail })
-                .and_then(|entry| {
+                .and_then(|(entry, promised)| {
                     let mismatch = |detail: String| CosignError::TlogBodyMismatch { artifact: artifact.into(), detail };
                     match rekor::parse_body(&entry.body_b64).map_err(mismatch)? {
                         Body::Dsse { payload_sha256_hex, signatures } => {
@@ -375,7 +392,7 @@ fn verify_bundle(
                             if !signatures.contains(&sig) {
                                 return Err(mismatch("it logs other signatures".into()));
                             }
-                            Ok(entry.integrated_time)
+                            Ok(promised.then_some(entry.integrated_time))
                         }
                         Body::HashedRekord { .. } => Err(mismatch("a hashedrekord entry for a DSSE envelope".into())),
                     }
@@ -389,10 +406,11 @@ fn verify_bundle(
             }
         }
         match time {
-            Some(t) => Some(Timestamp::from_second(t).map_err(|e| CosignError::TlogEntryInvalid {
+            Some(Some(t)) => Some(Timestamp::from_second(t).map_err(|e| CosignError::TlogEntryInvalid {
                 artifact: artifact.into(),
                 detail: format!("integratedTime: {e}"),
             })?),
+            Some(None) => None,
             None => return Err(last_err.expect("at least one entry was checked")),
         }
     };
