@@ -253,6 +253,12 @@ fn classic_rekor_bundles_are_verified_offline_with_the_pinned_log_key() {
     let (foreign, _) = l.entry(l.hashedrekord(&other_payload, &other_sig), at);
     let a = simple(&p, &sig, &[(BUNDLE_ANNOTATION, Logged::annotation(&foreign))]);
     case("entry for other content", a, &l.trust(), now, "TlogBodyMismatch", Verdict::Tampered);
+
+    // A kind we cannot read (Rekor v2's 0.0.2 entries) is unverified evidence, not tampering.
+    let v2 = B64.encode(br#"{"apiVersion":"0.0.2","kind":"hashedrekord","spec":{"hashedRekordV002":{}}}"#);
+    let (unreadable, _) = l.entry(v2, at);
+    let a = simple(&p, &sig, &[(BUNDLE_ANNOTATION, Logged::annotation(&unreadable))]);
+    case("unsupported entry kind", a, &l.trust(), now, "TlogEntryInvalid", Verdict::SignatureInvalid);
 }
 
 #[test]

@@ -236,7 +236,11 @@ fn verify_simple(
         // The promise covers the body; the body must be this signature over this payload
         // by this key.
         let mismatch = |detail: String| CosignError::TlogBodyMismatch { artifact: artifact.into(), detail };
-        match rekor::parse_body(&entry.body_b64).map_err(mismatch)? {
+        // An entry body we cannot read (malformed, or a kind we do not support, such as
+        // Rekor v2's 0.0.2 entries) is unverified log evidence, not proof of other content.
+        let body = rekor::parse_body(&entry.body_b64)
+            .map_err(|detail| CosignError::TlogEntryInvalid { artifact: artifact.into(), detail })?;
+        match body {
             Body::HashedRekord { sha256_hex, signature, public_key_pem } => {
                 let payload_hash = hex::encode(Sha256::digest(&a.bytes));
                 if sha256_hex != payload_hash {
@@ -382,7 +386,9 @@ fn verify_bundle(
                 .map_err(|detail| CosignError::TlogEntryInvalid { artifact: artifact.into(), detail })
                 .and_then(|(entry, promised)| {
                     let mismatch = |detail: String| CosignError::TlogBodyMismatch { artifact: artifact.into(), detail };
-                    match rekor::parse_body(&entry.body_b64).map_err(mismatch)? {
+                    let body = rekor::parse_body(&entry.body_b64)
+                        .map_err(|detail| CosignError::TlogEntryInvalid { artifact: artifact.into(), detail })?;
+                    match body {
                         Body::Dsse { payload_sha256_hex, signatures } => {
                             if payload_sha256_hex != payload_hash {
                                 return Err(mismatch(format!(
