@@ -7,6 +7,8 @@
 //! - [`engine`]: resolving an image (tag, digest, required signers) to a [`verdict::Verdict`].
 //! - [`fetch`]: the HTTP side: TLS, auth, bounded reads, incremental refresh per repository.
 //! - [`verifier`]: the verification seam every signature format implements.
+//! - [`oci`]: the OCI registry client the Notation and cosign verifiers share.
+//! - [`cosign`]: the cosign verifier (pure core and registry shell).
 //! - [`crd`]: the `trustwatch.dev/v1alpha1` custom resources.
 //! - [`cli`]: the `trustwatch` command line.
 #![forbid(unsafe_code)]
@@ -14,10 +16,12 @@
 pub mod audit;
 pub mod cli;
 pub mod controller;
+pub mod cosign;
 pub mod crd;
 pub mod engine;
 pub mod fetch;
 pub mod image;
+pub mod oci;
 pub mod scanner;
 pub mod telemetry;
 pub mod tuf;

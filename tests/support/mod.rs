@@ -80,6 +80,7 @@
 
 pub mod hostile;
 pub mod notary;
+pub mod oci;
 pub mod registry;
 
 #[allow(unused_imports)]

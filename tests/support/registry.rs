@@ -29,13 +29,21 @@ impl Pushed {
 
 impl Registry {
     pub fn start() -> Registry {
+        Self::start_with(|_| String::new())
+    }
+
+    /// A registry whose config.yml ends with the YAML `extra` returns (given the registry's
+    /// own directory, for files such as an htpasswd or a token root bundle), e.g. an `auth:`
+    /// section. `/v2/` may then answer 401: the registry counts as started once it answers.
+    pub fn start_with(extra: impl FnOnce(&Path) -> String) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let config = dir.path().join("config.yml");
+        let extra = extra(dir.path());
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}",
                 dir.path().join("data").display()
             ),
         )
@@ -50,7 +58,9 @@ impl Registry {
             .expect("docker-registry is installed (make deps)");
         let r = Registry { child, port, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(15);
-        while curl(&["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("{}/v2/", r.url())]).0 != "200" {
+        while !["200", "401"]
+            .contains(&curl(&["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("{}/v2/", r.url())]).0.as_str())
+        {
             assert!(Instant::now() < deadline, "docker-registry did not start: {}", r.log());
             std::thread::sleep(Duration::from_millis(50));
         }
