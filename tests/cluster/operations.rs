@@ -42,7 +42,7 @@ async fn only_the_leader_writes_and_a_standby_takes_over_within_the_lease() {
         c.extra_args = vec!["--lease-duration".into(), "6s".into()];
         Operator::start(w.cp, &c)
     };
-    let mut a = start(0);
+    let a = start(0);
     let b = start(1);
     let (leader, standby) = eventually("one replica leads, the other stands by", REACT, || async {
         match (leading(&a), leading(&b)) {
