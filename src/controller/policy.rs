@@ -45,7 +45,32 @@ pub async fn reconcile(policy: Arc<ImageTrustPolicy>, ctx: Arc<Context>) -> Resu
         }
     };
     ctx.metrics.record_reconcile("imagetrustpolicy", result.is_ok(), started.elapsed().as_secs_f64());
+    if let Err(e) = &result {
+        report_failure(&policy, &ctx, e).await;
+    }
     result
+}
+
+/// A pass that failed says so in the policy's status (best effort: the status write may be
+/// what fails), so that `kubectl get itp` shows it, not only the logs.
+async fn report_failure(policy: &ImageTrustPolicy, ctx: &Context, error: &Error) {
+    let api: Api<ImageTrustPolicy> = Api::all(ctx.client.clone());
+    let mut status = policy.status.clone().unwrap_or_default();
+    let message = truncate(&format!("the last scan failed and is retried in 30s: {error}"), 2048);
+    crate::crd::set_condition(
+        &mut status.conditions,
+        crate::crd::new_condition(
+            crate::crd::condition::types::READY,
+            false,
+            error.reason(),
+            message,
+            policy.metadata.generation,
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
+        ),
+    );
+    if let Err(e) = patch_status(&api, &policy.name_any(), &status).await {
+        warn!(policy = %policy.name_any(), error = %e, "cannot record the failure in status either");
+    }
 }
 
 pub fn error_policy(policy: Arc<ImageTrustPolicy>, error: &Error, _ctx: Arc<Context>) -> Action {
