@@ -72,6 +72,9 @@
 //!   .basic_auth_seen() -> bool
 //! ```
 //!
+//! // ---- Notation (support::notation, not re-exported: use support::notation::*) ----
+//! Signer, Verifier, Pki, Tsa, HttpPeer, fetch_signatures, attach_envelope (see its docs)
+//!
 //! Pitfall: blocking helpers that talk to a HostileServer/TokenServer (e.g. `fetch_raw_url` on
 //! the proxy, or the notary CLI pointed at it) deadlock on a current-thread runtime; use
 //! `#[tokio::test(flavor = "multi_thread")]` or `spawn_blocking` for those.
@@ -80,6 +83,7 @@
 
 pub mod hostile;
 pub mod notary;
+pub mod notation;
 pub mod registry;
 
 #[allow(unused_imports)]
