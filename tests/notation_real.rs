@@ -129,7 +129,10 @@ fn jws_and_cose_from_notation_verify_and_map_to_verified_with_evidence() {
         assert_eq!(cert.subject, cert.issuer, "generate-test makes a self-signed leaf");
         assert_eq!((r.timestamped, r.expires_role.as_deref()), (Some(false), Some("leaf certificate")));
         let left = r.expires.unwrap().duration_since(now);
-        assert!(left > SignedDuration::from_hours(23) && left <= SignedDuration::from_hours(24), "a one-day test certificate: {left}");
+        assert!(
+            left > SignedDuration::from_hours(23) && left <= SignedDuration::from_hours(24),
+            "a one-day test certificate: {left}"
+        );
         assert_eq!(r.digest.as_deref(), Some(img.digest.as_str()));
         // Within a warning window longer than the certificate's life: ExpiringSoon.
         let r = to_resolution(&image_ref(&registry, repo, img), &ours, now, SignedDuration::from_hours(48));
@@ -144,7 +147,8 @@ fn jws_and_cose_from_notation_verify_and_map_to_verified_with_evidence() {
         ca: Cert::parse_many(signer.test_cert_pem("wabbit").as_bytes()).unwrap(),
         signing_authority: vec![],
         tsa: vec![],
-        trusted_identities: TrustedIdentities::parse(&["x509.subject: C=US, ST=WA, O=Notary, CN=wabbit".into()]).unwrap(),
+        trusted_identities: TrustedIdentities::parse(&["x509.subject: C=US, ST=WA, O=Notary, CN=wabbit".into()])
+            .unwrap(),
     };
     let sig = &fetch_signatures(&registry, repo, &cose_img.digest)[0];
     let checked = verify_signature(&config, &target(&cose_img), &sig.media_type, &sig.bytes, now).unwrap();
@@ -170,14 +174,20 @@ fn untrusted_store_and_identity_fail_like_notation_and_audit_only_logs_them() {
     v.add_cert("ca", "mallory", &other.test_cert_pem("mallory"));
     let ours = core(&v, &registry, repo, &img, now);
     agree(&v, &r, &ours, false);
-    assert_eq!((failure(&ours).reason(), failure(&ours).verdict()), ("UntrustedCertificateChain", Verdict::SignatureInvalid));
+    assert_eq!(
+        (failure(&ours).reason(), failure(&ours).verdict()),
+        ("UntrustedCertificateChain", Verdict::SignatureInvalid)
+    );
 
     // audit: "only enforces signature integrity", the rest is logged.
     v.set_policy(&policy("audit", &["ca:mallory"], &["*"], ""));
     let ours = core(&v, &registry, repo, &img, now);
     agree(&v, &r, &ours, true);
     let w = &ours.as_ref().unwrap().warnings;
-    assert_eq!(w.iter().map(|w| (w.check, w.reason)).collect::<Vec<_>>(), vec![(Check::Authenticity, "UntrustedCertificateChain")]);
+    assert_eq!(
+        w.iter().map(|w| (w.check, w.reason)).collect::<Vec<_>>(),
+        vec![(Check::Authenticity, "UntrustedCertificateChain")]
+    );
     let res = to_resolution(&image_ref(&registry, repo, &img), &ours, now, SignedDuration::ZERO);
     assert_eq!((res.verdict, res.warnings.len()), (Verdict::Verified, 1));
 
@@ -214,7 +224,10 @@ fn an_expired_signature_is_trust_data_expired_like_notation_unless_expiry_is_log
     let fresh = core(&v, &registry, repo, &img, before);
     let expiry = fresh.as_ref().unwrap().expiry.expect("--expiry sets io.cncf.notary.expiry");
     let res = to_resolution(&image_ref(&registry, repo, &img), &fresh, before, SignedDuration::from_hours(1));
-    assert_eq!((res.verdict, res.reason.as_str(), res.expires_role.as_deref()), (Verdict::ExpiringSoon, "SignatureExpiring", Some("signature")));
+    assert_eq!(
+        (res.verdict, res.reason.as_str(), res.expires_role.as_deref()),
+        (Verdict::ExpiringSoon, "SignatureExpiring", Some("signature"))
+    );
     assert_eq!(res.expires, Some(expiry));
 
     // Wait it out for notation verify, which reads the real clock.
@@ -255,7 +268,11 @@ fn tampered_envelopes_and_a_signature_for_another_digest_fail_like_notation() {
         attach_envelope(&registry, repo, &other, &sig.media_type, &sig.bytes);
         let ours = core(&v, &registry, repo, &other, now);
         agree(&v, &reference(&registry, repo, &other), &ours, false);
-        assert_eq!((failure(&ours).reason(), failure(&ours).verdict()), ("TargetDigestMismatch", Verdict::Tampered), "{format}");
+        assert_eq!(
+            (failure(&ours).reason(), failure(&ours).verdict()),
+            ("TargetDigestMismatch", Verdict::Tampered),
+            "{format}"
+        );
 
         // One flipped bit inside the signature value.
         let mut bytes = sig.bytes.clone();
@@ -267,11 +284,17 @@ fn tampered_envelopes_and_a_signature_for_another_digest_fail_like_notation() {
         };
         bytes[at] ^= if format == "jws" { 0x01 } else { 0x80 };
         attach_envelope(&registry, repo, &victim, &sig.media_type, &bytes);
-        let ours = verify_blob(&signed_config(&v, &registry, repo), &victim, &SignatureBlob { bytes: bytes.clone(), ..sig.clone() }, now);
+        let ours = verify_blob(
+            &signed_config(&v, &registry, repo),
+            &victim,
+            &SignatureBlob { bytes: bytes.clone(), ..sig.clone() },
+            now,
+        );
         // The envelope names `signed`, so even an intact signature would be for another
         // digest; against `signed` itself the flipped bit must be what fails.
         assert!(matches!(failure(&ours).verdict(), Verdict::Tampered | Verdict::SignatureInvalid), "{ours:?}");
-        let tampered = verify_blob(&signed_config(&v, &registry, repo), &signed, &SignatureBlob { bytes, ..sig.clone() }, now);
+        let tampered =
+            verify_blob(&signed_config(&v, &registry, repo), &signed, &SignatureBlob { bytes, ..sig.clone() }, now);
         assert!(
             matches!(failure(&tampered).reason(), "SignatureMismatch" | "MalformedEnvelope"),
             "{format}: {tampered:?}"
@@ -315,9 +338,17 @@ fn openssl_chains_with_a_crl_verify_and_a_revoked_leaf_is_signer_revoked_like_no
     let ok = ours.as_ref().unwrap();
     assert_eq!(ok.chain_fingerprints.len(), 3, "leaf, intermediate, root");
     assert_eq!(ok.leaf_issuer, "CN=Acme Intermediate,O=Acme,ST=WA,C=US");
-    assert!(http.requests().iter().any(|r| r == &format!("GET {crl_path}")), "the core asked for the CRL: {:?}", http.requests());
+    assert!(
+        http.requests().iter().any(|r| r == &format!("GET {crl_path}")),
+        "the core asked for the CRL: {:?}",
+        http.requests()
+    );
     let res = to_resolution(&image_ref(&registry, repo, &good), &ours, now, SignedDuration::from_hours(24 * 60));
-    assert_eq!((res.verdict, res.expires_role.as_deref()), (Verdict::ExpiringSoon, Some("leaf certificate")), "a 30-day leaf");
+    assert_eq!(
+        (res.verdict, res.expires_role.as_deref()),
+        (Verdict::ExpiringSoon, Some("leaf certificate")),
+        "a 30-day leaf"
+    );
 
     let ours = core(&v, &registry, repo, &bad, now);
     agree(&v, &reference(&registry, repo, &bad), &ours, false);
@@ -334,7 +365,10 @@ fn openssl_chains_with_a_crl_verify_and_a_revoked_leaf_is_signer_revoked_like_no
     v.set_policy(&policy("strict", &["ca:acme"], &["*"], ""));
     let ours = core(&v, &registry, repo, &good, now);
     agree(&v, &reference(&registry, repo, &good), &ours, false);
-    assert_eq!((failure(&ours).reason(), failure(&ours).verdict()), ("RevocationUnknown", Verdict::TrustDataUnavailable));
+    assert_eq!(
+        (failure(&ours).reason(), failure(&ours).verdict()),
+        ("RevocationUnknown", Verdict::TrustDataUnavailable)
+    );
     v.set_policy(&policy("strict", &["ca:acme"], &["*"], r#","override":{"revocation":"log"}"#));
     let ours = core(&v, &registry, repo, &good, now);
     agree(&v, &reference(&registry, repo, &good), &ours, true);
@@ -358,13 +392,21 @@ fn a_timestamped_signature_outlives_its_expired_leaf_only_with_the_tsa() {
     let pki = Pki::new("Acme", None);
     let start = Timestamp::now() - SignedDuration::from_hours(1);
     let end = Timestamp::now() + SignedDuration::from_secs(25);
-    let leaf = pki.issue_leaf("nightly", LeafKey::Ec("P-256"), Validity::Dates { start: openssl_time(start), end: openssl_time(end) });
+    let leaf = pki.issue_leaf(
+        "nightly",
+        LeafKey::Ec("P-256"),
+        Validity::Dates { start: openssl_time(start), end: openssl_time(end) },
+    );
     let stamped = registry.push_image(repo, "stamped", "timestamped build");
     let plain = registry.push_image(repo, "plain", "untimestamped build");
     let signer = Signer::new();
     signer.use_key("nightly", &leaf.key, &leaf.chain);
     let tsa_url = http.url("/tsa");
-    signer.sign(&reference(&registry, repo, &stamped), "jws", &["--timestamp-url", &tsa_url, "--timestamp-root-cert", tsa_root.to_str().unwrap()]);
+    signer.sign(
+        &reference(&registry, repo, &stamped),
+        "jws",
+        &["--timestamp-url", &tsa_url, "--timestamp-root-cert", tsa_root.to_str().unwrap()],
+    );
     signer.sign(&reference(&registry, repo, &plain), "cose", &[]);
     assert!(http.requests().iter().any(|r| r.starts_with("POST /tsa")), "notation asked the TSA");
 
@@ -379,7 +421,10 @@ fn a_timestamped_signature_outlives_its_expired_leaf_only_with_the_tsa() {
     assert!(gen_time.duration_since(signed_at).abs() < SignedDuration::from_mins(5), "genTime {gen_time}");
     assert!(ok.expiries.iter().any(|e| e.what == "tsa certificate"), "{:?}", ok.expiries);
     let res = to_resolution(&image_ref(&registry, repo, &stamped), &ours, signed_at, SignedDuration::from_hours(1));
-    assert_eq!((res.timestamped, res.verdict, res.expires_role.as_deref()), (Some(true), Verdict::ExpiringSoon, Some("leaf certificate")));
+    assert_eq!(
+        (res.timestamped, res.verdict, res.expires_role.as_deref()),
+        (Some(true), Verdict::ExpiringSoon, Some("leaf certificate"))
+    );
 
     while Timestamp::now() <= end + SignedDuration::from_secs(2) {
         std::thread::sleep(std::time::Duration::from_millis(250));
@@ -446,14 +491,18 @@ fn bit_flips_and_truncations_of_real_envelopes_never_verify() {
             checked += 1;
         }
         for len in (0..sig.bytes.len()).step_by(3) {
-            let out = verify_blob(&config, &img, &SignatureBlob { bytes: sig.bytes[..len].to_vec(), ..sig.clone() }, now);
+            let out =
+                verify_blob(&config, &img, &SignatureBlob { bytes: sig.bytes[..len].to_vec(), ..sig.clone() }, now);
             assert!(out.is_err(), "{format} truncated to {len} bytes still verifies");
             checked += 1;
         }
         // Appended garbage is not part of the envelope either.
         let mut long = sig.bytes.clone();
         long.extend_from_slice(b"\x00");
-        assert!(verify_blob(&config, &img, &SignatureBlob { bytes: long, ..sig.clone() }, now).is_err(), "{format} with a trailing byte");
+        assert!(
+            verify_blob(&config, &img, &SignatureBlob { bytes: long, ..sig.clone() }, now).is_err(),
+            "{format} with a trailing byte"
+        );
     }
     assert!(checked > 2000, "{checked} mutations");
 }

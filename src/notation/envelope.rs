@@ -224,7 +224,8 @@ struct JwsJson {
 
 fn parse_jws(bytes: &[u8]) -> Result<Envelope, NotationError> {
     let f = EnvelopeFormat::Jws;
-    let jws: JwsJson = serde_json::from_slice(bytes).map_err(|e| malformed(f, format!("not a flattened JWS JSON object: {e}")))?;
+    let jws: JwsJson =
+        serde_json::from_slice(bytes).map_err(|e| malformed(f, format!("not a flattened JWS JSON object: {e}")))?;
     let protected_bytes =
         URL_SAFE_NO_PAD.decode(jws.protected.as_bytes()).map_err(|e| malformed(f, format!("protected: {e}")))?;
     let payload = URL_SAFE_NO_PAD.decode(jws.payload.as_bytes()).map_err(|e| malformed(f, format!("payload: {e}")))?;
@@ -275,7 +276,11 @@ fn parse_jws(bytes: &[u8]) -> Result<Envelope, NotationError> {
         crit,
     };
     // JWS (RFC 7515 4.1.11): crit "MUST NOT" list registered header names.
-    if raw.crit.iter().any(|c| ["alg", "cty", "crit", "x5c", "kid", "typ", "jku", "jwk", "x5u", "x5t"].contains(&c.as_str())) {
+    if raw
+        .crit
+        .iter()
+        .any(|c| ["alg", "cty", "crit", "x5c", "kid", "typ", "jku", "jwk", "x5u", "x5t"].contains(&c.as_str()))
+    {
         return Err(bad_attr("crit", "must not list registered JWS headers"));
     }
     let (signing_scheme, raw) = validate_attributes(raw)?;
@@ -335,8 +340,8 @@ fn parse_cose(bytes: &[u8]) -> Result<Envelope, NotationError> {
     use coset::{Label, RegisteredLabel, RegisteredLabelWithPrivate, TaggedCborSerializable};
     let f = EnvelopeFormat::Cose;
     // "The final signature envelope is a `COSE_Sign1_Tagged` object".
-    let sign1 =
-        coset::CoseSign1::from_tagged_slice(bytes).map_err(|e| malformed(f, format!("not a COSE_Sign1_Tagged: {e}")))?;
+    let sign1 = coset::CoseSign1::from_tagged_slice(bytes)
+        .map_err(|e| malformed(f, format!("not a COSE_Sign1_Tagged: {e}")))?;
     let p = &sign1.protected.header;
     let u = &sign1.unprotected;
 
@@ -513,8 +518,10 @@ mod tests {
     fn jws(protected: &Value, header: &Value) -> Vec<u8> {
         let p = URL_SAFE_NO_PAD.encode(serde_json::to_vec(protected).unwrap());
         let payload = URL_SAFE_NO_PAD.encode(br#"{"targetArtifact":{"mediaType":"m","digest":"sha256:00","size":1}}"#);
-        serde_json::to_vec(&serde_json::json!({"payload": payload, "protected": p, "header": header, "signature": "AAAA"}))
-            .unwrap()
+        serde_json::to_vec(
+            &serde_json::json!({"payload": payload, "protected": p, "header": header, "signature": "AAAA"}),
+        )
+        .unwrap()
     }
 
     fn base_header() -> Value {
@@ -596,14 +603,22 @@ mod tests {
         assert_eq!(parse(MEDIA_TYPE_JWS, &big).unwrap_err().reason(), "EnvelopeTooLarge");
         assert_eq!(parse("application/json", b"{}").unwrap_err().reason(), "UnsupportedEnvelopeType");
         assert_eq!(parse(MEDIA_TYPE_COSE, b"\xd2\x84").unwrap_err().reason(), "MalformedEnvelope");
-        assert_eq!(parse(MEDIA_TYPE_JWS, &jws(&base_header(), &serde_json::json!({}))).unwrap_err().reason(), "MalformedEnvelope");
+        assert_eq!(
+            parse(MEDIA_TYPE_JWS, &jws(&base_header(), &serde_json::json!({}))).unwrap_err().reason(),
+            "MalformedEnvelope"
+        );
     }
 
     #[test]
     fn payload_needs_a_complete_descriptor() {
         let d = parse_payload(br#"{"targetArtifact":{"mediaType":"m","digest":"sha256:ab","size":3}}"#).unwrap();
         assert_eq!(d, Descriptor { media_type: "m".into(), digest: "sha256:ab".into(), size: 3 });
-        for bad in [&br#"{}"#[..], br#"{"targetArtifact":{"digest":"sha256:ab","size":3}}"#, br#"{"targetArtifact":{"mediaType":"m","digest":"sha256:ab","size":-1}}"#, b"[]"] {
+        for bad in [
+            &br#"{}"#[..],
+            br#"{"targetArtifact":{"digest":"sha256:ab","size":3}}"#,
+            br#"{"targetArtifact":{"mediaType":"m","digest":"sha256:ab","size":-1}}"#,
+            b"[]",
+        ] {
             assert_eq!(parse_payload(bad).unwrap_err().reason(), "MalformedPayload");
         }
     }

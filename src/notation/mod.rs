@@ -34,7 +34,9 @@ pub mod x509;
 
 pub use envelope::{Descriptor, EnvelopeFormat, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS, SigningScheme};
 pub use error::{Check, NotationError};
-pub use policy::{Action, Actions, Level, StoreRef, StoreType, TrustPolicy, TrustPolicyDocument, TrustedIdentities, VerifyTimestamp};
+pub use policy::{
+    Action, Actions, Level, StoreRef, StoreType, TrustPolicy, TrustPolicyDocument, TrustedIdentities, VerifyTimestamp,
+};
 pub use revocation::{Fetched, RevocationData, RevocationRequest};
 pub use store::TrustStore;
 pub use x509::Cert;
@@ -77,7 +79,12 @@ impl TrustConfig {
         };
         for r in &policy.trust_stores {
             let certs = store.get(r).ok_or_else(|| NotationError::InvalidTrustStore {
-                detail: format!("trust policy {:?} names {}:{}, which does not exist", policy.name, r.store_type.as_str(), r.name),
+                detail: format!(
+                    "trust policy {:?} names {}:{}, which does not exist",
+                    policy.name,
+                    r.store_type.as_str(),
+                    r.name
+                ),
             })?;
             let slot = match r.store_type {
                 StoreType::Ca => &mut config.ca,
@@ -171,7 +178,8 @@ impl Checked {
 
     /// Whether the outcome depends on revocation data at all.
     pub fn needs_revocation(&self) -> bool {
-        self.revocation != Action::Skip && self.requests.iter().any(|r| !r.crl_urls.is_empty() || !r.ocsp_urls.is_empty())
+        self.revocation != Action::Skip
+            && self.requests.iter().any(|r| !r.crl_urls.is_empty() || !r.ocsp_urls.is_empty())
     }
 
     /// The verification before revocation, for callers that skip it.
@@ -317,8 +325,10 @@ pub fn verify_signature(
     // validate that the signing algorithm satisfies algorithm requirements" / JWS, COSE:
     // "verifier of the signature MUST match `alg` with signature algorithm of the signing key
     // to mitigate algorithm substitution attacks."
-    let key = x509::PublicKey::from_spki(leaf.spki()).map_err(|detail| NotationError::UnsupportedAlgorithm { detail })?;
-    let key_alg = x509::SignatureAlgorithm::for_key(&key).map_err(|detail| NotationError::UnsupportedAlgorithm { detail })?;
+    let key =
+        x509::PublicKey::from_spki(leaf.spki()).map_err(|detail| NotationError::UnsupportedAlgorithm { detail })?;
+    let key_alg =
+        x509::SignatureAlgorithm::for_key(&key).map_err(|detail| NotationError::UnsupportedAlgorithm { detail })?;
     if key_alg != env.algorithm {
         return Err(NotationError::AlgorithmMismatch {
             header: env.algorithm.jws_name().into(),
@@ -335,11 +345,8 @@ pub fn verify_signature(
     // chain in the signature envelope. These validations are independent of certificate chain
     // validation against a trust store." notation checks them with the envelope, before any
     // trust decision, whatever the level: so do we.
-    x509::validate_chain(&chain, x509::Purpose::CodeSigning, true).map_err(|f| NotationError::InvalidCertificateChain {
-        index: f.index,
-        subject: f.subject,
-        detail: f.detail,
-    })?;
+    x509::validate_chain(&chain, x509::Purpose::CodeSigning, true)
+        .map_err(|f| NotationError::InvalidCertificateChain { index: f.index, subject: f.subject, detail: f.detail })?;
     // Payload: "the payload is only parsed and processed once the signature has been verified
     // and trust is established." The signed descriptor must be the artifact's.
     let signed = envelope::parse_payload(&env.payload)?;
@@ -496,7 +503,8 @@ pub fn best_outcome(outcomes: impl IntoIterator<Item = Outcome>) -> Option<Outco
     for o in outcomes {
         match o {
             Ok(v) => {
-                let key = |v: &Verified| (v.warnings.is_empty(), v.expiries.first().map(|e| e.at).unwrap_or(Timestamp::MAX));
+                let key =
+                    |v: &Verified| (v.warnings.is_empty(), v.expiries.first().map(|e| e.at).unwrap_or(Timestamp::MAX));
                 if ok.as_ref().is_none_or(|best| key(&v) > key(best)) {
                     ok = Some(v);
                 }
@@ -517,7 +525,12 @@ pub fn best_outcome(outcomes: impl IntoIterator<Item = Outcome>) -> Option<Outco
 
 /// Maps an outcome to the format-agnostic answer. `ExpiringSoon` when the earliest expiry
 /// (signature `expiry`, a certificate's notAfter) is within `expiry_warning` of `now`.
-pub fn to_resolution(image: &ImageRef, outcome: &Outcome, now: Timestamp, expiry_warning: SignedDuration) -> Resolution {
+pub fn to_resolution(
+    image: &ImageRef,
+    outcome: &Outcome,
+    now: Timestamp,
+    expiry_warning: SignedDuration,
+) -> Resolution {
     let f = SignatureFormat::Notation;
     let mut r = match outcome {
         Err(e) => Resolution::new(f, image, e.verdict(), e.reason(), e.to_string()),
@@ -546,7 +559,8 @@ pub fn to_resolution(image: &ImageRef, outcome: &Outcome, now: Timestamp, expiry
                 ),
             );
             r.signers = vec![v.leaf_subject.clone()];
-            r.certificate = Some(CertificateEvidence { subject: v.leaf_subject.clone(), issuer: v.leaf_issuer.clone() });
+            r.certificate =
+                Some(CertificateEvidence { subject: v.leaf_subject.clone(), issuer: v.leaf_issuer.clone() });
             r.signing_time = v.signing_time;
             r.timestamped = Some(v.timestamped);
             r.warnings = v.warnings.iter().map(Warning::to_string).collect();
@@ -597,9 +611,12 @@ mod tests {
 
     #[test]
     fn resolution_carries_evidence_and_warns_of_near_expiry() {
-        let image = ImageRef::parse("r.io/team/app@sha256:0000000000000000000000000000000000000000000000000000000000000000").unwrap();
+        let image =
+            ImageRef::parse("r.io/team/app@sha256:0000000000000000000000000000000000000000000000000000000000000000")
+                .unwrap();
         let now: Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
-        let soon = Expiry { what: "leaf certificate".into(), subject: None, at: "2026-06-05T00:00:00Z".parse().unwrap() };
+        let soon =
+            Expiry { what: "leaf certificate".into(), subject: None, at: "2026-06-05T00:00:00Z".parse().unwrap() };
         let w = Warning { check: Check::Revocation, reason: "RevocationUnknown", message: "crl down".into() };
         let out: Outcome = Ok(verified(vec![soon.clone()], vec![w]));
         let r = to_resolution(&image, &out, now, SignedDuration::from_hours(24 * 30));

@@ -94,9 +94,11 @@ impl Actions {
     }
 
     /// Spec, "Custom Verification Level": "`integrity` validation cannot be overriden" /
-    /// "`authenticity` - Supported values are `enforce` and `log`." / "`authenticTimestamp`
-    /// - ... `enforce` and `log`." / "`expiry` - ... `enforce` and `log`." / "`revocation` -
-    /// ... `enforce`, `log`, and `skip`." / "A `skip` level cannot be customized."
+    /// "`authenticity` - Supported values are `enforce` and `log`." /
+    /// "`authenticTimestamp` - Supported values are `enforce` and `log`." /
+    /// "`expiry` - Supported values are `enforce` and `log`." /
+    /// "`revocation` - Supported values are `enforce`, `log`, and `skip`." /
+    /// "A `skip` level cannot be customized."
     pub fn with_overrides(level: Level, overrides: &BTreeMap<String, String>) -> Result<Actions, String> {
         let mut a = Actions::of_level(level);
         if level == Level::Skip && !overrides.is_empty() {
@@ -226,7 +228,8 @@ pub fn parse_dn(s: &str) -> Result<Vec<Rdn>, String> {
     }
     parts.push((cur, escaped_tail));
     for (part, _) in parts {
-        let (k, v) = part.split_once('=').ok_or_else(|| format!("RDN {:?} is not TYPE=value", part.replace('\u{0}', " ")))?;
+        let (k, v) =
+            part.split_once('=').ok_or_else(|| format!("RDN {:?} is not TYPE=value", part.replace('\u{0}', " ")))?;
         let k = k.trim().replace('\u{0}', " ");
         let v = v.trim().replace('\u{0}', " ");
         if k.is_empty() || v.is_empty() {
@@ -276,7 +279,8 @@ fn directory_string(any: &der::Any) -> Option<String> {
             std::str::from_utf8(bytes).ok().map(str::to_string)
         }
         Tag::BmpString => {
-            let units: Vec<u16> = bytes.chunks(2).filter(|c| c.len() == 2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+            let units: Vec<u16> =
+                bytes.chunks(2).filter(|c| c.len() == 2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
             String::from_utf16(&units).ok()
         }
         _ => None,
@@ -313,7 +317,8 @@ impl TrustedIdentities {
         }
         let mut dns: Vec<Vec<Rdn>> = vec![];
         for item in items {
-            let (prefix, value) = item.split_once(':').ok_or_else(|| format!("trusted identity {item:?} has no type prefix"))?;
+            let (prefix, value) =
+                item.split_once(':').ok_or_else(|| format!("trusted identity {item:?} has no type prefix"))?;
             if prefix.trim() != "x509.subject" {
                 return Err(format!("trusted identity type {:?} is not supported (x509.subject)", prefix.trim()));
             }
@@ -407,7 +412,9 @@ fn invalid(detail: impl Into<String>) -> NotationError {
 /// `${registry-name}/${namespace}/${repository-name}`" / "The repository URI MUST NOT contain
 /// the asterisk character `*`." / "The scope MUST NOT support reference expansion".
 fn valid_scope(scope: &str) -> Result<(), String> {
-    let (registry, path) = scope.split_once('/').ok_or_else(|| format!("registry scope {scope:?} is not a fully qualified repository (registry/repository)"))?;
+    let (registry, path) = scope
+        .split_once('/')
+        .ok_or_else(|| format!("registry scope {scope:?} is not a fully qualified repository (registry/repository)"))?;
     if registry.is_empty() || path.is_empty() || scope.contains('*') || scope.contains('@') || scope.ends_with('/') {
         return Err(format!("registry scope {scope:?} is not a fully qualified repository"));
     }
@@ -457,7 +464,8 @@ impl TrustPolicyDocument {
             }
             let sv = p.signature_verification.ok_or_else(|| ctx("signatureVerification is missing".into()))?;
             let level_str = sv.level.ok_or_else(|| ctx("signatureVerification.level is missing".into()))?;
-            let level = Level::parse(&level_str).ok_or_else(|| ctx(format!("level {level_str:?} is not strict, permissive, audit or skip")))?;
+            let level = Level::parse(&level_str)
+                .ok_or_else(|| ctx(format!("level {level_str:?} is not strict, permissive, audit or skip")))?;
             let actions = Actions::with_overrides(level, &sv.r#override).map_err(ctx)?;
             let verify_timestamp = match sv.verify_timestamp.as_deref() {
                 None | Some("always") => VerifyTimestamp::Always,
@@ -482,8 +490,10 @@ impl TrustPolicyDocument {
                 let mut stores: Vec<StoreRef> = vec![];
                 for item in p.trust_stores.iter().flat_map(|s| s.split(',')) {
                     let item = item.trim();
-                    let (t, n) = item.split_once(':').ok_or_else(|| ctx(format!("trust store {item:?} is not type:name")))?;
-                    let store_type = StoreType::parse(t).ok_or_else(|| ctx(format!("trust store type {t:?} is not ca, signingAuthority or tsa")))?;
+                    let (t, n) =
+                        item.split_once(':').ok_or_else(|| ctx(format!("trust store {item:?} is not type:name")))?;
+                    let store_type = StoreType::parse(t)
+                        .ok_or_else(|| ctx(format!("trust store type {t:?} is not ca, signingAuthority or tsa")))?;
                     if !valid_store_name(n) {
                         return Err(ctx(format!("trust store name {n:?} is not valid")));
                     }
@@ -517,7 +527,10 @@ impl TrustPolicyDocument {
         for p in &policies {
             for s in p.registry_scopes.iter().filter(|s| *s != "*") {
                 if let Some(other) = seen.insert(s, &p.name) {
-                    return Err(invalid(format!("registry scope {s:?} is in trust policies {other:?} and {:?}", p.name)));
+                    return Err(invalid(format!(
+                        "registry scope {s:?} is in trust policies {other:?} and {:?}",
+                        p.name
+                    )));
                 }
             }
         }
@@ -568,19 +581,58 @@ mod tests {
             (r#"{"name":"s","registryScopes":["*"],"signatureVerification":{"level":"skip"}}"#, "skip with *"),
             (&format!("{GLOBAL},{}", GLOBAL.replace("\"g\"", "\"h\"")), "two global policies"),
             (&format!("{GLOBAL},{GLOBAL}"), "duplicate names"),
-            (r#"{"name":"x","registryScopes":["*","r.io/a"],"signatureVerification":{"level":"strict"},"trustStores":["ca:a"],"trustedIdentities":["*"]}"#, "* with others"),
-            (r#"{"name":"x","registryScopes":["app"],"signatureVerification":{"level":"strict"},"trustStores":["ca:a"],"trustedIdentities":["*"]}"#, "unqualified scope"),
-            (r#"{"name":"x","registryScopes":["r.io/*"],"signatureVerification":{"level":"strict"},"trustStores":["ca:a"],"trustedIdentities":["*"]}"#, "wildcard in scope"),
-            (r#"{"name":"x","registryScopes":["r.io/a"],"signatureVerification":{"level":"strict","override":{"integrity":"log"}},"trustStores":["ca:a"],"trustedIdentities":["*"]}"#, "integrity override"),
-            (r#"{"name":"x","registryScopes":["r.io/a"],"signatureVerification":{"level":"strict","override":{"expiry":"skip"}},"trustStores":["ca:a"],"trustedIdentities":["*"]}"#, "expiry skip"),
-            (r#"{"name":"x","registryScopes":["r.io/a"],"signatureVerification":{"level":"skip","override":{"revocation":"log"}}}"#, "customized skip"),
-            (r#"{"name":"x","registryScopes":["r.io/a"],"signatureVerification":{"level":"lenient"},"trustStores":["ca:a"],"trustedIdentities":["*"]}"#, "unknown level"),
-            (r#"{"name":"x","registryScopes":["r.io/a"],"signatureVerification":{"level":"strict"},"trustStores":["x509:a"],"trustedIdentities":["*"]}"#, "bad store type"),
-            (r#"{"name":"x","registryScopes":["r.io/a"],"signatureVerification":{"level":"strict"},"trustStores":["ca:a"],"trustedIdentities":["x509.subject: C=US, O=Acme"]}"#, "missing ST"),
-            (r#"{"name":"x","registryScopes":["r.io/a"],"signatureVerification":{"level":"strict"},"trustStores":["ca:a"],"trustedIdentities":["x509.subject: C=US, ST=WA, O=Acme, OU=a","x509.subject: C=US, ST=WA, O=Acme"]}"#, "overlapping identities"),
-            (r#"{"name":"x","registryScopes":["r.io/a"],"signatureVerification":{"level":"strict"},"trustStores":["ca:a"],"trustedIdentities":["*","x509.subject: C=US, ST=WA, O=Acme"]}"#, "* with others"),
-            (r#"{"name":"x","registryScopes":["r.io/a"],"signatureVerification":{"level":"strict"},"trustStores":["tsa:a"],"trustedIdentities":["*"]}"#, "only a tsa store"),
-            (r#"{"name":"x","registryScopes":["r.io/a"],"signatureVerification":{"level":"strict","verifyTimestamp":"never"},"trustStores":["ca:a"],"trustedIdentities":["*"]}"#, "bad verifyTimestamp"),
+            (
+                r#"{"name":"x","registryScopes":["*","r.io/a"],"signatureVerification":{"level":"strict"},"trustStores":["ca:a"],"trustedIdentities":["*"]}"#,
+                "* with others",
+            ),
+            (
+                r#"{"name":"x","registryScopes":["app"],"signatureVerification":{"level":"strict"},"trustStores":["ca:a"],"trustedIdentities":["*"]}"#,
+                "unqualified scope",
+            ),
+            (
+                r#"{"name":"x","registryScopes":["r.io/*"],"signatureVerification":{"level":"strict"},"trustStores":["ca:a"],"trustedIdentities":["*"]}"#,
+                "wildcard in scope",
+            ),
+            (
+                r#"{"name":"x","registryScopes":["r.io/a"],"signatureVerification":{"level":"strict","override":{"integrity":"log"}},"trustStores":["ca:a"],"trustedIdentities":["*"]}"#,
+                "integrity override",
+            ),
+            (
+                r#"{"name":"x","registryScopes":["r.io/a"],"signatureVerification":{"level":"strict","override":{"expiry":"skip"}},"trustStores":["ca:a"],"trustedIdentities":["*"]}"#,
+                "expiry skip",
+            ),
+            (
+                r#"{"name":"x","registryScopes":["r.io/a"],"signatureVerification":{"level":"skip","override":{"revocation":"log"}}}"#,
+                "customized skip",
+            ),
+            (
+                r#"{"name":"x","registryScopes":["r.io/a"],"signatureVerification":{"level":"lenient"},"trustStores":["ca:a"],"trustedIdentities":["*"]}"#,
+                "unknown level",
+            ),
+            (
+                r#"{"name":"x","registryScopes":["r.io/a"],"signatureVerification":{"level":"strict"},"trustStores":["x509:a"],"trustedIdentities":["*"]}"#,
+                "bad store type",
+            ),
+            (
+                r#"{"name":"x","registryScopes":["r.io/a"],"signatureVerification":{"level":"strict"},"trustStores":["ca:a"],"trustedIdentities":["x509.subject: C=US, O=Acme"]}"#,
+                "missing ST",
+            ),
+            (
+                r#"{"name":"x","registryScopes":["r.io/a"],"signatureVerification":{"level":"strict"},"trustStores":["ca:a"],"trustedIdentities":["x509.subject: C=US, ST=WA, O=Acme, OU=a","x509.subject: C=US, ST=WA, O=Acme"]}"#,
+                "overlapping identities",
+            ),
+            (
+                r#"{"name":"x","registryScopes":["r.io/a"],"signatureVerification":{"level":"strict"},"trustStores":["ca:a"],"trustedIdentities":["*","x509.subject: C=US, ST=WA, O=Acme"]}"#,
+                "* with others",
+            ),
+            (
+                r#"{"name":"x","registryScopes":["r.io/a"],"signatureVerification":{"level":"strict"},"trustStores":["tsa:a"],"trustedIdentities":["*"]}"#,
+                "only a tsa store",
+            ),
+            (
+                r#"{"name":"x","registryScopes":["r.io/a"],"signatureVerification":{"level":"strict","verifyTimestamp":"never"},"trustStores":["ca:a"],"trustedIdentities":["*"]}"#,
+                "bad verifyTimestamp",
+            ),
         ];
         for (p, why) in cases {
             let err = doc(p).expect_err(why);
@@ -594,12 +646,19 @@ mod tests {
     #[test]
     fn levels_and_overrides_follow_the_specs_table() {
         let p = Actions::of_level(Level::Permissive);
-        assert_eq!((p.authenticity, p.authentic_timestamp, p.expiry, p.revocation), (Action::Enforce, Action::Log, Action::Log, Action::Log));
+        assert_eq!(
+            (p.authenticity, p.authentic_timestamp, p.expiry, p.revocation),
+            (Action::Enforce, Action::Log, Action::Log, Action::Log)
+        );
         let a = Actions::of_level(Level::Audit);
         assert_eq!((a.authenticity, a.action(Check::Integrity)), (Action::Log, Action::Enforce));
         let s = Actions::of_level(Level::Strict);
         assert!([s.authenticity, s.authentic_timestamp, s.expiry, s.revocation].iter().all(|x| *x == Action::Enforce));
-        let o = Actions::with_overrides(Level::Strict, &[("expiry".to_string(), "log".to_string()), ("revocation".to_string(), "skip".to_string())].into()).unwrap();
+        let o = Actions::with_overrides(
+            Level::Strict,
+            &[("expiry".to_string(), "log".to_string()), ("revocation".to_string(), "skip".to_string())].into(),
+        )
+        .unwrap();
         assert_eq!((o.expiry, o.revocation, o.authenticity), (Action::Log, Action::Skip, Action::Enforce));
         assert_eq!(Actions::of_level(Level::Skip).action(Check::Integrity), Action::Skip);
     }
@@ -620,7 +679,12 @@ mod tests {
         assert!(parse_dn("C=US+ST=WA").is_err());
         assert!(parse_dn("C=US, C=CA").is_err());
         assert!(parse_dn("C=US, =x").is_err());
-        let subject: Vec<Rdn> = vec![("C".into(), "US".into()), ("ST".into(), "WA".into()), ("O".into(), "Acme".into()), ("CN".into(), "build".into())];
+        let subject: Vec<Rdn> = vec![
+            ("C".into(), "US".into()),
+            ("ST".into(), "WA".into()),
+            ("O".into(), "Acme".into()),
+            ("CN".into(), "build".into()),
+        ];
         assert!(identity_matches(&parse_dn("C=US, ST=WA, O=Acme").unwrap(), &subject));
         assert!(identity_matches(&parse_dn("CN=build, O=Acme, ST=WA, C=US").unwrap(), &subject));
         assert!(!identity_matches(&parse_dn("C=US, ST=WA, O=Acme, OU=x").unwrap(), &subject));

@@ -67,7 +67,10 @@ pub enum Status {
     /// The certificate names no revocation source: "considered valid (not revoked)".
     NoRevocationInfo,
     Good,
-    Revoked { serial: String, revoked_at: Timestamp },
+    Revoked {
+        serial: String,
+        revoked_at: Timestamp,
+    },
     Unknown(String),
 }
 
@@ -110,14 +113,23 @@ pub fn check_chain(
 /// attempted in sequential order, until a 2xx response is received for any of the location."
 /// / "If the CRL cannot be downloaded within the timeout threshold the revocation result will
 /// be 'revocation unavailable'."
-fn check_one(cert: &Cert, issuer: &Cert, data: &RevocationData, now: Timestamp, authentic_time: Option<Timestamp>) -> Status {
+fn check_one(
+    cert: &Cert,
+    issuer: &Cert,
+    data: &RevocationData,
+    now: Timestamp,
+    authentic_time: Option<Timestamp>,
+) -> Status {
     let crl_urls = cert.crl_urls();
     let ocsp_urls = cert.ocsp_urls();
     if crl_urls.is_empty() && ocsp_urls.is_empty() {
         return Status::NoRevocationInfo;
     }
     if crl_urls.is_empty() {
-        return Status::Unknown(format!("only OCSP is named ({}), and this verifier checks CRLs only", ocsp_urls.join(", ")));
+        return Status::Unknown(format!(
+            "only OCSP is named ({}), and this verifier checks CRLs only",
+            ocsp_urls.join(", ")
+        ));
     }
     let mut failures = vec![];
     for url in &crl_urls {
@@ -158,7 +170,13 @@ fn time_of(t: x509_cert::time::Time) -> Timestamp {
 /// the CRL for any reason other than `certificate hold`, the certificate is considered
 /// revoked." Base CRLs are signed by the issuing CA; indirect and delta CRLs are not
 /// supported here (unknown status).
-pub fn evaluate_crl(bytes: &[u8], cert: &Cert, issuer: &Cert, now: Timestamp, authentic_time: Option<Timestamp>) -> Status {
+pub fn evaluate_crl(
+    bytes: &[u8],
+    cert: &Cert,
+    issuer: &Cert,
+    now: Timestamp,
+    authentic_time: Option<Timestamp>,
+) -> Status {
     let crl = match parse_crl(bytes) {
         Ok(c) => c,
         Err(e) => return Status::Unknown(e),
@@ -166,7 +184,11 @@ pub fn evaluate_crl(bytes: &[u8], cert: &Cert, issuer: &Cert, now: Timestamp, au
     let tbs = &crl.tbs_cert_list;
     // "BaseCRLs are signed by the certificate issuing CAs."
     if tbs.issuer != *cert.issuer_name() || issuer.subject_name() != cert.issuer_name() {
-        return Status::Unknown(format!("CRL issuer {} is not the certificate's issuer {} (indirect CRLs are not supported)", tbs.issuer, cert.issuer()));
+        return Status::Unknown(format!(
+            "CRL issuer {} is not the certificate's issuer {} (indirect CRLs are not supported)",
+            tbs.issuer,
+            cert.issuer()
+        ));
     }
     if let Ok(Some((_, ku))) = issuer.certificate().tbs_certificate().get_extension::<KeyUsage>()
         && !ku.0.contains(KeyUsages::CRLSign)
@@ -193,13 +215,17 @@ pub fn evaluate_crl(bytes: &[u8], cert: &Cert, issuer: &Cert, now: Timestamp, au
             o if o == ID_CE_FRESHEST_CRL => {
                 return Status::Unknown("the CRL has a delta CRL (freshest CRL), which is not supported".into());
             }
-            o if o == ID_CE_ISSUING_DISTRIBUTION_POINT => match IssuingDistributionPoint::from_der(ext.extn_value.as_bytes()) {
-                Ok(idp) if idp.indirect_crl || idp.only_some_reasons.is_some() || idp.only_contains_attribute_certs => {
-                    return Status::Unknown("partitioned or indirect CRLs are not supported".into());
+            o if o == ID_CE_ISSUING_DISTRIBUTION_POINT => {
+                match IssuingDistributionPoint::from_der(ext.extn_value.as_bytes()) {
+                    Ok(idp)
+                        if idp.indirect_crl || idp.only_some_reasons.is_some() || idp.only_contains_attribute_certs =>
+                    {
+                        return Status::Unknown("partitioned or indirect CRLs are not supported".into());
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Status::Unknown(format!("issuing distribution point: {e}")),
                 }
-                Ok(_) => {}
-                Err(e) => return Status::Unknown(format!("issuing distribution point: {e}")),
-            },
+            }
             o if o == ID_CE_CRL_NUMBER || o == ID_CE_AUTHORITY_KEY_IDENTIFIER => {}
             o if ext.critical => return Status::Unknown(format!("unknown critical CRL extension {o}")),
             _ => {}
@@ -228,7 +254,8 @@ pub fn evaluate_crl(bytes: &[u8], cert: &Cert, issuer: &Cert, now: Timestamp, au
             } else if ext.extn_id == ID_CE_INVALIDITY_DATE
                 && let Ok(g) = GeneralizedTime::from_der(ext.extn_value.as_bytes())
             {
-                invalidity = Timestamp::from_second(i64::try_from(g.to_unix_duration().as_secs()).unwrap_or(i64::MAX)).ok();
+                invalidity =
+                    Timestamp::from_second(i64::try_from(g.to_unix_duration().as_secs()).unwrap_or(i64::MAX)).ok();
             }
         }
         // removeFromCRL (8) only appears in delta CRLs: the certificate is no longer revoked.

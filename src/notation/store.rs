@@ -54,7 +54,10 @@ impl TrustStore {
             }
         }
         if entry.len() > MAX_STORE_CERTIFICATES {
-            return Err(invalid(format!("{}:{name} holds more than {MAX_STORE_CERTIFICATES} certificates", store_type.as_str())));
+            return Err(invalid(format!(
+                "{}:{name} holds more than {MAX_STORE_CERTIFICATES} certificates",
+                store_type.as_str()
+            )));
         }
         Ok(())
     }
@@ -110,7 +113,10 @@ impl TrustStore {
                         continue;
                     }
                     if meta.len() > MAX_CERTIFICATE_FILE_BYTES {
-                        return Err(invalid(format!("{} is larger than {MAX_CERTIFICATE_FILE_BYTES} bytes", fp.display())));
+                        return Err(invalid(format!(
+                            "{} is larger than {MAX_CERTIFICATE_FILE_BYTES} bytes",
+                            fp.display()
+                        )));
                     }
                     let bytes = std::fs::read(&fp).map_err(|e| invalid(format!("{}: {e}", fp.display())))?;
                     store.add_pem(t, &name, &bytes).map_err(|e| invalid(format!("{}: {e}", fp.display())))?;

@@ -104,8 +104,12 @@ fn parse_generalized_time(any: &Any) -> Result<Timestamp, String> {
         return Err(format!("genTime {s:?} is malformed"));
     }
     let n = |r: std::ops::Range<usize>| whole[r].parse::<i16>().unwrap_or(0);
-    let dt = jiff::civil::date(n(0..4), n(4..6) as i8, n(6..8) as i8)
-        .at(n(8..10) as i8, n(10..12) as i8, n(12..14) as i8, 0);
+    let dt = jiff::civil::date(n(0..4), n(4..6) as i8, n(6..8) as i8).at(
+        n(8..10) as i8,
+        n(10..12) as i8,
+        n(12..14) as i8,
+        0,
+    );
     let nanos: i64 = if frac.is_empty() {
         0
     } else {
@@ -116,7 +120,7 @@ fn parse_generalized_time(any: &Any) -> Result<Timestamp, String> {
     ts.checked_add(SignedDuration::from_nanos(nanos)).map_err(|e| e.to_string())
 }
 
-fn attr<'a>(attrs: &'a x509_cert::attr::Attributes, o: ObjectIdentifier) -> Option<&'a x509_cert::attr::Attribute> {
+fn attr(attrs: &x509_cert::attr::Attributes, o: ObjectIdentifier) -> Option<&x509_cert::attr::Attribute> {
     attrs.iter().find(|a| a.oid == o)
 }
 
@@ -158,8 +162,9 @@ pub fn verify(token: &[u8], signature: &[u8], tsa_roots: &[Cert]) -> Result<Veri
     }
 
     // messageImprint over the signature bytes.
-    let imprint_alg = HashAlg::from_oid(tst.message_imprint.hash_algorithm.oid)
-        .ok_or_else(|| invalid(format!("message imprint hash {} is not SHA-256/384/512", tst.message_imprint.hash_algorithm.oid)))?;
+    let imprint_alg = HashAlg::from_oid(tst.message_imprint.hash_algorithm.oid).ok_or_else(|| {
+        invalid(format!("message imprint hash {} is not SHA-256/384/512", tst.message_imprint.hash_algorithm.oid))
+    })?;
     if imprint_alg.digest(signature) != tst.message_imprint.hashed_message.as_bytes() {
         return Err(invalid("message imprint is not the hash of the envelope signature"));
     }
@@ -208,15 +213,17 @@ pub fn verify(token: &[u8], signature: &[u8], tsa_roots: &[Cert]) -> Result<Veri
     let digest_alg = HashAlg::from_oid(si.digest_alg.oid)
         .ok_or_else(|| invalid(format!("signer digest algorithm {} is not SHA-256/384/512", si.digest_alg.oid)))?;
     let attrs = si.signed_attrs.as_ref().ok_or_else(|| invalid("the signer has no signed attributes"))?;
-    let ct: ObjectIdentifier = single_value(attr(attrs, ID_CONTENT_TYPE).ok_or_else(|| invalid("no content-type attribute"))?)?
-        .decode_as()
-        .map_err(|e| invalid(format!("content-type attribute: {e}")))?;
+    let ct: ObjectIdentifier =
+        single_value(attr(attrs, ID_CONTENT_TYPE).ok_or_else(|| invalid("no content-type attribute"))?)?
+            .decode_as()
+            .map_err(|e| invalid(format!("content-type attribute: {e}")))?;
     if ct != ID_CT_TST_INFO {
         return Err(invalid("content-type attribute is not TSTInfo"));
     }
-    let md: OctetString = single_value(attr(attrs, ID_MESSAGE_DIGEST).ok_or_else(|| invalid("no message-digest attribute"))?)?
-        .decode_as()
-        .map_err(|e| invalid(format!("message-digest attribute: {e}")))?;
+    let md: OctetString =
+        single_value(attr(attrs, ID_MESSAGE_DIGEST).ok_or_else(|| invalid("no message-digest attribute"))?)?
+            .decode_as()
+            .map_err(|e| invalid(format!("message-digest attribute: {e}")))?;
     if md.as_bytes() != digest_alg.digest(tst_der.as_bytes()).as_slice() {
         return Err(invalid("message-digest attribute does not match the TSTInfo"));
     }
@@ -227,7 +234,9 @@ pub fn verify(token: &[u8], signature: &[u8], tsa_roots: &[Cert]) -> Result<Veri
             let first = sc.certs.first().ok_or_else(|| invalid("signing-certificate-v2 lists no certificate"))?;
             let h = match &first.hash_algorithm {
                 None => HashAlg::Sha256,
-                Some(a) => HashAlg::from_oid(a.oid).ok_or_else(|| invalid("signing-certificate-v2 hash is not SHA-2"))?,
+                Some(a) => {
+                    HashAlg::from_oid(a.oid).ok_or_else(|| invalid("signing-certificate-v2 hash is not SHA-2"))?
+                }
             };
             if h.digest(signer.der()) != first.cert_hash.as_bytes() {
                 return Err(invalid("signing-certificate-v2 does not name the signing certificate"));
@@ -238,8 +247,14 @@ pub fn verify(token: &[u8], signature: &[u8], tsa_roots: &[Cert]) -> Result<Veri
     }
     let signed_attrs_der = attrs.to_der().map_err(|e| invalid(format!("signed attributes: {e}")))?;
     let key = PublicKey::from_spki(signer.spki()).map_err(|e| invalid(format!("TSA key: {e}")))?;
-    x509::verify_x509_signature(&key, &si.signature_algorithm, &signed_attrs_der, si.signature.as_bytes(), Some(digest_alg))
-        .map_err(|e| invalid(format!("token signature does not verify: {e}")))?;
+    x509::verify_x509_signature(
+        &key,
+        &si.signature_algorithm,
+        &signed_attrs_der,
+        si.signature.as_bytes(),
+        Some(digest_alg),
+    )
+    .map_err(|e| invalid(format!("token signature does not verify: {e}")))?;
 
     // genTime and accuracy.
     let gen_time = parse_generalized_time(&tst.gen_time).map_err(invalid)?;
@@ -278,7 +293,10 @@ pub fn verify(token: &[u8], signature: &[u8], tsa_roots: &[Cert]) -> Result<Veri
             Some(i) => chain.push(i),
             None => {
                 return Err(NotationError::UntrustedTimestamp {
-                    detail: format!("TSA certificate {} does not chain to a tsa trust store certificate", cur.subject()),
+                    detail: format!(
+                        "TSA certificate {} does not chain to a tsa trust store certificate",
+                        cur.subject()
+                    ),
                 });
             }
         }
@@ -306,7 +324,10 @@ mod tests {
     fn generalized_time_with_and_without_fractions() {
         let any = |s: &str| Any::new(der::Tag::GeneralizedTime, s.as_bytes()).unwrap();
         assert_eq!(parse_generalized_time(&any("20260102030405Z")).unwrap(), "2026-01-02T03:04:05Z".parse().unwrap());
-        assert_eq!(parse_generalized_time(&any("20260102030405.25Z")).unwrap(), "2026-01-02T03:04:05.25Z".parse().unwrap());
+        assert_eq!(
+            parse_generalized_time(&any("20260102030405.25Z")).unwrap(),
+            "2026-01-02T03:04:05.25Z".parse().unwrap()
+        );
         assert!(parse_generalized_time(&any("20260102030405+0100")).is_err());
         assert!(parse_generalized_time(&any("2026010203040Z")).is_err());
     }

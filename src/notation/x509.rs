@@ -224,7 +224,8 @@ fn pem_decode(block: &str) -> Result<(String, Vec<u8>), String> {
     let header = lines.next().ok_or("empty PEM")?;
     let label = header.trim_start_matches("-----BEGIN ").trim_end_matches("-----").to_string();
     let body: String = lines.take_while(|l| !l.starts_with("-----END")).filter(|l| !l.contains(':')).collect();
-    let der = base64::engine::general_purpose::STANDARD.decode(body.as_bytes()).map_err(|e| format!("PEM body: {e}"))?;
+    let der =
+        base64::engine::general_purpose::STANDARD.decode(body.as_bytes()).map_err(|e| format!("PEM body: {e}"))?;
     Ok((label, der))
 }
 
@@ -260,9 +261,15 @@ impl PublicKey {
                 format!("EC public key: {e}")
             }
             return match curve {
-                c if c == oid::P256 => Ok(PublicKey::P256(p256::ecdsa::VerifyingKey::from_sec1_bytes(bits).map_err(bad)?)),
-                c if c == oid::P384 => Ok(PublicKey::P384(p384::ecdsa::VerifyingKey::from_sec1_bytes(bits).map_err(bad)?)),
-                c if c == oid::P521 => Ok(PublicKey::P521(p521::ecdsa::VerifyingKey::from_sec1_bytes(bits).map_err(bad)?)),
+                c if c == oid::P256 => {
+                    Ok(PublicKey::P256(p256::ecdsa::VerifyingKey::from_sec1_bytes(bits).map_err(bad)?))
+                }
+                c if c == oid::P384 => {
+                    Ok(PublicKey::P384(p384::ecdsa::VerifyingKey::from_sec1_bytes(bits).map_err(bad)?))
+                }
+                c if c == oid::P521 => {
+                    Ok(PublicKey::P521(p521::ecdsa::VerifyingKey::from_sec1_bytes(bits).map_err(bad)?))
+                }
                 c => Err(format!("EC curve {c} is not supported (P-256, P-384, P-521)")),
             };
         }
@@ -347,7 +354,9 @@ impl SignatureAlgorithm {
             PublicKey::Rsa { bits: 2048, .. } => Ok(SignatureAlgorithm::Ps256),
             PublicKey::Rsa { bits: 3072, .. } => Ok(SignatureAlgorithm::Ps384),
             PublicKey::Rsa { bits: 4096, .. } => Ok(SignatureAlgorithm::Ps512),
-            PublicKey::Rsa { bits, .. } => Err(format!("RSA key size {bits} has no signature algorithm (2048, 3072, 4096)")),
+            PublicKey::Rsa { bits, .. } => {
+                Err(format!("RSA key size {bits} has no signature algorithm (2048, 3072, 4096)"))
+            }
             PublicKey::P256(_) => Ok(SignatureAlgorithm::Es256),
             PublicKey::P384(_) => Ok(SignatureAlgorithm::Es384),
             PublicKey::P521(_) => Ok(SignatureAlgorithm::Es512),
@@ -560,16 +569,28 @@ pub fn validate_chain(chain: &[Cert], purpose: Purpose, root_required: bool) -> 
     }
     for i in 0..chain.len() - 1 {
         if chain[i].issuer_name() != chain[i + 1].subject_name() {
-            return Err(fault(chain, i, format!("issuer {} is not the next certificate's subject {}", chain[i].issuer(), chain[i + 1].subject())));
+            return Err(fault(
+                chain,
+                i,
+                format!(
+                    "issuer {} is not the next certificate's subject {}",
+                    chain[i].issuer(),
+                    chain[i + 1].subject()
+                ),
+            ));
         }
-        chain[i].verify_signed_by(&chain[i + 1]).map_err(|e| fault(chain, i, format!("signature by {} does not verify: {e}", chain[i + 1].subject())))?;
+        chain[i]
+            .verify_signed_by(&chain[i + 1])
+            .map_err(|e| fault(chain, i, format!("signature by {} does not verify: {e}", chain[i + 1].subject())))?;
     }
     let last = chain.len() - 1;
     if root_required {
         if !chain[last].is_self_issued() {
             return Err(fault(chain, last, "the chain does not end with a root certificate (not self-issued)"));
         }
-        chain[last].verify_signed_by(&chain[last]).map_err(|e| fault(chain, last, format!("root self-signature does not verify: {e}")))?;
+        chain[last]
+            .verify_signed_by(&chain[last])
+            .map_err(|e| fault(chain, last, format!("root self-signature does not verify: {e}")))?;
     }
     validate_leaf(&chain[0], purpose).map_err(|d| fault(chain, 0, d))?;
     for i in 1..chain.len() {

@@ -74,7 +74,14 @@ fn run(cmd: &mut Command) -> CmdOutput {
 
 fn run_ok(cmd: &mut Command) -> CmdOutput {
     let out = run(cmd);
-    assert!(out.success(), "{} failed ({:?}):\nstdout: {}\nstderr: {}", out.cmdline, out.status, out.stdout, out.stderr);
+    assert!(
+        out.success(),
+        "{} failed ({:?}):\nstdout: {}\nstderr: {}",
+        out.cmdline,
+        out.status,
+        out.stdout,
+        out.stderr
+    );
     out
 }
 
@@ -132,7 +139,12 @@ impl Signer {
 
     /// `notation sign --insecure-registry --signature-format <format> <extra> <reference>`.
     pub fn sign(&self, reference: &str, format: &str, extra: &[&str]) -> CmdOutput {
-        run_ok(self.notation().args(["sign", "--insecure-registry", "--signature-format", format]).args(extra).arg(reference))
+        run_ok(
+            self.notation()
+                .args(["sign", "--insecure-registry", "--signature-format", format])
+                .args(extra)
+                .arg(reference),
+        )
     }
 }
 
@@ -257,10 +269,16 @@ pub struct Pki {
 fn gen_key(dir: &Path, name: &str, kind: LeafKey) {
     match kind {
         LeafKey::Rsa(bits) => {
-            openssl(dir, &["genpkey", "-algorithm", "RSA", "-pkeyopt", &format!("rsa_keygen_bits:{bits}"), "-out", name]);
+            openssl(
+                dir,
+                &["genpkey", "-algorithm", "RSA", "-pkeyopt", &format!("rsa_keygen_bits:{bits}"), "-out", name],
+            );
         }
         LeafKey::Ec(curve) => {
-            openssl(dir, &["genpkey", "-algorithm", "EC", "-pkeyopt", &format!("ec_paramgen_curve:{curve}"), "-out", name]);
+            openssl(
+                dir,
+                &["genpkey", "-algorithm", "EC", "-pkeyopt", &format!("ec_paramgen_curve:{curve}"), "-out", name],
+            );
         }
     }
 }
@@ -276,10 +294,64 @@ impl Pki {
         std::fs::write(d.join("serial"), "1000\n").unwrap();
         std::fs::write(d.join("crlnumber"), "01\n").unwrap();
         gen_key(d, "root.key", LeafKey::Rsa(3072));
-        openssl(d, &["req", "-x509", "-new", "-key", "root.key", "-out", "root.crt", "-subj", &format!("/C=US/ST=WA/O={org}/CN={org} Root"), "-days", "3650", "-config", "ca.cnf", "-extensions", "v3_root"]);
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                "root.key",
+                "-out",
+                "root.crt",
+                "-subj",
+                &format!("/C=US/ST=WA/O={org}/CN={org} Root"),
+                "-days",
+                "3650",
+                "-config",
+                "ca.cnf",
+                "-extensions",
+                "v3_root",
+            ],
+        );
         gen_key(d, "int.key", LeafKey::Ec("P-384"));
-        openssl(d, &["req", "-new", "-key", "int.key", "-out", "int.csr", "-subj", &format!("/C=US/ST=WA/O={org}/CN={org} Intermediate"), "-config", "ca.cnf"]);
-        openssl(d, &["x509", "-req", "-in", "int.csr", "-CA", "root.crt", "-CAkey", "root.key", "-CAcreateserial", "-out", "int.crt", "-days", "3650", "-extfile", "ca.cnf", "-extensions", "v3_int"]);
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-key",
+                "int.key",
+                "-out",
+                "int.csr",
+                "-subj",
+                &format!("/C=US/ST=WA/O={org}/CN={org} Intermediate"),
+                "-config",
+                "ca.cnf",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "int.csr",
+                "-CA",
+                "root.crt",
+                "-CAkey",
+                "root.key",
+                "-CAcreateserial",
+                "-out",
+                "int.crt",
+                "-days",
+                "3650",
+                "-extfile",
+                "ca.cnf",
+                "-extensions",
+                "v3_int",
+            ],
+        );
         let pki = Pki { dir, crl_url, subject_o: org.to_string() };
         pki.gencrl();
         pki
@@ -302,12 +374,35 @@ impl Pki {
         let ext_file = format!("{name}.ext");
         std::fs::write(d.join(&ext_file), ext).unwrap();
         gen_key(d, &format!("{name}.key"), kind);
-        openssl(d, &["req", "-new", "-key", &format!("{name}.key"), "-out", &format!("{name}.csr"), "-subj", &format!("/C=US/ST=WA/L=Seattle/O={}/OU=Builds/CN={name}", self.subject_o), "-config", "ca.cnf"]);
-        let mut args: Vec<String> = ["ca", "-batch", "-notext", "-config", "ca.cnf", "-cert", "int.crt", "-keyfile", "int.key", "-in"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        args.extend([format!("{name}.csr"), "-out".into(), format!("{name}.crt"), "-extfile".into(), ext_file, "-extensions".into(), "leaf".into()]);
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-key",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/C=US/ST=WA/L=Seattle/O={}/OU=Builds/CN={name}", self.subject_o),
+                "-config",
+                "ca.cnf",
+            ],
+        );
+        let mut args: Vec<String> =
+            ["ca", "-batch", "-notext", "-config", "ca.cnf", "-cert", "int.crt", "-keyfile", "int.key", "-in"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        args.extend([
+            format!("{name}.csr"),
+            "-out".into(),
+            format!("{name}.crt"),
+            "-extfile".into(),
+            ext_file,
+            "-extensions".into(),
+            "leaf".into(),
+        ]);
         match validity {
             Validity::Days(n) => args.extend(["-days".into(), n.to_string()]),
             Validity::Dates { start, end } => args.extend(["-startdate".into(), start, "-enddate".into(), end]),
@@ -324,12 +419,30 @@ impl Pki {
     /// `openssl ca -revoke` (reason keyCompromise), then a new CRL.
     pub fn revoke(&self, leaf: &Leaf) {
         let cert = leaf.key.with_extension("crt");
-        openssl(self.dir.path(), &["ca", "-config", "ca.cnf", "-cert", "int.crt", "-keyfile", "int.key", "-revoke", cert.to_str().unwrap(), "-crl_reason", "keyCompromise"]);
+        openssl(
+            self.dir.path(),
+            &[
+                "ca",
+                "-config",
+                "ca.cnf",
+                "-cert",
+                "int.crt",
+                "-keyfile",
+                "int.key",
+                "-revoke",
+                cert.to_str().unwrap(),
+                "-crl_reason",
+                "keyCompromise",
+            ],
+        );
         self.gencrl();
     }
 
     fn gencrl(&self) {
-        openssl(self.dir.path(), &["ca", "-config", "ca.cnf", "-cert", "int.crt", "-keyfile", "int.key", "-gencrl", "-out", "int.crl.pem"]);
+        openssl(
+            self.dir.path(),
+            &["ca", "-config", "ca.cnf", "-cert", "int.crt", "-keyfile", "int.key", "-gencrl", "-out", "int.crl.pem"],
+        );
         openssl(self.dir.path(), &["crl", "-in", "int.crl.pem", "-outform", "DER", "-out", "int.crl"]);
     }
 
@@ -357,10 +470,64 @@ impl Tsa {
         let d = dir.path();
         std::fs::write(d.join("ca.cnf"), CA_CNF).unwrap();
         gen_key(d, "tsaroot.key", LeafKey::Rsa(2048));
-        openssl(d, &["req", "-x509", "-new", "-key", "tsaroot.key", "-out", "tsaroot.crt", "-subj", "/C=US/ST=WA/O=Stamps/CN=Stamps Root", "-days", "3650", "-config", "ca.cnf", "-extensions", "v3_root"]);
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                "tsaroot.key",
+                "-out",
+                "tsaroot.crt",
+                "-subj",
+                "/C=US/ST=WA/O=Stamps/CN=Stamps Root",
+                "-days",
+                "3650",
+                "-config",
+                "ca.cnf",
+                "-extensions",
+                "v3_root",
+            ],
+        );
         gen_key(d, "tsa.key", LeafKey::Rsa(2048));
-        openssl(d, &["req", "-new", "-key", "tsa.key", "-out", "tsa.csr", "-subj", "/C=US/ST=WA/O=Stamps/CN=Stamps TSA", "-config", "ca.cnf"]);
-        openssl(d, &["x509", "-req", "-in", "tsa.csr", "-CA", "tsaroot.crt", "-CAkey", "tsaroot.key", "-CAcreateserial", "-out", "tsa.crt", "-days", "3650", "-extfile", "ca.cnf", "-extensions", "v3_tsa"]);
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-key",
+                "tsa.key",
+                "-out",
+                "tsa.csr",
+                "-subj",
+                "/C=US/ST=WA/O=Stamps/CN=Stamps TSA",
+                "-config",
+                "ca.cnf",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "tsa.csr",
+                "-CA",
+                "tsaroot.crt",
+                "-CAkey",
+                "tsaroot.key",
+                "-CAcreateserial",
+                "-out",
+                "tsa.crt",
+                "-days",
+                "3650",
+                "-extfile",
+                "ca.cnf",
+                "-extensions",
+                "v3_tsa",
+            ],
+        );
         std::fs::write(d.join("tsaserial"), "01\n").unwrap();
         std::fs::write(
             d.join("tsa.cnf"),
@@ -505,7 +672,11 @@ fn serve(
         },
         _ => ("405 Method Not Allowed", "text/plain", vec![]),
     };
-    write!(conn, "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", payload.len())?;
+    write!(
+        conn,
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        payload.len()
+    )?;
     conn.write_all(&payload)?;
     conn.flush()
 }
@@ -547,7 +718,8 @@ fn curl_get(url: &str, accept: &str) -> (u16, Vec<u8>) {
 /// `sha256-<hex>` that notation writes to registries without the referrers API.
 pub fn fetch_signatures(registry: &Registry, repo: &str, digest: &str) -> Vec<SignatureBlob> {
     let tag = digest.replace(':', "-");
-    let (code, index) = curl_get(&format!("{}/v2/{repo}/manifests/{tag}", registry.url()), "application/vnd.oci.image.index.v1+json");
+    let (code, index) =
+        curl_get(&format!("{}/v2/{repo}/manifests/{tag}", registry.url()), "application/vnd.oci.image.index.v1+json");
     if code == 404 {
         return vec![];
     }
@@ -559,13 +731,21 @@ pub fn fetch_signatures(registry: &Registry, repo: &str, digest: &str) -> Vec<Si
             continue;
         }
         let md = m["digest"].as_str().unwrap().to_string();
-        let (code, manifest) = curl_get(&format!("{}/v2/{repo}/manifests/{md}", registry.url()), "application/vnd.oci.image.manifest.v1+json");
+        let (code, manifest) = curl_get(
+            &format!("{}/v2/{repo}/manifests/{md}", registry.url()),
+            "application/vnd.oci.image.manifest.v1+json",
+        );
         assert_eq!(code, 200);
         let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
         let layer = &manifest["layers"][0];
-        let (code, bytes) = curl_get(&format!("{}/v2/{repo}/blobs/{}", registry.url(), layer["digest"].as_str().unwrap()), "*/*");
+        let (code, bytes) =
+            curl_get(&format!("{}/v2/{repo}/blobs/{}", registry.url(), layer["digest"].as_str().unwrap()), "*/*");
         assert_eq!(code, 200);
-        out.push(SignatureBlob { manifest_digest: md, media_type: layer["mediaType"].as_str().unwrap().to_string(), bytes });
+        out.push(SignatureBlob {
+            manifest_digest: md,
+            media_type: layer["mediaType"].as_str().unwrap().to_string(),
+            bytes,
+        });
     }
     out
 }
@@ -595,7 +775,9 @@ fn push_blob(registry: &Registry, repo: &str, bytes: &[u8]) -> String {
     let headers = String::from_utf8_lossy(&out.stdout).into_owned();
     let location = headers
         .lines()
-        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("location")).map(|(_, v)| v.trim().to_string()))
+        .find_map(|l| {
+            l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("location")).map(|(_, v)| v.trim().to_string())
+        })
         .unwrap_or_else(|| panic!("no upload location: {headers}"));
     let location = if location.starts_with("http") { location } else { format!("{}{location}", registry.url()) };
     let sep = if location.contains('?') { '&' } else { '?' };
@@ -620,7 +802,14 @@ pub fn attach_envelope(registry: &Registry, repo: &str, subject: &Pushed, media_
     });
     let mbytes = serde_json::to_vec(&manifest).unwrap();
     let md = format!("sha256:{}", hex::encode(Sha256::digest(&mbytes)));
-    assert_eq!(put(&format!("{}/v2/{repo}/manifests/{md}", registry.url()), &mbytes, "application/vnd.oci.image.manifest.v1+json"), "201");
+    assert_eq!(
+        put(
+            &format!("{}/v2/{repo}/manifests/{md}", registry.url()),
+            &mbytes,
+            "application/vnd.oci.image.manifest.v1+json"
+        ),
+        "201"
+    );
     let index = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -628,7 +817,11 @@ pub fn attach_envelope(registry: &Registry, repo: &str, subject: &Pushed, media_
     });
     let tag = subject.digest.replace(':', "-");
     assert_eq!(
-        put(&format!("{}/v2/{repo}/manifests/{tag}", registry.url()), &serde_json::to_vec(&index).unwrap(), "application/vnd.oci.image.index.v1+json"),
+        put(
+            &format!("{}/v2/{repo}/manifests/{tag}", registry.url()),
+            &serde_json::to_vec(&index).unwrap(),
+            "application/vnd.oci.image.index.v1+json"
+        ),
         "201"
     );
     md
