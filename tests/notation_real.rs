@@ -354,6 +354,21 @@ fn openssl_chains_with_a_crl_verify_and_a_revoked_leaf_is_signer_revoked_like_no
     agree(&v, &reference(&registry, repo, &bad), &ours, false);
     assert_eq!((failure(&ours).reason(), failure(&ours).verdict()), ("CertificateRevoked", Verdict::SignerRevoked));
 
+    // A CRL with the intermediate's name but another key: not the issuing CA's, so unknown,
+    // never good.
+    let forger = Pki::new("Acme", None);
+    http.put(crl_path, forger.crl_der());
+    v.set_policy(&policy("strict", &["ca:acme"], &["x509.subject: C=US, ST=WA, O=Acme, OU=Builds"], ""));
+    let ours = core(&v, &registry, repo, &good, now);
+    agree(&v, &reference(&registry, repo, &good), &ours, false);
+    assert_eq!(failure(&ours).reason(), "RevocationUnknown");
+    assert!(failure(&ours).to_string().contains("does not verify"), "{ours:?}");
+    http.put(crl_path, pki.crl_der());
+    // A week later the CRL (7 days) is stale: unknown, while the 30-day leaf is still valid.
+    let ours = core(&v, &registry, repo, &good, now + SignedDuration::from_hours(24 * 8));
+    assert_eq!(failure(&ours).reason(), "RevocationUnknown");
+    assert!(failure(&ours).to_string().contains("nextUpdate"), "{ours:?}");
+
     // permissive logs revocation.
     v.set_policy(&policy("permissive", &["ca:acme"], &["x509.subject: C=US, ST=WA, O=Acme, OU=Builds"], ""));
     let ours = core(&v, &registry, repo, &bad, now);
@@ -390,6 +405,9 @@ fn a_timestamped_signature_outlives_its_expired_leaf_only_with_the_tsa() {
     let tsa_root_pem = tsa.root_pem();
     let http = HttpPeer::start(Some(tsa));
     let pki = Pki::new("Acme", None);
+    // The CA certificates start "now": a timestamp of this very second, less its one-second
+    // accuracy, would reach before them (and rightly fail). Let a couple of seconds pass.
+    std::thread::sleep(std::time::Duration::from_secs(2));
     let start = Timestamp::now() - SignedDuration::from_hours(1);
     let end = Timestamp::now() + SignedDuration::from_secs(25);
     let leaf = pki.issue_leaf(
@@ -505,4 +523,77 @@ fn bit_flips_and_truncations_of_real_envelopes_never_verify() {
         );
     }
     assert!(checked > 2000, "{checked} mutations");
+}
+
+#[test]
+fn every_algorithm_of_the_spec_verifies_like_notation() {
+    let registry = Registry::start();
+    let repo = "shop/algorithms";
+    let pki = Pki::new("Acme", None);
+    let signer = Signer::new();
+    let v = Verifier::new(&policy("strict", &["ca:acme"], &["x509.subject: C=US, ST=WA, O=Acme"], ""));
+    v.add_cert("ca", "acme", &pki.root_pem());
+    let cases = [
+        (LeafKey::Rsa(2048), "jws"),
+        (LeafKey::Rsa(3072), "cose"),
+        (LeafKey::Rsa(4096), "jws"),
+        (LeafKey::Ec("P-256"), "cose"),
+        (LeafKey::Ec("P-384"), "jws"),
+        (LeafKey::Ec("P-521"), "cose"),
+    ];
+    for (i, (key, format)) in cases.into_iter().enumerate() {
+        let name = format!("alg{i}");
+        let leaf = pki.issue_leaf(&name, key, Validity::Days(10));
+        let img = registry.push_image(repo, &name, &format!("{key:?} {format}"));
+        signer.use_key(&name, &leaf.key, &leaf.chain);
+        signer.sign(&reference(&registry, repo, &img), format, &[]);
+        let ours = core(&v, &registry, repo, &img, Timestamp::now());
+        agree(&v, &reference(&registry, repo, &img), &ours, true);
+        assert_eq!(ours.unwrap().leaf_subject, format!("CN={name},OU=Builds,O=Acme,L=Seattle,ST=WA,C=US"));
+    }
+}
+
+#[test]
+fn signing_authority_scheme_and_unknown_critical_attributes_decide_like_notation() {
+    let registry = Registry::start();
+    let repo = "shop/authority";
+    let pki = Pki::new("Acme", None);
+    let leaf = pki.issue_leaf("authority", LeafKey::Ec("P-256"), Validity::Days(10));
+    let img = registry.push_image(repo, "v1", "signed by a signing authority");
+    let payload = serde_json::to_vec(&serde_json::json!({"targetArtifact": {"mediaType": OCI_MANIFEST, "digest": img.digest, "size": img.size}})).unwrap();
+    // Whole seconds, as the spec asks ("fractional second SHOULD NOT be used"), and not before
+    // the CA certificates issued this second.
+    let signed_at = Timestamp::from_second(Timestamp::now().as_second()).unwrap();
+    let mut header = serde_json::json!({
+        "alg": "ES256",
+        "cty": "application/vnd.cncf.notary.payload.v1+json",
+        "crit": ["io.cncf.notary.signingScheme", "io.cncf.notary.authenticSigningTime"],
+        "io.cncf.notary.signingScheme": "notary.x509.signingAuthority",
+        "io.cncf.notary.authenticSigningTime": signed_at.to_string(),
+    });
+    attach_envelope(&registry, repo, &img, MEDIA_TYPE_JWS, &openssl_jws(&leaf, &header, &payload));
+    let r = reference(&registry, repo, &img);
+    let now = Timestamp::now();
+
+    let v = Verifier::new(&policy("strict", &["signingAuthority:acme"], &["*"], ""));
+    v.add_cert("signingAuthority", "acme", &pki.root_pem());
+    let ours = core(&v, &registry, repo, &img, now);
+    agree(&v, &r, &ours, true);
+    let ok = ours.as_ref().unwrap();
+    assert_eq!((ok.signing_scheme, ok.authentic_signing_time), (Some(SigningScheme::X509SigningAuthority), Some(signed_at)));
+
+    // A signing authority's signature is not trusted through a `ca` store.
+    let ca = Verifier::new(&policy("strict", &["ca:acme"], &["*"], ""));
+    ca.add_cert("ca", "acme", &pki.root_pem());
+    let ours = core(&ca, &registry, repo, &img, now);
+    agree(&ca, &r, &ours, false);
+    assert_eq!(failure(&ours).reason(), "UntrustedCertificateChain");
+
+    // A critical attribute for a verification plugin we do not run.
+    header["io.cncf.notary.verificationPlugin"] = "com.example.transparency".into();
+    header["crit"] = serde_json::json!(["io.cncf.notary.signingScheme", "io.cncf.notary.authenticSigningTime", "io.cncf.notary.verificationPlugin"]);
+    attach_envelope(&registry, repo, &img, MEDIA_TYPE_JWS, &openssl_jws(&leaf, &header, &payload));
+    let ours = core(&v, &registry, repo, &img, now);
+    agree(&v, &r, &ours, false);
+    assert_eq!((failure(&ours).reason(), failure(&ours).verdict()), ("UnknownCriticalAttribute", Verdict::SignatureInvalid));
 }

@@ -826,3 +826,41 @@ pub fn attach_envelope(registry: &Registry, repo: &str, subject: &Pushed, media_
     );
     md
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hand-made envelopes (what the notation CLI cannot make without a plugin)
+// ---------------------------------------------------------------------------------------------
+
+/// A JWS envelope signed with openssl by an EC P-256 `leaf` (ES256), with the given protected
+/// header, payload and the leaf's chain in `x5c`: for signing schemes and critical attributes
+/// that only plugins produce.
+pub fn openssl_jws(leaf: &Leaf, protected: &serde_json::Value, payload: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let p = URL_SAFE_NO_PAD.encode(serde_json::to_vec(protected).unwrap());
+    let pl = URL_SAFE_NO_PAD.encode(payload);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("input"), format!("{p}.{pl}")).unwrap();
+    run_ok(
+        Command::new("openssl")
+            .current_dir(dir.path())
+            .args(["dgst", "-sha256", "-sign"])
+            .arg(&leaf.key)
+            .args(["-out", "sig.der", "input"]),
+    );
+    let der = std::fs::read(dir.path().join("sig.der")).unwrap();
+    let raw = p256::ecdsa::Signature::from_der(&der).expect("an ECDSA P-256 key").to_bytes();
+    let chain_pem = std::fs::read(&leaf.chain).unwrap();
+    let x5c: Vec<String> = trustwatch::notation::Cert::parse_many(&chain_pem)
+        .unwrap()
+        .iter()
+        .map(|c| STANDARD.encode(c.der()))
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "payload": pl,
+        "protected": p,
+        "header": {"x5c": x5c, "io.cncf.notary.signingAgent": "trustwatch-tests"},
+        "signature": URL_SAFE_NO_PAD.encode(raw),
+    }))
+    .unwrap()
+}
