@@ -201,6 +201,33 @@ fn untrusted_store_and_identity_fail_like_notation_and_audit_only_logs_them() {
     v.set_policy(&policy("permissive", &["ca:wabbit"], &["x509.subject: C=US, ST=WA, O=Wabbit Networks"], ""));
     let ours = core(&v, &registry, repo, &img, now);
     agree(&v, &r, &ours, false);
+    // Policy selection: an exact scope beats "*"; `skip` verifies nothing; no scope, no trust.
+    let scoped = |first: &str, level: &str| {
+        serde_json::json!({"version": "1.0", "trustPolicies": [
+            {"name": "exact", "registryScopes": [first], "signatureVerification": {"level": level}},
+            {"name": "global", "registryScopes": ["*"], "signatureVerification": {"level": "strict"}, "trustStores": ["ca:wabbit"], "trustedIdentities": ["x509.subject: C=US, ST=WA, O=Wabbit Networks"]},
+        ]})
+        .to_string()
+    };
+    v.set_policy(&scoped(&format!("{}/{repo}", registry.host()), "skip"));
+    let ours = core(&v, &registry, repo, &img, now);
+    agree(&v, &r, &ours, true);
+    assert!(ours.as_ref().unwrap().skipped);
+    let res = to_resolution(&image_ref(&registry, repo, &img), &ours, now, SignedDuration::ZERO);
+    assert_eq!((res.verdict, res.reason.as_str()), (Verdict::Verified, "VerificationSkipped"));
+    assert_eq!(res.warnings.len(), 1, "a skipped verification is never silent");
+    v.set_policy(&scoped(&format!("{}/elsewhere", registry.host()), "skip"));
+    let ours = core(&v, &registry, repo, &img, now);
+    agree(&v, &r, &ours, false);
+    assert_eq!(failure(&ours).reason(), "IdentityNotTrusted", "the global policy applies");
+    v.set_policy(
+        &serde_json::json!({"version": "1.0", "trustPolicies": [{"name": "only", "registryScopes": [format!("{}/elsewhere", registry.host())], "signatureVerification": {"level": "strict"}, "trustStores": ["ca:wabbit"], "trustedIdentities": ["*"]}]})
+            .to_string(),
+    );
+    let ours = core(&v, &registry, repo, &img, now);
+    agree(&v, &r, &ours, false);
+    assert_eq!((failure(&ours).reason(), failure(&ours).verdict()), ("NoApplicableTrustPolicy", Verdict::NotCovered));
+
     // The identity with all of the leaf's attributes in another order and spacing matches.
     v.set_policy(&policy("strict", &["ca:wabbit"], &["x509.subject: CN=wabbit,O=Notary,L=Seattle,ST=WA,C=US"], ""));
     let ours = core(&v, &registry, repo, &img, now);
@@ -444,6 +471,14 @@ fn a_timestamped_signature_outlives_its_expired_leaf_only_with_the_tsa() {
         (Some(true), Verdict::ExpiringSoon, Some("leaf certificate"))
     );
 
+    // verifyTimestamp afterCertExpiry: while the chain is valid the timestamp is not even
+    // looked at, so no tsa store is needed.
+    v.set_policy(&policy("strict", &["ca:acme"], &["*"], r#","verifyTimestamp":"afterCertExpiry""#));
+    let ours = core(&v, &registry, repo, &stamped, Timestamp::now());
+    agree(&v, &reference(&registry, repo, &stamped), &ours, true);
+    assert!(!ours.as_ref().unwrap().timestamped);
+    v.set_policy(&policy("strict", &["ca:acme", "tsa:stamps"], &["*"], ""));
+
     while Timestamp::now() <= end + SignedDuration::from_secs(2) {
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
@@ -560,7 +595,10 @@ fn signing_authority_scheme_and_unknown_critical_attributes_decide_like_notation
     let pki = Pki::new("Acme", None);
     let leaf = pki.issue_leaf("authority", LeafKey::Ec("P-256"), Validity::Days(10));
     let img = registry.push_image(repo, "v1", "signed by a signing authority");
-    let payload = serde_json::to_vec(&serde_json::json!({"targetArtifact": {"mediaType": OCI_MANIFEST, "digest": img.digest, "size": img.size}})).unwrap();
+    let payload = serde_json::to_vec(
+        &serde_json::json!({"targetArtifact": {"mediaType": OCI_MANIFEST, "digest": img.digest, "size": img.size}}),
+    )
+    .unwrap();
     // Whole seconds, as the spec asks ("fractional second SHOULD NOT be used"), and not before
     // the CA certificates issued this second.
     let signed_at = Timestamp::from_second(Timestamp::now().as_second()).unwrap();
@@ -580,7 +618,10 @@ fn signing_authority_scheme_and_unknown_critical_attributes_decide_like_notation
     let ours = core(&v, &registry, repo, &img, now);
     agree(&v, &r, &ours, true);
     let ok = ours.as_ref().unwrap();
-    assert_eq!((ok.signing_scheme, ok.authentic_signing_time), (Some(SigningScheme::X509SigningAuthority), Some(signed_at)));
+    assert_eq!(
+        (ok.signing_scheme, ok.authentic_signing_time),
+        (Some(SigningScheme::X509SigningAuthority), Some(signed_at))
+    );
 
     // A signing authority's signature is not trusted through a `ca` store.
     let ca = Verifier::new(&policy("strict", &["ca:acme"], &["*"], ""));
@@ -591,9 +632,16 @@ fn signing_authority_scheme_and_unknown_critical_attributes_decide_like_notation
 
     // A critical attribute for a verification plugin we do not run.
     header["io.cncf.notary.verificationPlugin"] = "com.example.transparency".into();
-    header["crit"] = serde_json::json!(["io.cncf.notary.signingScheme", "io.cncf.notary.authenticSigningTime", "io.cncf.notary.verificationPlugin"]);
+    header["crit"] = serde_json::json!([
+        "io.cncf.notary.signingScheme",
+        "io.cncf.notary.authenticSigningTime",
+        "io.cncf.notary.verificationPlugin"
+    ]);
     attach_envelope(&registry, repo, &img, MEDIA_TYPE_JWS, &openssl_jws(&leaf, &header, &payload));
     let ours = core(&v, &registry, repo, &img, now);
     agree(&v, &r, &ours, false);
-    assert_eq!((failure(&ours).reason(), failure(&ours).verdict()), ("UnknownCriticalAttribute", Verdict::SignatureInvalid));
+    assert_eq!(
+        (failure(&ours).reason(), failure(&ours).verdict()),
+        ("UnknownCriticalAttribute", Verdict::SignatureInvalid)
+    );
 }

@@ -609,6 +609,49 @@ mod tests {
         );
     }
 
+    fn cose(crit: &[&str], extra: &[(&str, coset::cbor::Value)]) -> Vec<u8> {
+        use coset::cbor::Value as V;
+        use coset::{HeaderBuilder, TaggedCborSerializable, iana};
+        let mut h = HeaderBuilder::new()
+            .algorithm(iana::Algorithm::PS256)
+            .content_type(PAYLOAD_CONTENT_TYPE.to_string())
+            .text_value(SIGNING_SCHEME.into(), V::Text("notary.x509".into()))
+            .text_value(SIGNING_TIME.into(), V::Tag(1, Box::new(V::Integer(1_767_225_600.into()))));
+        for c in crit {
+            h = h.add_critical_label(coset::RegisteredLabelWithPrivate::Text(c.to_string()));
+        }
+        for (k, v) in extra {
+            h = h.text_value(k.to_string(), v.clone());
+        }
+        let unprotected = HeaderBuilder::new().value(33, V::Array(vec![V::Bytes(vec![0x30, 0x00])])).build();
+        coset::CoseSign1Builder::new()
+            .protected(h.build())
+            .unprotected(unprotected)
+            .payload(br#"{"targetArtifact":{"mediaType":"m","digest":"sha256:00","size":1}}"#.to_vec())
+            .signature(vec![0; 256])
+            .build()
+            .to_tagged_vec()
+            .unwrap()
+    }
+
+    #[test]
+    fn cose_signed_attributes_and_critical_labels_are_checked() {
+        let env = parse(MEDIA_TYPE_COSE, &cose(&[SIGNING_SCHEME], &[])).unwrap();
+        assert_eq!((env.algorithm, env.signing_scheme), (SignatureAlgorithm::Ps256, SigningScheme::X509));
+        assert_eq!(env.signing_time, Some("2026-01-01T00:00:00Z".parse().unwrap()));
+        assert_eq!(env.certificate_chain, vec![vec![0x30, 0x00]]);
+        let plugin = [("io.cncf.notary.verificationPluginMinVersion", coset::cbor::Value::Text("1.0.0".into()))];
+        let err = parse(MEDIA_TYPE_COSE, &cose(&[SIGNING_SCHEME, plugin[0].0], &plugin)).unwrap_err();
+        assert_eq!(err.reason(), "UnknownCriticalAttribute");
+        let expiry = [(EXPIRY, coset::cbor::Value::Text("tomorrow".into()))];
+        let err = parse(MEDIA_TYPE_COSE, &cose(&[SIGNING_SCHEME, EXPIRY], &expiry)).unwrap_err();
+        assert_eq!(err.reason(), "InvalidSignedAttribute", "expiry must be an epoch date/time");
+        assert_eq!(parse(MEDIA_TYPE_COSE, &cose(&[], &[])).unwrap_err().reason(), "InvalidSignedAttribute");
+        let mut bytes = cose(&[SIGNING_SCHEME], &[]);
+        bytes[0] = 0xd1; // tag 17 (COSE_Mac0) instead of 18
+        assert_eq!(parse(MEDIA_TYPE_COSE, &bytes).unwrap_err().reason(), "MalformedEnvelope");
+    }
+
     #[test]
     fn payload_needs_a_complete_descriptor() {
         let d = parse_payload(br#"{"targetArtifact":{"mediaType":"m","digest":"sha256:ab","size":3}}"#).unwrap();

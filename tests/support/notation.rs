@@ -851,11 +851,8 @@ pub fn openssl_jws(leaf: &Leaf, protected: &serde_json::Value, payload: &[u8]) -
     let der = std::fs::read(dir.path().join("sig.der")).unwrap();
     let raw = p256::ecdsa::Signature::from_der(&der).expect("an ECDSA P-256 key").to_bytes();
     let chain_pem = std::fs::read(&leaf.chain).unwrap();
-    let x5c: Vec<String> = trustwatch::notation::Cert::parse_many(&chain_pem)
-        .unwrap()
-        .iter()
-        .map(|c| STANDARD.encode(c.der()))
-        .collect();
+    let x5c: Vec<String> =
+        trustwatch::notation::Cert::parse_many(&chain_pem).unwrap().iter().map(|c| STANDARD.encode(c.der())).collect();
     serde_json::to_vec(&serde_json::json!({
         "payload": pl,
         "protected": p,
