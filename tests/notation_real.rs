@@ -52,6 +52,15 @@ fn verify_blob(config: &TrustConfig, image: &Pushed, s: &SignatureBlob, now: Tim
     let checked = verify_signature(config, &target(image), &s.media_type, &s.bytes, now)?;
     let mut data = RevocationData::default();
     for r in checked.revocation_requests() {
+        if let Some(req) = &r.ocsp_request {
+            for url in &r.ocsp_urls {
+                let fetched = match post_ocsp(url, req) {
+                    Ok(b) => Fetched::Bytes(b),
+                    Err(e) => Fetched::Failed(e),
+                };
+                data = data.with_ocsp(r.index, url.clone(), fetched);
+            }
+        }
         for url in &r.crl_urls {
             let fetched = match fetch_url(url) {
                 Ok(b) => Fetched::Bytes(b),
@@ -643,5 +652,54 @@ fn signing_authority_scheme_and_unknown_critical_attributes_decide_like_notation
     assert_eq!(
         (failure(&ours).reason(), failure(&ours).verdict()),
         ("UnknownCriticalAttribute", Verdict::SignatureInvalid)
+    );
+}
+
+#[test]
+fn ocsp_answers_decide_before_crls_and_a_responder_outage_falls_back_like_notation() {
+    let registry = Registry::start();
+    let repo = "shop/ocsp";
+    let http = HttpPeer::start(None);
+    let crl_path = "/crl/acme-int.crl";
+    let mut pki = Pki::new("Acme", Some(http.url(crl_path)));
+    pki.set_ocsp_url(http.url("/ocsp"));
+    http.serve_ocsp(Some(pki.dir()));
+    http.put(crl_path, pki.crl_der());
+    let keep = pki.issue_leaf("keep", LeafKey::Ec("P-256"), Validity::Days(10));
+    let gone = pki.issue_leaf("gone", LeafKey::Rsa(2048), Validity::Days(10));
+    let kept = registry.push_image(repo, "kept", "still trusted");
+    let revoked = registry.push_image(repo, "revoked", "signed by a revoked key");
+    let signer = Signer::new();
+    signer.use_key("keep", &keep.key, &keep.chain);
+    signer.sign(&reference(&registry, repo, &kept), "jws", &[]);
+    signer.use_key("gone", &gone.key, &gone.chain);
+    signer.sign(&reference(&registry, repo, &revoked), "cose", &[]);
+    pki.revoke(&gone);
+    // The revocation is in the CA database (what the responder reads) but not yet in the CRL
+    // that is served: only OCSP knows.
+    let v = Verifier::new(&policy("strict", &["ca:acme"], &["*"], ""));
+    v.add_cert("ca", "acme", &pki.root_pem());
+    let now = Timestamp::now();
+
+    let ours = core(&v, &registry, repo, &kept, now);
+    agree(&v, &reference(&registry, repo, &kept), &ours, true);
+    assert!(http.requests().iter().any(|r| r == "POST /ocsp"), "{:?}", http.requests());
+    let ours = core(&v, &registry, repo, &revoked, now);
+    agree(&v, &reference(&registry, repo, &revoked), &ours, false);
+    assert_eq!((failure(&ours).reason(), failure(&ours).verdict()), ("CertificateRevoked", Verdict::SignerRevoked));
+
+    // The responder is down: OCSP cannot decide, the CRL does (it does not list `gone` yet).
+    http.serve_ocsp(None);
+    v.set_policy(&policy("strict", &["ca:acme"], &["*"], ""));
+    let ours = core(&v, &registry, repo, &revoked, now);
+    agree(&v, &reference(&registry, repo, &revoked), &ours, true);
+    // Responder and CRL both gone: unknown, enforced.
+    http.remove(crl_path);
+    v.set_policy(&policy("strict", &["ca:acme"], &["*"], ""));
+    let ours = core(&v, &registry, repo, &kept, now);
+    agree(&v, &reference(&registry, repo, &kept), &ours, false);
+    assert_eq!(
+        (failure(&ours).reason(), failure(&ours).verdict()),
+        ("RevocationUnknown", Verdict::TrustDataUnavailable)
     );
 }

@@ -14,7 +14,8 @@
 //! // per signature manifest (config.mediaType application/vnd.cncf.notary.signature)
 //! let checked = verify_signature(&config, &target, layer_media_type, &envelope_bytes, now);
 //! let checked = checked?;                                            // integrity .. timestamp done
-//! for req in checked.revocation_requests() { /* GET each req.crl_urls, in order, 5 s, bounded */ }
+//! for req in checked.revocation_requests() { /* POST req.ocsp_request to req.ocsp_urls (2 s),
+//!     GET req.crl_urls (5 s), in order, bounded; failures as Fetched::Failed */ }
 //! let outcome = checked.finish(&revocation_data, now);               // Result<Verified, NotationError>
 //! // over all signatures of the digest
 //! let outcome = best_outcome(outcomes)?;                              // None = Unsigned (shell's call)
@@ -26,6 +27,7 @@
 
 pub mod envelope;
 pub mod error;
+pub mod ocsp;
 pub mod policy;
 pub mod revocation;
 pub mod store;

@@ -1,11 +1,6 @@
-//! Revocation of the signing chain: which CRLs (and OCSP responders) to ask, and what fetched
-//! CRLs say. The core never fetches: the shell fetches the URLs of [`requests`] and passes
-//! the bytes (or the failure) back in [`RevocationData`].
-//!
-//! OCSP is not evaluated yet: a certificate that names only OCSP responders has an unknown
-//! status; one that names both falls back to its CRLs, as the specification allows ("If
-//! revocation status cannot be determined using OCSP because of any reason ... then fallback
-//! to using CRLs").
+//! Revocation of the signing chain: which OCSP responders and CRLs to ask, and what their
+//! answers say. The core never fetches: the shell POSTs the OCSP requests and GETs the CRL URLs
+//! of [`requests`] and passes the bytes (or the failure) back in [`RevocationData`].
 
 use super::x509::{Cert, PublicKey, verify_x509_signature};
 use der::asn1::{GeneralizedTime, ObjectIdentifier};
@@ -18,6 +13,10 @@ use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 
 /// Largest CRL accepted.
 pub const MAX_CRL_BYTES: usize = 16 * 1024 * 1024;
+/// How far in the future of `now` a CRL's thisUpdate or an OCSP response's thisUpdate may lie:
+/// `now` is taken before the shell fetches, and clocks differ by a little. nextUpdate gets no
+/// such grace.
+pub const CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
 
 const ID_CE_CRL_REASONS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.21");
 const ID_CE_INVALIDITY_DATE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.24");
@@ -36,8 +35,12 @@ pub struct RevocationRequest {
     pub subject: String,
     /// CRL distribution points (HTTP), in the order to try them.
     pub crl_urls: Vec<String>,
-    /// OCSP responders (not evaluated by this core yet).
+    /// OCSP responders, in order: POST [`RevocationRequest::ocsp_request`] to each
+    /// (`Content-Type: application/ocsp-request`) until one answers 2xx.
     pub ocsp_urls: Vec<String>,
+    /// The DER OCSPRequest for this certificate (`None` when it names no responder).
+    #[serde(skip)]
+    pub ocsp_request: Option<Vec<u8>>,
 }
 
 /// The result of fetching one URL.
@@ -48,15 +51,20 @@ pub enum Fetched {
     Failed(String),
 }
 
-/// What the shell fetched, by URL.
+/// What the shell fetched: CRLs by URL, OCSP responses by (chain index, responder URL).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RevocationData {
     pub crls: BTreeMap<String, Fetched>,
+    pub ocsp: BTreeMap<(usize, String), Fetched>,
 }
 
 impl RevocationData {
     pub fn with_crl(mut self, url: impl Into<String>, fetched: Fetched) -> RevocationData {
         self.crls.insert(url.into(), fetched);
+        self
+    }
+    pub fn with_ocsp(mut self, index: usize, url: impl Into<String>, fetched: Fetched) -> RevocationData {
+        self.ocsp.insert((index, url.into()), fetched);
         self
     }
 }
@@ -81,11 +89,17 @@ pub fn requests(chain: &[Cert]) -> Vec<RevocationRequest> {
         .iter()
         .enumerate()
         .rev()
-        .map(|(index, c)| RevocationRequest {
-            index,
-            subject: c.subject().to_string(),
-            crl_urls: c.crl_urls(),
-            ocsp_urls: c.ocsp_urls(),
+        .map(|(index, c)| {
+            let ocsp_urls = c.ocsp_urls();
+            let issuer = chain.get(index + 1).unwrap_or(c);
+            let ocsp_request = if ocsp_urls.is_empty() { None } else { super::ocsp::request(c, issuer).ok() };
+            RevocationRequest {
+                index,
+                subject: c.subject().to_string(),
+                crl_urls: c.crl_urls(),
+                ocsp_urls,
+                ocsp_request,
+            }
         })
         .collect()
 }
@@ -102,18 +116,23 @@ pub fn check_chain(
         .rev()
         .map(|i| {
             let issuer = chain.get(i + 1).unwrap_or(&chain[i]);
-            (i, check_one(&chain[i], issuer, data, now, authentic_time))
+            (i, check_one(i, &chain[i], issuer, data, now, authentic_time))
         })
         .collect()
 }
 
 /// Spec: "If the certificate being validated doesn't include information OCSP or CRLs then no
-/// revocation check is performed and the certificate is considered valid(not revoked)." /
+/// revocation check is performed and the certificate is considered valid(not revoked)." / "If
+/// both OCSP URLs and CDP URLs are present, then OCSP is preferred over CRLs. If revocation
+/// status cannot be determined using OCSP because of any reason such as unavailability then
+/// fallback to using CRLs for revocation check." / "If the certificate contains multiple OCSP
+/// URLs, then each URL is invoked in sequential order, until a 2xx response is received" /
 /// "If the certificate contains multiple CDP locations then each location download is
 /// attempted in sequential order, until a 2xx response is received for any of the location."
 /// / "If the CRL cannot be downloaded within the timeout threshold the revocation result will
 /// be 'revocation unavailable'."
 fn check_one(
+    index: usize,
     cert: &Cert,
     issuer: &Cert,
     data: &RevocationData,
@@ -125,13 +144,23 @@ fn check_one(
     if crl_urls.is_empty() && ocsp_urls.is_empty() {
         return Status::NoRevocationInfo;
     }
-    if crl_urls.is_empty() {
-        return Status::Unknown(format!(
-            "only OCSP is named ({}), and this verifier checks CRLs only",
-            ocsp_urls.join(", ")
-        ));
-    }
     let mut failures = vec![];
+    for url in &ocsp_urls {
+        match data.ocsp.get(&(index, url.clone())) {
+            None => failures.push(format!("OCSP {url}: not fetched")),
+            Some(Fetched::Failed(e)) => failures.push(format!("OCSP {url}: {e}")),
+            Some(Fetched::Bytes(b)) => {
+                match super::ocsp::evaluate(b, cert, issuer, now) {
+                    Status::Unknown(e) => failures.push(format!("{url}: {e}")),
+                    determined => return determined,
+                }
+                break;
+            }
+        }
+    }
+    if crl_urls.is_empty() {
+        return Status::Unknown(format!("no OCSP answer and no CRL: {}", failures.join("; ")));
+    }
     for url in &crl_urls {
         match data.crls.get(url) {
             None => failures.push(format!("{url}: not fetched")),
@@ -232,7 +261,7 @@ pub fn evaluate_crl(
         }
     }
     let this_update = time_of(tbs.this_update);
-    if this_update > now {
+    if this_update > now + CLOCK_SKEW {
         return Status::Unknown(format!("CRL is not valid before {this_update}"));
     }
     let next_update = tbs.next_update.map(time_of);

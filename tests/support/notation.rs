@@ -19,8 +19,10 @@
 //!   .root_pem()  .revoke(&Leaf)  .crl_der() -> Vec<u8>
 //! Tsa::new() -> Tsa                                  // TSA root + TSA cert + openssl ts config
 //!   .root_path() .root_pem()
-//! HttpPeer::start(Option<&Tsa>) -> HttpPeer         // POST /tsa -> openssl ts -reply; GET files
+//! HttpPeer::start(Option<Tsa>) -> HttpPeer          // POST /tsa -> openssl ts -reply; GET files
 //!   .url(path) .put(path, bytes) .remove(path) .requests()
+//!   .serve_ocsp(Some(pki.dir()) | None)             // POST /ocsp -> openssl ocsp; None = 503
+//! post_ocsp(url, request) -> Result<Vec<u8>, String>
 //! fetch_signatures(&Registry, repo, digest) -> Vec<SignatureBlob>   // via tag sha256-<hex>
 //! attach_envelope(&Registry, repo, subject: &Pushed, media_type, bytes)  // replaces the index
 //! fetch_url(url) -> Result<Vec<u8>, String>
@@ -263,6 +265,7 @@ pub struct Leaf {
 pub struct Pki {
     dir: tempfile::TempDir,
     crl_url: Option<String>,
+    ocsp_url: Option<String>,
     subject_o: String,
 }
 
@@ -352,13 +355,23 @@ impl Pki {
                 "v3_int",
             ],
         );
-        let pki = Pki { dir, crl_url, subject_o: org.to_string() };
+        let pki = Pki { dir, crl_url, ocsp_url: None, subject_o: org.to_string() };
         pki.gencrl();
         pki
     }
 
     pub fn root_pem(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("root.crt")).unwrap()
+    }
+
+    /// Leaves issued from now on name this OCSP responder (authorityInfoAccess).
+    pub fn set_ocsp_url(&mut self, url: String) {
+        self.ocsp_url = Some(url);
+    }
+
+    /// The `openssl ca` directory (database, intermediate key): what an OCSP responder reads.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Issues a leaf with `keyUsage=critical,digitalSignature`, `extendedKeyUsage=codeSigning`
@@ -370,6 +383,9 @@ impl Pki {
         );
         if let Some(url) = &self.crl_url {
             ext.push_str(&format!("crlDistributionPoints = URI:{url}\n"));
+        }
+        if let Some(url) = &self.ocsp_url {
+            ext.push_str(&format!("authorityInfoAccess = OCSP;URI:{url}\n"));
         }
         let ext_file = format!("{name}.ext");
         std::fs::write(d.join(&ext_file), ext).unwrap();
@@ -570,6 +586,7 @@ impl Tsa {
 
 pub struct HttpPeer {
     port: u16,
+    ocsp: Arc<Mutex<Option<PathBuf>>>,
     files: Arc<Mutex<HashMap<String, Vec<u8>>>>,
     log: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
@@ -584,20 +601,28 @@ impl HttpPeer {
         let files: Arc<Mutex<HashMap<String, Vec<u8>>>> = Arc::default();
         let log: Arc<Mutex<Vec<String>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let (f, l, s) = (files.clone(), log.clone(), stop.clone());
+        let ocsp: Arc<Mutex<Option<PathBuf>>> = Arc::default();
+        let (f, l, s, o) = (files.clone(), log.clone(), stop.clone(), ocsp.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((mut conn, _)) => {
                         conn.set_nonblocking(false).unwrap();
                         conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                        let _ = serve(&mut conn, &f, &l, tsa.as_ref());
+                        let ocsp_dir = o.lock().unwrap().clone();
+                        let _ = serve(&mut conn, &f, &l, tsa.as_ref(), ocsp_dir.as_deref());
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
             }
         });
-        HttpPeer { port, files, log, stop, thread: Some(thread) }
+        HttpPeer { port, ocsp, files, log, stop, thread: Some(thread) }
+    }
+
+    /// `POST /ocsp` answers with `openssl ocsp` over this `openssl ca` directory (the
+    /// intermediate signs the responses); `None` makes the responder fail (HTTP 503).
+    pub fn serve_ocsp(&self, ca_dir: Option<&Path>) {
+        *self.ocsp.lock().unwrap() = ca_dir.map(Path::to_path_buf);
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -629,6 +654,7 @@ fn serve(
     files: &Mutex<HashMap<String, Vec<u8>>>,
     log: &Mutex<Vec<String>>,
     tsa: Option<&Tsa>,
+    ocsp_dir: Option<&Path>,
 ) -> std::io::Result<()> {
     let mut buf = vec![];
     let mut chunk = [0u8; 4096];
@@ -666,6 +692,15 @@ fn serve(
     log.lock().unwrap().push(format!("{method} {path}"));
     let (status, ctype, payload) = match (method.as_str(), tsa) {
         ("POST", Some(tsa)) if path.starts_with("/tsa") => ("200 OK", "application/timestamp-reply", tsa.reply(&body)),
+        // RFC 6960 A.1: POST the DER, or GET {url}/{url-encoded base64 of the DER} (what Go's
+        // OCSP client, and so notation, sends for small requests).
+        (m @ ("POST" | "GET"), _) if path.starts_with("/ocsp") => match ocsp_dir {
+            Some(dir) => {
+                let request = if m == "POST" { body } else { decode_ocsp_get(&path["/ocsp".len()..]) };
+                ("200 OK", "application/ocsp-response", ocsp_reply(dir, &request))
+            }
+            None => ("503 Service Unavailable", "text/plain", b"responder down".to_vec()),
+        },
         ("GET", _) => match files.lock().unwrap().get(&path) {
             Some(b) => ("200 OK", "application/pkix-crl", b.clone()),
             None => ("404 Not Found", "text/plain", b"not found".to_vec()),
@@ -679,6 +714,75 @@ fn serve(
     )?;
     conn.write_all(&payload)?;
     conn.flush()
+}
+
+fn decode_ocsp_get(rest: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let encoded = rest.trim_start_matches('/');
+    let mut unescaped = String::new();
+    let mut it = encoded.chars();
+    while let Some(c) = it.next() {
+        if c == '%' {
+            let hex: String = it.by_ref().take(2).collect();
+            unescaped.push(u8::from_str_radix(&hex, 16).unwrap_or(b'?') as char);
+        } else {
+            unescaped.push(c);
+        }
+    }
+    base64::engine::general_purpose::STANDARD.decode(unescaped.as_bytes()).unwrap_or_default()
+}
+
+/// `openssl ocsp` as a responder for one request, over an `openssl ca` database.
+fn ocsp_reply(dir: &Path, request: &[u8]) -> Vec<u8> {
+    let q = dir.join("ocsp.req");
+    std::fs::write(&q, request).unwrap();
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "ocsp",
+            "-index",
+            "index.txt",
+            "-CA",
+            "int.crt",
+            "-rsigner",
+            "int.crt",
+            "-rkey",
+            "int.key",
+            "-ndays",
+            "1",
+            "-resp_no_certs",
+            "-reqin",
+            "ocsp.req",
+            "-respout",
+            "ocsp.resp",
+        ])
+        .output()
+        .expect("openssl ocsp");
+    assert!(out.status.success(), "openssl ocsp: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(dir.join("ocsp.resp")).unwrap()
+}
+
+/// A blocking POST of an OCSP request: the body on 2xx, else why not.
+pub fn post_ocsp(url: &str, request: &[u8]) -> Result<Vec<u8>, String> {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), request).unwrap();
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-f",
+            "--max-time",
+            "5",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/ocsp-request",
+            "--data-binary",
+        ])
+        .arg(format!("@{}", f.path().display()))
+        .arg(url)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() { Ok(out.stdout) } else { Err(format!("curl exit {:?}", out.status.code())) }
 }
 
 /// A blocking GET (what the shell would do for a CRL URL): the body on 2xx, else why not.
