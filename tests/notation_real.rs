@@ -40,8 +40,7 @@ fn policy(level: &str, stores: &[&str], identities: &[&str], extra: &str) -> Str
 /// What the I/O shell will do: pick the policy, verify each signature, fetch the CRLs the
 /// core asks for, finish, and keep the best outcome.
 fn core(v: &Verifier, registry: &Registry, repo: &str, image: &Pushed, now: Timestamp) -> Outcome {
-    let doc = TrustPolicyDocument::from_json(&v.policy_bytes())?;
-    let store = TrustStore::load_dir(&v.truststore_dir())?;
+    let (doc, store) = load_notation_config(&v.config_dir())?;
     let config = TrustConfig::from_policy(doc.policy_for(&format!("{}/{repo}", registry.host()))?, &store)?;
     let sigs = fetch_signatures(registry, repo, &image.digest);
     assert!(!sigs.is_empty(), "notation left no signature for {}", image.digest);
@@ -701,5 +700,47 @@ fn ocsp_answers_decide_before_crls_and_a_responder_outage_falls_back_like_notati
     assert_eq!(
         (failure(&ours).reason(), failure(&ours).verdict()),
         ("RevocationUnknown", Verdict::TrustDataUnavailable)
+    );
+}
+
+#[test]
+fn notation_config_loading_prefers_the_oci_policy_and_rejects_symlinked_certificates() {
+    let registry = Registry::start();
+    let repo = "shop/config";
+    let signer = Signer::new();
+    signer.generate_test("wabbit");
+    let img = registry.push_image(repo, "v1", "config");
+    signer.sign(&reference(&registry, repo, &img), "jws", &[]);
+    let r = reference(&registry, repo, &img);
+    let now = Timestamp::now();
+
+    // notation 1.x reads trustpolicy.json and ignores a trustpolicy.oci.json (notation 2.x's
+    // name) beside it; the core does the same, and uses the .oci.json when it is alone.
+    let v = Verifier::new(&policy("strict", &["ca:wabbit"], &["x509.subject: C=US, ST=WA, O=Nobody"], ""));
+    v.add_cert("ca", "wabbit", &signer.test_cert_pem("wabbit"));
+    std::fs::write(v.config_dir().join("trustpolicy.oci.json"), policy("strict", &["ca:wabbit"], &["*"], "")).unwrap();
+    let ours = core(&v, &registry, repo, &img, now);
+    agree(&v, &r, &ours, false);
+    assert_eq!(failure(&ours).reason(), "IdentityNotTrusted");
+    let json = v.policy_bytes();
+    std::fs::remove_file(v.config_dir().join("trustpolicy.json")).unwrap();
+    assert!(core(&v, &registry, repo, &img, now).is_ok(), "trustpolicy.oci.json alone is used");
+    std::fs::write(v.config_dir().join("trustpolicy.json"), &json).unwrap();
+    std::fs::remove_file(v.config_dir().join("trustpolicy.oci.json")).unwrap();
+    v.set_policy(&policy("strict", &["ca:wabbit"], &["*"], ""));
+    let ours = core(&v, &registry, repo, &img, now);
+    agree(&v, &r, &ours, true);
+
+    // "Symlinks are not supported for the named store directories or certificate files."
+    let store = v.truststore_dir().join("x509/ca/wabbit");
+    let cert = std::fs::read_dir(&store).unwrap().next().unwrap().unwrap().path();
+    let elsewhere = v.config_dir().join("elsewhere.pem");
+    std::fs::rename(&cert, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &cert).unwrap();
+    let ours = core(&v, &registry, repo, &img, now);
+    agree(&v, &r, &ours, false);
+    assert_eq!(
+        (failure(&ours).reason(), failure(&ours).verdict()),
+        ("InvalidTrustStore", Verdict::TrustDataUnavailable)
     );
 }

@@ -7,6 +7,7 @@
 //! // once per configuration
 //! let doc    = TrustPolicyDocument::from_json(&policy_json)?;      // notation's trustpolicy(.oci).json
 //! let store  = TrustStore::load_dir(truststore_dir)?;               // or TrustStore::new() + add_pem(..)
+//! // (both at once from $XDG_CONFIG_HOME/notation: load_notation_config(dir))
 //! // per image
 //! let policy = doc.policy_for("registry.example.com/team/app")?;    // NoApplicablePolicy -> NotCovered
 //! let config = TrustConfig::from_policy(policy, &store)?;           // or TrustConfig { .. } from a CRD
@@ -40,7 +41,7 @@ pub use policy::{
     Action, Actions, Level, StoreRef, StoreType, TrustPolicy, TrustPolicyDocument, TrustedIdentities, VerifyTimestamp,
 };
 pub use revocation::{Fetched, RevocationData, RevocationRequest};
-pub use store::TrustStore;
+pub use store::{TrustStore, load_notation_config};
 pub use x509::Cert;
 
 use crate::image::ImageRef;

@@ -127,6 +127,26 @@ impl TrustStore {
     }
 }
 
+/// A user's notation configuration directory (`$XDG_CONFIG_HOME/notation`): the trust policy
+/// and the trust store, as `notation verify` reads them. notation 1.x reads `trustpolicy.json`
+/// only (checked against v1.3.2: it ignores a `trustpolicy.oci.json` beside it); notation 2.x
+/// names the same schema `trustpolicy.oci.json`, used here when there is no
+/// `trustpolicy.json`.
+pub fn load_notation_config(dir: &Path) -> Result<(super::TrustPolicyDocument, TrustStore), NotationError> {
+    let v1 = dir.join("trustpolicy.json");
+    let path = if v1.is_file() { v1 } else { dir.join("trustpolicy.oci.json") };
+    let meta = std::fs::metadata(&path)
+        .map_err(|e| NotationError::InvalidTrustPolicy { detail: format!("{}: {e}", path.display()) })?;
+    if meta.len() > super::policy::MAX_POLICY_BYTES as u64 {
+        return Err(NotationError::InvalidTrustPolicy { detail: format!("{} is too large", path.display()) });
+    }
+    let bytes = std::fs::read(&path)
+        .map_err(|e| NotationError::InvalidTrustPolicy { detail: format!("{}: {e}", path.display()) })?;
+    let doc = super::TrustPolicyDocument::from_json(&bytes)?;
+    let store = TrustStore::load_dir(&dir.join("truststore"))?;
+    Ok((doc, store))
+}
+
 fn is_ca(c: &Cert) -> bool {
     matches!(
         c.certificate().tbs_certificate().get_extension::<x509_cert::ext::pkix::BasicConstraints>(),

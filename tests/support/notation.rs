@@ -178,6 +178,11 @@ impl Verifier {
         std::fs::write(d.join(format!("cert{}.pem", self.n.get())), pem).unwrap();
     }
 
+    /// `$XDG_CONFIG_HOME/notation` as notation reads it.
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("notation")
+    }
+
     pub fn truststore_dir(&self) -> PathBuf {
         self.dir.path().join("notation/truststore")
     }
