@@ -44,10 +44,19 @@ fn core(v: &Verifier, registry: &Registry, repo: &str, image: &Pushed, now: Time
     let config = TrustConfig::from_policy(doc.policy_for(&format!("{}/{repo}", registry.host()))?, &store)?;
     let sigs = fetch_signatures(registry, repo, &image.digest);
     assert!(!sigs.is_empty(), "notation left no signature for {}", image.digest);
+    for s in &sigs {
+        let m = parse_signature_manifest(&s.manifest).expect("a notation signature manifest");
+        assert_eq!(m.subject.digest, image.digest, "the referrers index lists signatures of this digest");
+        m.check_envelope(&s.bytes)?;
+    }
     best_outcome(sigs.iter().map(|s| verify_blob(&config, image, s, now))).expect("at least one signature")
 }
 
 fn verify_blob(config: &TrustConfig, image: &Pushed, s: &SignatureBlob, now: Timestamp) -> Outcome {
+    // The manifest as the registry served it names this blob (the tests that mutate the blob
+    // skip that check: they are about the envelope).
+    let manifest = parse_signature_manifest(&s.manifest)?;
+    assert_eq!(manifest.envelope.media_type, s.media_type);
     let checked = verify_signature(config, &target(image), &s.media_type, &s.bytes, now)?;
     let mut data = RevocationData::default();
     for r in checked.revocation_requests() {
@@ -704,7 +713,7 @@ fn ocsp_answers_decide_before_crls_and_a_responder_outage_falls_back_like_notati
 }
 
 #[test]
-fn notation_config_loading_prefers_the_oci_policy_and_rejects_symlinked_certificates() {
+fn notation_config_loading_reads_trustpolicy_json_like_notation_and_rejects_symlinked_certificates() {
     let registry = Registry::start();
     let repo = "shop/config";
     let signer = Signer::new();

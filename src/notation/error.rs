@@ -48,6 +48,10 @@ pub enum NotationError {
     // ---- integrity ----
     #[error("{what} is {size} bytes, over the {limit}-byte limit")]
     EnvelopeTooLarge { what: String, size: u64, limit: u64 },
+    #[error("signature manifest is malformed: {detail}")]
+    MalformedSignatureManifest { detail: String },
+    #[error("signature envelope blob is {found}, but the signature manifest names {expected}")]
+    EnvelopeDigestMismatch { expected: String, found: String },
     #[error("signature envelope media type {media_type:?} is not supported")]
     UnsupportedEnvelopeType { media_type: String },
     #[error("{format} signature envelope is malformed: {detail}")]
@@ -110,6 +114,8 @@ impl NotationError {
             NotationError::NoApplicablePolicy { .. } => "NoApplicableTrustPolicy",
             NotationError::InvalidTrustStore { .. } => "InvalidTrustStore",
             NotationError::EnvelopeTooLarge { .. } => "EnvelopeTooLarge",
+            NotationError::MalformedSignatureManifest { .. } => "MalformedSignatureManifest",
+            NotationError::EnvelopeDigestMismatch { .. } => "EnvelopeDigestMismatch",
             NotationError::UnsupportedEnvelopeType { .. } => "UnsupportedEnvelopeType",
             NotationError::MalformedEnvelope { .. } => "MalformedEnvelope",
             NotationError::InvalidSignedAttribute { .. } => "InvalidSignedAttribute",
@@ -148,6 +154,8 @@ impl NotationError {
             NotationError::NoApplicablePolicy { .. } => Verdict::NotCovered,
             // The bytes arrived and are wrong: too large, unparsable, or about another artifact.
             NotationError::EnvelopeTooLarge { .. }
+            | NotationError::MalformedSignatureManifest { .. }
+            | NotationError::EnvelopeDigestMismatch { .. }
             | NotationError::UnsupportedEnvelopeType { .. }
             | NotationError::MalformedEnvelope { .. }
             | NotationError::MalformedCertificate { .. }

@@ -13,7 +13,9 @@
 //! let config = TrustConfig::from_policy(policy, &store)?;           // or TrustConfig { .. } from a CRD
 //! if config.is_skip() { /* level skip: do not even fetch signatures */ }
 //! // per signature manifest (config.mediaType application/vnd.cncf.notary.signature)
-//! let checked = verify_signature(&config, &target, layer_media_type, &envelope_bytes, now);
+//! let sig = parse_signature_manifest(&manifest_bytes)?;               // one layer, subject
+//! /* fetch the blob sig.envelope (bounded by sig.envelope.size) */ sig.check_envelope(&blob)?;
+//! let checked = verify_signature(&config, &target, &sig.envelope.media_type, &blob, now);
 //! let checked = checked?;                                            // integrity .. timestamp done
 //! for req in checked.revocation_requests() { /* POST req.ocsp_request to req.ocsp_urls (2 s),
 //!     GET req.crl_urls (5 s), in order, bounded; failures as Fetched::Failed */ }
@@ -28,6 +30,7 @@
 
 pub mod envelope;
 pub mod error;
+pub mod manifest;
 pub mod ocsp;
 pub mod policy;
 pub mod revocation;
@@ -37,6 +40,7 @@ pub mod x509;
 
 pub use envelope::{Descriptor, EnvelopeFormat, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS, SigningScheme};
 pub use error::{Check, NotationError};
+pub use manifest::{SignatureManifest, parse_signature_manifest};
 pub use policy::{
     Action, Actions, Level, StoreRef, StoreType, TrustPolicy, TrustPolicyDocument, TrustedIdentities, VerifyTimestamp,
 };

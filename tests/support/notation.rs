@@ -804,6 +804,8 @@ pub fn fetch_url(url: &str) -> Result<Vec<u8>, String> {
 #[derive(Debug, Clone)]
 pub struct SignatureBlob {
     pub manifest_digest: String,
+    /// The signature manifest as served.
+    pub manifest: Vec<u8>,
     /// The envelope's media type (the signature manifest's layer).
     pub media_type: String,
     pub bytes: Vec<u8>,
@@ -840,18 +842,19 @@ pub fn fetch_signatures(registry: &Registry, repo: &str, digest: &str) -> Vec<Si
             continue;
         }
         let md = m["digest"].as_str().unwrap().to_string();
-        let (code, manifest) = curl_get(
+        let (code, manifest_bytes) = curl_get(
             &format!("{}/v2/{repo}/manifests/{md}", registry.url()),
             "application/vnd.oci.image.manifest.v1+json",
         );
         assert_eq!(code, 200);
-        let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
         let layer = &manifest["layers"][0];
         let (code, bytes) =
             curl_get(&format!("{}/v2/{repo}/blobs/{}", registry.url(), layer["digest"].as_str().unwrap()), "*/*");
         assert_eq!(code, 200);
         out.push(SignatureBlob {
             manifest_digest: md,
+            manifest: manifest_bytes,
             media_type: layer["mediaType"].as_str().unwrap().to_string(),
             bytes,
         });
