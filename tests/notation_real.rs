@@ -249,6 +249,18 @@ fn untrusted_store_and_identity_fail_like_notation_and_audit_only_logs_them() {
     v.set_policy(&policy("strict", &["ca:wabbit"], &["x509.subject: CN=wabbit,O=Notary,L=Seattle,ST=WA,C=US"], ""));
     let ours = core(&v, &registry, repo, &img, now);
     agree(&v, &r, &ours, true);
+
+    // A second signature, by another key: one verified signature is enough, whichever store.
+    other.sign(&r, "cose", &[]);
+    assert_eq!(fetch_signatures(&registry, repo, &img.digest).len(), 2);
+    for store in ["wabbit", "mallory"] {
+        let v = Verifier::new(&policy("strict", &[&format!("ca:{store}")], &["*"], ""));
+        let pem = if store == "wabbit" { signer.test_cert_pem("wabbit") } else { other.test_cert_pem("mallory") };
+        v.add_cert("ca", store, &pem);
+        let ours = core(&v, &registry, repo, &img, now);
+        agree(&v, &r, &ours, true);
+        assert!(ours.unwrap().leaf_subject.starts_with(&format!("CN={store},")));
+    }
 }
 
 #[test]
@@ -470,6 +482,12 @@ fn a_timestamped_signature_outlives_its_expired_leaf_only_with_the_tsa() {
         &["--timestamp-url", &tsa_url, "--timestamp-root-cert", tsa_root.to_str().unwrap()],
     );
     signer.sign(&reference(&registry, repo, &plain), "cose", &[]);
+    let stamped_cose = registry.push_image(repo, "stamped-cose", "timestamped COSE build");
+    signer.sign(
+        &reference(&registry, repo, &stamped_cose),
+        "cose",
+        &["--timestamp-url", &tsa_url, "--timestamp-root-cert", tsa_root.to_str().unwrap()],
+    );
     assert!(http.requests().iter().any(|r| r.starts_with("POST /tsa")), "notation asked the TSA");
 
     let v = Verifier::new(&policy("strict", &["ca:acme", "tsa:stamps"], &["*"], ""));
@@ -505,6 +523,10 @@ fn a_timestamped_signature_outlives_its_expired_leaf_only_with_the_tsa() {
     let res = to_resolution(&image_ref(&registry, repo, &stamped), &ours, now, SignedDuration::ZERO);
     assert_eq!((res.verdict, res.timestamped, res.signing_time), (Verdict::Verified, Some(true), Some(gen_time)));
     assert_ne!(res.expires_role.as_deref(), Some("leaf certificate"), "the expired leaf no longer decides: {res:?}");
+
+    let ours = core(&v, &registry, repo, &stamped_cose, now);
+    agree(&v, &reference(&registry, repo, &stamped_cose), &ours, true);
+    assert!(ours.unwrap().timestamped, "COSE: the token is over the COSE signature bytes");
 
     let ours = core(&v, &registry, repo, &plain, now);
     agree(&v, &reference(&registry, repo, &plain), &ours, false);
