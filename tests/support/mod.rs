@@ -72,8 +72,9 @@
 //!   .basic_auth_seen() -> bool
 //! ```
 //!
-//! // ---- Notation (support::notation, not re-exported: use support::notation::*) ----
-//! Signer, Verifier, Pki, Tsa, HttpPeer, fetch_signatures, attach_envelope (see its docs)
+//! Notation: `support::notation` (not re-exported; `use support::notation::*`) has the notation
+//! CLI (`Signer`, `Verifier`), an openssl PKI (`Pki`), a TSA (`Tsa`), an HTTP peer for CRLs,
+//! OCSP and the TSA (`HttpPeer`) and signature reads/writes in a registry; see its docs.
 //!
 //! Pitfall: blocking helpers that talk to a HostileServer/TokenServer (e.g. `fetch_raw_url` on
 //! the proxy, or the notary CLI pointed at it) deadlock on a current-thread runtime; use
