@@ -5,6 +5,8 @@
 //!   verified targets or a typed error out).
 //! - [`image`]: image references and Notary GUNs.
 //! - [`engine`]: resolving an image (tag, digest, required signers) to a [`verdict::Verdict`].
+//! - [`notation`]: the Notation (Notary Project) signature verifier core (pure: envelope
+//!   bytes, trust policy and store, revocation data and `now` in, a verdict with evidence out).
 //! - [`fetch`]: the HTTP side: TLS, auth, bounded reads, incremental refresh per repository.
 //! - [`verifier`]: the verification seam every signature format implements.
 //! - [`oci`]: the OCI registry client the Notation and cosign verifiers share.
@@ -21,6 +23,7 @@ pub mod crd;
 pub mod engine;
 pub mod fetch;
 pub mod image;
+pub mod notation;
 pub mod oci;
 pub mod scanner;
 pub mod telemetry;

@@ -72,6 +72,10 @@
 //!   .basic_auth_seen() -> bool
 //! ```
 //!
+//! Notation: `support::notation` (not re-exported; `use support::notation::*`) has the notation
+//! CLI (`Signer`, `Verifier`), an openssl PKI (`Pki`), a TSA (`Tsa`), an HTTP peer for CRLs,
+//! OCSP and the TSA (`HttpPeer`) and signature reads/writes in a registry; see its docs.
+//!
 //! Pitfall: blocking helpers that talk to a HostileServer/TokenServer (e.g. `fetch_raw_url` on
 //! the proxy, or the notary CLI pointed at it) deadlock on a current-thread runtime; use
 //! `#[tokio::test(flavor = "multi_thread")]` or `spawn_blocking` for those.
@@ -80,6 +84,7 @@
 
 pub mod hostile;
 pub mod notary;
+pub mod notation;
 pub mod oci;
 pub mod registry;
 
