@@ -79,7 +79,7 @@ pub struct VerifyRequest<'a> {
 }
 
 /// The signing certificate a verdict rests on (Notation, keyless cosign).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CertificateEvidence {
     /// The leaf certificate's subject, e.g. `CN=release,O=Acme,ST=WA,C=US`.
@@ -121,6 +121,10 @@ pub struct Resolution {
     /// Checks that failed but were only logged (verification levels, revocation unknown).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Notation and cosign verify digests: when the image's tag now points to another digest
+    /// in the registry, that digest (informational, not a failure).
+    #[serde(rename = "tagDigest", skip_serializing_if = "Option::is_none")]
+    pub tag_digest: Option<String>,
 }
 
 impl Resolution {
@@ -148,6 +152,7 @@ impl Resolution {
             signing_time: None,
             timestamped: None,
             warnings: vec![],
+            tag_digest: None,
         }
     }
 

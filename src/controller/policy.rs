@@ -134,8 +134,8 @@ fn roots_not_loaded_yet(
     loaded: &HashMap<String, impl Sized>,
 ) -> Vec<String> {
     let existing: BTreeSet<String> = ctx.trust_roots.state().iter().map(|t| t.name_any()).collect();
-    let referenced: BTreeSet<&String> = spec.images.iter().map(|r| &r.trust_root).collect();
-    referenced.into_iter().filter(|r| existing.contains(*r) && !loaded.contains_key(*r)).cloned().collect()
+    let referenced: BTreeSet<&str> = spec.images.iter().flat_map(|r| r.roots()).collect();
+    referenced.into_iter().filter(|r| existing.contains(*r) && !loaded.contains_key(*r)).map(str::to_string).collect()
 }
 
 async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error> {
@@ -155,8 +155,8 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
     }
     let pods = gather_pods(ctx, &policy.spec);
     let plan = plan(&policy.spec, &pods);
-    let referenced: BTreeSet<&String> = policy.spec.images.iter().map(|r| &r.trust_root).collect();
-    let missing: Vec<String> = referenced.into_iter().filter(|r| !roots.contains_key(*r)).cloned().collect();
+    let referenced: BTreeSet<&str> = policy.spec.images.iter().flat_map(|r| r.roots()).collect();
+    let missing: Vec<String> = referenced.into_iter().filter(|r| !roots.contains_key(*r)).map(str::to_string).collect();
     let force = take_recheck(ctx, policy, &pods);
     let results = verify_all(&plan.keys(), &roots, now, force, Some(&ctx.metrics)).await;
 

@@ -47,7 +47,10 @@ pub fn build_trust_root(
             Err(e) => errors.push(format!("spec.rootKeys[{i}].publicKey: {e}")),
         }
     }
-    let mut config = ServerConfig::new(&spec.server);
+    let Some(server) = &spec.server else {
+        return Err(vec!["spec: only Notary v1 trust roots (spec.server) are wired in yet".into()]);
+    };
+    let mut config = ServerConfig::new(server);
     config.ca_pem = spec.ca_bundle.clone();
     config.credentials = credentials;
     tweak(&mut config);

@@ -96,7 +96,7 @@ async fn ensure_runtime(
     }
     let rt = Arc::new(rt);
     ctx.roots.write().await.insert(name.clone(), rt.clone());
-    info!(trust_root = %name, server = %tr.spec.server, "trust root loaded");
+    info!(trust_root = %name, kind = %tr.spec.kind(), "trust root loaded");
     Ok(rt)
 }
 
@@ -106,7 +106,7 @@ async fn refresh(tr: &TrustRoot, ctx: &Context) -> Result<Action, Error> {
     let api: Api<TrustRoot> = Api::all(ctx.client.clone());
     let credentials = match &tr.spec.auth_secret_ref {
         None => Ok(None),
-        Some(r) => read_credentials(ctx, r, &tr.spec.server).await.map(Some),
+        Some(r) => read_credentials(ctx, r, tr.spec.server.as_deref().unwrap_or_default()).await.map(Some),
     };
     let runtime = match credentials {
         Err(msg) => Err((reasons::AUTH_SECRET_INVALID, msg)),

@@ -24,16 +24,19 @@ pub use condition::{find_condition, is_condition_true, new_condition, set_condit
 pub use duration::{format_duration, parse_duration};
 pub use policy::{
     DEFAULT_EXCLUDED_NAMESPACES, DEFAULT_INTERVAL, DEFAULT_QUARANTINE_LIMIT, ImageRule, ImageTrustPolicy,
-    ImageTrustPolicySpec, ImageTrustPolicyStatus, MIN_INTERVAL, PolicyAction, PolicySummary, UnavailablePolicy,
-    UnmatchedPolicy, default_interval, default_quarantine_limit, pattern_matches,
+    ImageTrustPolicySpec, ImageTrustPolicyStatus, MIN_INTERVAL, PolicyAction, PolicySummary, Require,
+    UnavailablePolicy, UnmatchedPolicy, default_interval, default_quarantine_limit, pattern_matches,
 };
 pub use report::{
     ContainerVerification, ImageTrustReport, ImageTrustReportSpec, ImageTrustReportStatus, MAX_MESSAGE_LEN,
-    MAX_REPORT_ENTRIES, MAX_SAMPLE_PODS, QuarantineStatus, ReportSummary, WorkloadRef,
+    MAX_REPORT_ENTRIES, MAX_SAMPLE_PODS, MigrationState, QuarantineStatus, ReportSummary, TrustRootResult, WorkloadRef,
 };
 pub use trust_root::{
-    DEFAULT_EXPIRY_WARNING, DEFAULT_REFRESH_INTERVAL, MIN_REFRESH_INTERVAL, NextExpiry, RepositoryTrust, RootKey,
-    SecretRef, SignerKeys, TrustRoot, TrustRootSpec, TrustRootStatus, default_expiry_warning, default_refresh_interval,
+    CertificateSource, CertificateStatus, CheckAction, CosignTrust, DEFAULT_EXPIRY_WARNING, DEFAULT_REFRESH_INTERVAL,
+    DEFAULT_RETIREMENT_WARNING, KeyRef, KeySource, MIN_REFRESH_INTERVAL, NextExpiry, NotationLevel, NotationOverrides,
+    NotationTrust, NotationTrustStores, RegistryAccess, RepositoryTrust, Retirement, RootKey, SecretRef, SignerKeys,
+    TrustRoot, TrustRootSpec, TrustRootStatus, VerifyTimestampMode, default_expiry_warning, default_refresh_interval,
+    default_retirement_warning,
 };
 
 /// The API group of every trustwatch resource.

@@ -137,6 +137,8 @@ pub struct ImageTrustPolicySpec {
 /// One entry of spec.images.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.trustRoot) != (has(self.trustRoots) && size(self.trustRoots) > 0)").message("set either trustRoot or trustRoots (one or more names)"))]
+#[x_kube(validation = Rule::new("!has(self.require) || (has(self.trustRoots) && size(self.trustRoots) > 0)").message("require applies to trustRoots"))]
 pub struct ImageRule {
     /// A glob on the normalized repository, e.g. `docker.io/library/nginx`,
     /// `registry.example.com/team/*` or `ghcr.io/acme/**`. `*` matches within one path segment,
@@ -145,10 +147,24 @@ pub struct ImageRule {
     #[schemars(length(min = 1, max = 512), pattern("^[a-z0-9._:/*-]+$"))]
     pub pattern: String,
 
-    /// The name of the TrustRoot that holds the trust data and the pinned root keys for the
-    /// matching images.
+    /// The name of the TrustRoot that vouches for the matching images (of any kind: Notary
+    /// v1, Notation or cosign). Set this or trustRoots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
-    pub trust_root: String,
+    pub trust_root: Option<String>,
+
+    /// Several TrustRoots, e.g. the Notary v1 one and its Notation or cosign successor during a
+    /// migration. Each verifies the running digest on its own; the report lists every result
+    /// ("DCT: Verified, Notation: Unsigned") and spec.images[].require combines them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    #[schemars(length(max = 8), inner(length(min = 1, max = 253)))]
+    pub trust_roots: Vec<String>,
+
+    /// How trustRoots combine: `AnyOf` (default): trusted when any of them verifies the digest.
+    /// `AllOf`: every one must (e.g. DCT and Notation both, until the migration is done).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require: Option<Require>,
 
     /// Delegations that must each have signed the running digest, e.g. `releases` (the same as
     /// `targets/releases`) or `targets/qa`. When empty, the image is resolved as
@@ -157,6 +173,26 @@ pub struct ImageRule {
     #[x_kube(merge_strategy = ListMerge::Set)]
     #[schemars(length(max = 32), inner(length(min = 1, max = 255), pattern("^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")))]
     pub signers: Vec<String>,
+}
+
+/// How several trust roots of one image rule combine.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, schemars::JsonSchema,
+)]
+pub enum Require {
+    #[default]
+    AnyOf,
+    AllOf,
+}
+
+impl ImageRule {
+    /// The rule's trust roots, in order: `trustRoot`, or `trustRoots`.
+    pub fn roots(&self) -> Vec<&str> {
+        match &self.trust_root {
+            Some(r) => vec![r.as_str()],
+            None => self.trust_roots.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 /// What to do about untrusted images.
@@ -237,6 +273,14 @@ pub struct PolicySummary {
     /// Failing pods a dry run would quarantine (spec.dryRun).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub would_quarantine: i32,
+    /// The migration off Docker Content Trust: containers whose running digest depends on
+    /// Notary v1 alone, has a Notation or cosign signature that verifies, or one that fails.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub notary_v1_only: i32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub successor_verified: i32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub successor_failing: i32,
 }
 
 fn is_zero(n: &i32) -> bool {
@@ -261,8 +305,19 @@ impl ImageTrustPolicySpec {
             if let Err(e) = check_pattern(&rule.pattern) {
                 errors.push(format!("spec.images[{i}].pattern: {e}"));
             }
-            if let Err(e) = checks::dns_subdomain(&rule.trust_root) {
-                errors.push(format!("spec.images[{i}].trustRoot: {e}"));
+            match (&rule.trust_root, rule.trust_roots.is_empty()) {
+                (Some(_), false) | (None, true) => {
+                    errors.push(format!("spec.images[{i}]: set either trustRoot or trustRoots"))
+                }
+                _ => {}
+            }
+            for r in rule.roots() {
+                if let Err(e) = checks::dns_subdomain(r) {
+                    errors.push(format!("spec.images[{i}].trustRoot: {e}"));
+                }
+            }
+            if let Some(dup) = checks::first_duplicate(rule.trust_roots.iter().map(String::as_str)) {
+                errors.push(format!("spec.images[{i}].trustRoots: {dup:?} is listed twice"));
             }
             for (j, s) in rule.signers.iter().enumerate() {
                 if let Err(e) = check_signer(s) {
@@ -412,7 +467,13 @@ mod tests {
             namespace_selector: None,
             images: patterns
                 .iter()
-                .map(|p| ImageRule { pattern: p.to_string(), trust_root: "hub".into(), signers: vec![] })
+                .map(|p| ImageRule {
+                    pattern: p.to_string(),
+                    trust_root: Some("hub".into()),
+                    trust_roots: vec![],
+                    require: None,
+                    signers: vec![],
+                })
                 .collect(),
             action: PolicyAction::Audit,
             interval: default_interval(),
@@ -467,7 +528,7 @@ mod tests {
     #[test]
     fn the_most_specific_matching_entry_wins() {
         let mut s = spec(&["**", "ghcr.io/acme/**", "ghcr.io/acme/*", "ghcr.io/acme/app"]);
-        s.images[3].trust_root = "exact".into();
+        s.images[3].trust_root = Some("exact".into());
         assert_eq!(s.rule_for("ghcr.io/acme/app").unwrap().pattern, "ghcr.io/acme/app");
         assert_eq!(s.rule_for("ghcr.io/acme/web").unwrap().pattern, "ghcr.io/acme/*");
         assert_eq!(s.rule_for("ghcr.io/acme/team/web").unwrap().pattern, "ghcr.io/acme/**");

@@ -4,6 +4,7 @@
 //! so that users can read but not forge findings (RBAC lets the operator alone write status).
 
 use crate::verdict::Verdict;
+use crate::verifier::{CertificateEvidence, SignatureFormat};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
@@ -146,6 +147,45 @@ fn optional_verdict_schema(generator: &mut schemars::SchemaGenerator) -> schemar
     schema
 }
 
+/// What one trust root said about a container's running digest.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustRootResult {
+    /// The TrustRoot.
+    pub name: String,
+    /// Its kind: NotaryV1, Notation or Cosign.
+    pub format: SignatureFormat,
+    /// Its verdict.
+    pub verdict: Verdict,
+    /// Its reason.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+/// Where a running digest stands in the migration off Docker Content Trust.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, schemars::JsonSchema)]
+pub enum MigrationState {
+    /// Only Notary v1 vouches for it (no successor trust root, or no successor signature).
+    NotaryV1Only,
+    /// A Notation or cosign signature verifies it.
+    SuccessorVerified,
+    /// A Notation or cosign signature exists for it but fails verification.
+    SuccessorFailing,
+}
+
+impl MigrationState {
+    pub const ALL: [MigrationState; 3] =
+        [MigrationState::NotaryV1Only, MigrationState::SuccessorVerified, MigrationState::SuccessorFailing];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationState::NotaryV1Only => "NotaryV1Only",
+            MigrationState::SuccessorVerified => "SuccessorVerified",
+            MigrationState::SuccessorFailing => "SuccessorFailing",
+        }
+    }
+}
+
 /// The top owner of a pod.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 pub struct WorkloadRef {
@@ -212,15 +252,43 @@ pub struct ContainerVerification {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub signers: Vec<String>,
-    /// The TrustRoot used.
+    /// The TrustRoot whose answer decided the verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_root: Option<String>,
+    /// The signature format that decided the verdict: NotaryV1, Notation or Cosign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<SignatureFormat>,
+    /// With several trust roots (spec.images[].trustRoots): what each one said.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub trust_roots: Vec<TrustRootResult>,
+    /// Where the running digest stands in the migration off Docker Content Trust:
+    /// NotaryV1Only (it depends on Notary v1 alone), SuccessorVerified (a Notation or cosign
+    /// signature verifies it) or SuccessorFailing (one exists but fails).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MigrationState>,
+    /// The signing certificate (Notation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateEvidence>,
+    /// When the signature was made; proven by a timestamp authority when `timestamped`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_time: Option<Time>,
+    /// Whether a trusted timestamp authority countersigned the signing time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamped: Option<bool>,
+    /// Notation and cosign: the tag now points to this other digest in the registry
+    /// (informational: the running digest is what is verified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_digest: Option<String>,
     /// The repository of the image: the Notary GUN, e.g. `docker.io/library/nginx`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gun: Option<String>,
     /// The earliest expiry in the chain of trust data the verdict rests on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<Time>,
+    /// What `expires` belongs to: a Notary role, `signature`, `leaf certificate`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_what: Option<String>,
     /// Since when this entry has been failing (kept across scans; spec.quarantineAfter counts
     /// from it).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,17 +1,19 @@
 //! Decide: from the plan, the verification results, the previous state and `now` to reports,
 //! summary, quarantine changes and events. Pure.
 
+use super::combine::{combine, migration_state};
 use super::isolation::{IsolationGap, NetworkPolicyView, isolation_gaps};
 use super::pods::{ContainerView, PodView, Workload};
 use super::report::{EntryHistory, EntryKey, ReportPlan, add_to_entries, bound_entries, bounded_message, report_name};
 use super::{ContainerPlan, Plan, VerifyKey, is_failing, is_protected_namespace};
 use crate::crd::{
-    ContainerVerification, ImageTrustPolicySpec, ImageTrustReportStatus, PolicyAction, PolicySummary, QuarantineStatus,
-    ReportSummary,
+    ContainerVerification, ImageTrustPolicySpec, ImageTrustReportStatus, MigrationState, PolicyAction, PolicySummary,
+    QuarantineStatus, ReportSummary, TrustRootResult,
 };
 use crate::engine::Resolution;
 use crate::image::ImageRef;
 use crate::verdict::Verdict;
+use crate::verifier::SignatureFormat;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::collections::{BTreeMap, HashMap};
@@ -75,6 +77,12 @@ pub struct ScanOutcome {
     pub events: Vec<EventSpec>,
     /// Pod events left out by [`MAX_POD_EVENTS`].
     pub dropped_events: usize,
+    /// Covered containers by the signature format that decided their verdict.
+    pub by_format: BTreeMap<SignatureFormat, u64>,
+    /// Containers by migration state.
+    pub migration: BTreeMap<MigrationState, u64>,
+    /// Containers that depend on Notary v1 alone, by the Notary v1 trust root they depend on.
+    pub notary_only_by_root: BTreeMap<String, u64>,
     /// The verdict of every (namespace, pod, container) this scan: the next scan's `previous`.
     pub verdicts: HashMap<(String, String, String), Verdict>,
     /// When a verdict or a quarantine will change by itself (an expiry, the start of a warning
@@ -109,14 +117,38 @@ struct Judged {
     verdict: Verdict,
     reason: String,
     message: String,
+    /// The answer that decided the verdict, and the key it answers.
     resolution: Option<Resolution>,
     key: Option<VerifyKey>,
+    /// Every trust root's answer, when the rule names several.
+    answers: Vec<(String, Resolution)>,
+    migration: Option<MigrationState>,
 }
 
 impl Judged {
     fn plain(verdict: Verdict, reason: &str, message: String, key: Option<VerifyKey>) -> Judged {
-        Judged { verdict, reason: reason.into(), message, resolution: None, key }
+        Judged { verdict, reason: reason.into(), message, resolution: None, key, answers: vec![], migration: None }
     }
+}
+
+/// The answer for one key: the verification result, or "not verified yet".
+fn answer_for(key: &VerifyKey, results: &HashMap<VerifyKey, Resolution>) -> Resolution {
+    results.get(key).cloned().unwrap_or_else(|| match ImageRef::parse(&key.image) {
+        Ok(image) => Resolution::new(
+            crate::verifier::SignatureFormat::NotaryV1,
+            &image,
+            Verdict::TrustDataUnavailable,
+            "NotVerified",
+            format!("trust root {} has not verified this image yet", key.trust_root),
+        ),
+        Err(_) => Resolution::unparsed(
+            crate::verifier::SignatureFormat::NotaryV1,
+            &key.image,
+            Verdict::TrustDataUnavailable,
+            "NotVerified",
+            format!("trust root {} has not verified this image yet", key.trust_root),
+        ),
+    })
 }
 
 fn judge(c: &ContainerView, plan: &ContainerPlan, results: &HashMap<VerifyKey, Resolution>) -> Judged {
@@ -133,33 +165,34 @@ fn judge(c: &ContainerView, plan: &ContainerPlan, results: &HashMap<VerifyKey, R
         ContainerPlan::Undetermined { reason, message } => {
             Judged::plain(Verdict::TrustDataUnavailable, reason, message.clone(), None)
         }
-        ContainerPlan::Verify(key) => match results.get(key) {
-            None => Judged::plain(
-                Verdict::TrustDataUnavailable,
-                "NotVerified",
-                format!("trust root {} has not verified this image yet", key.trust_root),
-                Some(key.clone()),
-            ),
-            Some(r) => {
-                let mut j = Judged {
-                    verdict: r.verdict,
-                    reason: r.reason.clone(),
-                    message: r.message.clone(),
-                    resolution: Some(r.clone()),
-                    key: Some(key.clone()),
-                };
-                // A digest-pinned spec must also be what runs.
-                if let (Some(running), Ok(spec)) = (c.running_digest(), ImageRef::parse(&c.image))
-                    && let Some(pinned) = spec.digest.filter(|d| d != running)
-                    && r.verdict.is_trusted()
-                {
-                    j.verdict = Verdict::DigestDrift;
-                    j.reason = "RunningDigestMismatch".into();
-                    j.message = format!("the pod spec pins {pinned}, but the container runs {running}");
-                }
-                j
+        ContainerPlan::Verify { keys, require } => {
+            let answers: Vec<Resolution> = keys.iter().map(|k| answer_for(k, results)).collect();
+            let i = combine(*require, &answers);
+            let r = answers[i].clone();
+            let mut j = Judged {
+                verdict: r.verdict,
+                reason: r.reason.clone(),
+                message: r.message.clone(),
+                key: Some(keys[i].clone()),
+                migration: migration_state(&answers),
+                answers: if keys.len() > 1 {
+                    keys.iter().map(|k| k.trust_root.clone()).zip(answers).collect()
+                } else {
+                    vec![]
+                },
+                resolution: Some(r),
+            };
+            // A digest-pinned spec must also be what runs.
+            if let (Some(running), Ok(spec)) = (c.running_digest(), ImageRef::parse(&c.image))
+                && let Some(pinned) = spec.digest.filter(|d| d != running)
+                && j.verdict.is_trusted()
+            {
+                j.verdict = Verdict::DigestDrift;
+                j.reason = "RunningDigestMismatch".into();
+                j.message = format!("the pod spec pins {pinned}, but the container runs {running}");
             }
-        },
+            j
+        }
     }
 }
 
@@ -199,6 +232,9 @@ pub fn decide(input: &DecideInput<'_>) -> ScanOutcome {
             quarantined_by_namespace: BTreeMap::new(),
             events: vec![],
             dropped_events: 0,
+            by_format: BTreeMap::new(),
+            migration: BTreeMap::new(),
+            notary_only_by_root: BTreeMap::new(),
             verdicts: HashMap::new(),
             next_change: None,
         },
@@ -264,6 +300,23 @@ impl Scan<'_> {
             if j.verdict != Verdict::NotCovered {
                 self.covered.push(j.verdict);
             }
+            if let Some(r) = &j.resolution {
+                *self.out.by_format.entry(r.format).or_default() += 1;
+            }
+            if let Some(m) = j.migration {
+                *self.out.migration.entry(m).or_default() += 1;
+                match m {
+                    MigrationState::NotaryV1Only => {
+                        s.notary_v1_only += 1;
+                        let dct = j.answers.iter().find(|(_, a)| a.format == SignatureFormat::NotaryV1).map(|(n, _)| n);
+                        if let Some(root) = dct.or(j.key.as_ref().map(|k| &k.trust_root)) {
+                            *self.out.notary_only_by_root.entry(root.clone()).or_default() += 1;
+                        }
+                    }
+                    MigrationState::SuccessorVerified => s.successor_verified += 1,
+                    MigrationState::SuccessorFailing => s.successor_failing += 1,
+                }
+            }
             if j.verdict.is_trusted() {
                 s.verified += 1;
                 report.1.verified += 1;
@@ -324,8 +377,25 @@ impl Scan<'_> {
                     message: bounded_message(&j.message),
                     signers: r.map(|r| r.signers.iter().take(16).cloned().collect()).unwrap_or_default(),
                     trust_root: j.key.as_ref().map(|k| k.trust_root.clone()),
+                    format: r.map(|r| r.format),
+                    trust_roots: j
+                        .answers
+                        .iter()
+                        .map(|(name, a)| TrustRootResult {
+                            name: name.clone(),
+                            format: a.format,
+                            verdict: a.verdict,
+                            reason: a.reason.clone(),
+                        })
+                        .collect(),
+                    migration: j.migration,
+                    certificate: r.and_then(|r| r.certificate.clone()),
+                    signing_time: r.and_then(|r| r.signing_time).map(Time),
+                    timestamped: r.and_then(|r| r.timestamped),
+                    tag_digest: r.and_then(|r| r.tag_digest.clone()),
                     gun: r.map(|r| r.gun.clone()),
                     expires: r.and_then(|r| r.expires).map(Time),
+                    expires_what: r.and_then(|r| r.expires_role.clone()),
                     failing_since: since.map(Time),
                     last_trusted: last_trusted.map(Time),
                     last_verified: Some(Time(input.now)),

@@ -2,19 +2,20 @@
 //! and events. Gather -> [`plan`] -> verify (I/O, elsewhere) -> [`decide`]: both steps here
 //! are pure functions of their inputs and `now`.
 
+mod combine;
 mod decide;
 pub mod isolation;
 pub mod pods;
 mod report;
 
-use crate::crd::ImageTrustPolicySpec;
-use crate::crd::{UnavailablePolicy, UnmatchedPolicy};
+use crate::crd::{ImageTrustPolicySpec, Require, UnavailablePolicy, UnmatchedPolicy};
 use crate::engine::normalize_signer;
 use crate::image::ImageRef;
 use crate::verdict::Verdict;
 use pods::{PodView, RunningImage};
 use std::collections::BTreeSet;
 
+pub use combine::{combine, migration_state};
 pub use decide::{
     DecideInput, EventSpec, EventTarget, EventType, MAX_POD_EVENTS, QuarantineChange, ScanOutcome, decide,
 };
@@ -35,21 +36,15 @@ pub struct VerifyKey {
 /// How one container will be judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContainerPlan {
-    Verify(VerifyKey),
+    /// One verification per trust root of the matching rule, combined by `require`.
+    Verify { keys: Vec<VerifyKey>, require: Require },
     /// No policy entry matches the image.
-    NotCovered {
-        gun: Option<String>,
-    },
+    NotCovered { gun: Option<String> },
     /// The pod spec's image cannot be parsed.
-    Invalid {
-        message: String,
-    },
+    Invalid { message: String },
     /// What the container runs cannot be known (yet): it has no repository digest in its
     /// status and the spec pins none. A tag alone is never verified.
-    Undetermined {
-        reason: &'static str,
-        message: String,
-    },
+    Undetermined { reason: &'static str, message: String },
 }
 
 /// The plan of a scan: one entry per (pod index, container index).
@@ -63,9 +58,9 @@ impl Plan {
     pub fn keys(&self) -> BTreeSet<VerifyKey> {
         self.containers
             .iter()
-            .filter_map(|(_, p)| match p {
-                ContainerPlan::Verify(k) => Some(k.clone()),
-                _ => None,
+            .flat_map(|(_, p)| match p {
+                ContainerPlan::Verify { keys, .. } => keys.clone(),
+                _ => vec![],
             })
             .collect()
     }
@@ -114,7 +109,13 @@ fn plan_container(spec: &ImageTrustPolicySpec, image: &str, running: &RunningIma
     let mut signers: Vec<String> = rule.signers.iter().map(|s| normalize_signer(s)).collect();
     signers.sort();
     signers.dedup();
-    ContainerPlan::Verify(VerifyKey { trust_root: rule.trust_root.clone(), image: image.to_string(), signers })
+    let image = image.to_string();
+    let keys = rule
+        .roots()
+        .into_iter()
+        .map(|r| VerifyKey { trust_root: r.to_string(), image: image.clone(), signers: signers.clone() })
+        .collect();
+    ContainerPlan::Verify { keys, require: rule.require.unwrap_or_default() }
 }
 
 /// Whether a verdict counts as failing under the policy.

@@ -108,9 +108,11 @@ impl Scan {
         let mut results = HashMap::new();
         let mut vs = self.verdicts.iter();
         for (_, p) in &plan.containers {
-            if let ContainerPlan::Verify(k) = p {
-                if let Some(v) = vs.next() {
-                    results.insert(k.clone(), res(*v));
+            if let ContainerPlan::Verify { keys, .. } = p {
+                for k in keys {
+                    if let Some(v) = vs.next() {
+                        results.insert(k.clone(), res(*v));
+                    }
                 }
             }
         }
@@ -157,19 +159,21 @@ fn plan_verifies_the_running_digest_against_the_most_specific_pattern() {
     let plans: Vec<&ContainerPlan> = p.containers.iter().map(|(_, c)| c).collect();
     assert_eq!(
         plans[0],
-        &ContainerPlan::Verify(VerifyKey {
-            trust_root: "corp".into(),
-            image: format!("{}@{d}", img("app")),
-            signers: vec![]
-        })
+        &ContainerPlan::Verify {
+            keys: vec![VerifyKey { trust_root: "corp".into(), image: format!("{}@{d}", img("app")), signers: vec![] }],
+            require: crate::crd::Require::AnyOf
+        }
     );
     assert_eq!(
         plans[1],
-        &ContainerPlan::Verify(VerifyKey {
-            trust_root: "corp".into(),
-            image: format!("{}@{d}", img("secure")),
-            signers: vec!["targets/qa".into(), "targets/releases".into()]
-        })
+        &ContainerPlan::Verify {
+            keys: vec![VerifyKey {
+                trust_root: "corp".into(),
+                image: format!("{}@{d}", img("secure")),
+                signers: vec!["targets/qa".into(), "targets/releases".into()]
+            }],
+            require: crate::crd::Require::AnyOf
+        }
     );
     assert_eq!(plans[2], &ContainerPlan::NotCovered { gun: Some("docker.io/library/nginx".into()) });
     assert!(matches!(plans[3], ContainerPlan::Invalid { .. }));
@@ -178,7 +182,11 @@ fn plan_verifies_the_running_digest_against_the_most_specific_pattern() {
     // No imageID yet: a tag alone is never verified.
     assert!(matches!(plans[5], ContainerPlan::Undetermined { reason: "RunningDigestUnknown", .. }), "{:?}", plans[5]);
     // A digest-pinned spec is what the runtime pulls: verified as written.
-    assert!(matches!(plans[6], ContainerPlan::Verify(k) if k.image.ends_with(&pinned)), "{:?}", plans[6]);
+    assert!(
+        matches!(plans[6], ContainerPlan::Verify { keys, .. } if keys[0].image.ends_with(&pinned)),
+        "{:?}",
+        plans[6]
+    );
     assert_eq!(p.keys().len(), 3);
 }
 
@@ -217,7 +225,10 @@ fn verified_pods_get_a_report_per_workload_and_no_events_or_actions() {
     assert_eq!(r.status.verdict, Some(Verdict::Verified));
     assert_eq!(r.status.containers[0].signed_digest, Some(digest("signed")));
     assert_eq!(r.status.containers[0].trust_root.as_deref(), Some("corp"));
-    assert_eq!(out.summary, PolicySummary { pods: 1, containers: 1, verified: 1, ..Default::default() });
+    assert_eq!(
+        out.summary,
+        PolicySummary { pods: 1, containers: 1, verified: 1, notary_v1_only: 1, ..Default::default() }
+    );
     assert!(out.events.is_empty() && out.quarantine.is_empty());
     assert_eq!(out.worst, Some(Verdict::Verified));
 }
@@ -533,4 +544,56 @@ fn during_an_outage_the_entry_shows_the_last_good_verification() {
     let c = &out.reports[0].status.containers[0];
     assert_eq!(c.verdict, Verdict::TrustDataUnavailable);
     assert_eq!(c.last_trusted, Some(Time(now())), "the last good verification is kept");
+}
+
+#[test]
+fn several_trust_roots_are_each_reported_and_combined_by_require() {
+    let image = img("app");
+    let pods = vec![mk_pod("app", "a", &image, Some(RUNNING))];
+    let run = |require: &str, notation: Verdict| {
+        let spec = mk_policy(
+            json!({"images": [{"pattern": "registry.example.com/**", "trustRoots": ["corp", "nv"], "require": require}]}),
+        );
+        let plan = plan(&spec, &pods);
+        let mut results = HashMap::new();
+        for key in plan.keys() {
+            let mut r = res(if key.trust_root == "corp" { Verdict::Verified } else { notation });
+            if key.trust_root == "nv" {
+                r.format = crate::verifier::SignatureFormat::Notation;
+            }
+            results.insert(key, r);
+        }
+        decide(&DecideInput {
+            policy: "prod",
+            spec: &spec,
+            pods: &pods,
+            plan: &plan,
+            results: &results,
+            warnings: &HashMap::new(),
+            previous: &HashMap::new(),
+            history: &HashMap::new(),
+            network_policies: &[],
+            cluster_quarantined: 0,
+            max_quarantined: 10,
+            operator_namespace: OP_NS,
+            now: now(),
+        })
+    };
+    let out = run("AnyOf", Verdict::Unsigned);
+    let e = &out.reports[0].status.containers[0];
+    assert_eq!(e.verdict, Verdict::Verified);
+    let said: Vec<(String, Verdict)> = e.trust_roots.iter().map(|r| (r.name.clone(), r.verdict)).collect();
+    assert_eq!(
+        said,
+        vec![("corp".into(), Verdict::Verified), ("nv".into(), Verdict::Unsigned)],
+        "DCT: Verified, Notation: Unsigned"
+    );
+    assert_eq!(e.migration, Some(crate::crd::MigrationState::NotaryV1Only));
+    assert_eq!(out.notary_only_by_root.get("corp"), Some(&1));
+    let out = run("AllOf", Verdict::Unsigned);
+    assert_eq!(out.reports[0].status.containers[0].verdict, Verdict::Unsigned, "AllOf needs Notation too");
+    let out = run("AllOf", Verdict::Verified);
+    let e = &out.reports[0].status.containers[0];
+    assert_eq!((e.verdict, e.migration), (Verdict::Verified, Some(crate::crd::MigrationState::SuccessorVerified)));
+    assert_eq!(out.summary.successor_verified, 1);
 }

@@ -77,7 +77,7 @@ async fn crds_samples_and_config_default_are_accepted_and_explained() {
 
     // `kubectl explain` shows the field docs, as prose.
     let explain = cp.kubectl(&["explain", "trustroot.spec.rootKeys"]).unwrap();
-    assert!(explain.contains("Root keys pinned for every repository"), "{explain}");
+    assert!(explain.contains("root keys pinned for every repository"), "{explain}");
     let schema = crd_schema(cp, "trustroots");
     let doc = schema["properties"]["spec"]["properties"]["rootKeys"]["description"].as_str().unwrap();
     assert!(
@@ -98,7 +98,20 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static str)> {
         ("TrustRoot", "spec/server", json!("https://"), "must be an https:// URL with a host"),
         ("TrustRoot", "spec/caBundle", json!("not a certificate"), "must hold at least one PEM certificate"),
         ("TrustRoot", "spec/rootKeys/0/publicKey", json!("MFkw"), "must be a PEM public key or certificate"),
-        ("TrustRoot", "spec/rootKeys", json!([]), "should have at least 1 items"),
+        (
+            "TrustRoot",
+            "spec/rootKeys",
+            json!([]),
+            "a Notary v1 trust root (spec.server) needs at least one entry in rootKeys",
+        ),
+        (
+            "TrustRoot",
+            "spec/cosign",
+            json!({"keys": [{"name": "k", "publicKey": "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----"}]}),
+            "set exactly one kind of trust root",
+        ),
+        ("TrustRoot", "spec/registry", json!({"plainHTTP": true}), "registry is for Notation and cosign trust roots"),
+        ("TrustRoot", "spec/caBundle", json!("not a certificate"), "must hold at least one PEM certificate"),
         ("TrustRoot", "spec/revokedKeys", json!(["ABC"]), "should match"),
         ("TrustRoot", "spec/refreshInterval", json!("5 minutes"), "should match"),
         ("TrustRoot", "spec/expiryWarning", json!("soon"), "should match"),
@@ -114,19 +127,75 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static str)> {
         ("ImageTrustPolicy", "spec/onUnavailable", json!("Maybe"), "supported values"),
         ("ImageTrustPolicy", "spec/interval", json!("often"), "should match"),
         ("ImageTrustPolicy", "spec/images", json!([]), "should have at least 1 items"),
+        ("ImageTrustPolicy", "spec/images/0/trustRoots", json!(["a", "b"]), "set either trustRoot or trustRoots"),
+        ("ImageTrustPolicy", "spec/images/0/trustRoot", json!(null), "set either trustRoot or trustRoots"),
+        ("ImageTrustPolicy", "spec/images/0/require", json!("AllOf"), "require applies to trustRoots"),
+        ("ImageTrustPolicy", "spec/quarantineAfter", json!("later"), "should match"),
+    ]
+}
+
+/// The same for a cosign and a Notation trust root (their own rules).
+fn invalid_kind_cases() -> Vec<(Value, &'static str)> {
+    let key = "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----";
+    let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
+    let cosign = |keys: Value| json!({"apiVersion": "trustwatch.dev/v1alpha1", "kind": "TrustRoot", "metadata": {"name": "crd-check-cosign"}, "spec": {"cosign": {"keys": keys}}});
+    let notation = |n: Value| json!({"apiVersion": "trustwatch.dev/v1alpha1", "kind": "TrustRoot", "metadata": {"name": "crd-check-notation"}, "spec": {"notation": n}});
+    vec![
+        (cosign(json!([{"name": "k"}])), "set exactly one of publicKey, configMapKeyRef and secretKeyRef"),
+        (cosign(json!([{"name": "k", "publicKey": "MFkw"}])), "must be a PEM public key"),
+        (cosign(json!([])), "should have at least 1 items"),
+        (
+            notation(
+                json!({"trustStores": {"ca": [{"name": "c", "pem": cert, "configMapKeyRef": {"name": "x", "key": "y"}}]}, "trustedIdentities": ["*"]}),
+            ),
+            "set exactly one of pem, configMapKeyRef and secretKeyRef",
+        ),
+        (
+            notation(json!({"trustStores": {"ca": [{"name": "c", "pem": "nope"}]}, "trustedIdentities": ["*"]})),
+            "must hold at least one PEM certificate",
+        ),
+        (
+            notation(
+                json!({"trustStores": {"ca": [{"name": "c", "pem": cert}]}, "trustedIdentities": ["*"], "overrides": {"authenticity": "skip"}}),
+            ),
+            "authenticity can be enforce or log, not skip",
+        ),
+        (
+            notation(
+                json!({"trustStores": {"ca": [{"name": "c", "pem": cert}]}, "trustedIdentities": ["*"], "overrides": {"authenticTimestamp": "skip"}}),
+            ),
+            "authenticTimestamp can be enforce or log, not skip",
+        ),
+        (
+            notation(
+                json!({"trustStores": {"ca": [{"name": "c", "pem": cert}]}, "trustedIdentities": ["*"], "overrides": {"expiry": "skip"}}),
+            ),
+            "expiry can be enforce or log, not skip",
+        ),
+        (
+            notation(json!({"trustStores": {"ca": [{"name": "c", "pem": cert}]}, "trustedIdentities": []})),
+            "should have at least 1 items",
+        ),
+        (
+            notation(
+                json!({"trustStores": {"ca": [{"name": "c", "pem": cert}]}, "trustedIdentities": ["*"], "verificationLevel": "skip"}),
+            ),
+            "supported values",
+        ),
+        (
+            json!({"apiVersion": "trustwatch.dev/v1alpha1", "kind": "TrustRoot", "metadata": {"name": "crd-check-cosign"}, "spec": {"cosign": {"keys": [{"name": "k", "publicKey": key}]}, "registry": {"caBundle": "x"}}}),
+            "must hold at least one PEM certificate",
+        ),
     ]
 }
 
 /// Required fields, removed one at a time: (kind, path).
 fn required_cases() -> Vec<(&'static str, &'static str)> {
     vec![
-        ("TrustRoot", "spec/server"),
-        ("TrustRoot", "spec/rootKeys"),
         ("TrustRoot", "spec/rootKeys/0/name"),
         ("TrustRoot", "spec/rootKeys/0/publicKey"),
         ("ImageTrustPolicy", "spec/images"),
         ("ImageTrustPolicy", "spec/images/0/pattern"),
-        ("ImageTrustPolicy", "spec/images/0/trustRoot"),
     ]
 }
 
@@ -159,8 +228,22 @@ async fn every_cel_rule_and_required_field_rejects_invalid_objects_with_a_readab
         assert!(err.contains("Required value") && err.contains(leaf), "{kind} without {path}: {err}");
     }
 
+    for (obj, message) in invalid_kind_cases() {
+        let err = cp
+            .kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &obj.to_string())
+            .expect_err(&format!("{obj} is rejected"));
+        assert!(err.contains(message), "{obj}: the message says {message:?}: {err}");
+    }
+    // A valid trust root of each kind is accepted.
+    let key = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEhckfN5AEipyAj7O98t/JU7wTU1lK\n8jYNrbmELwBharobeTmX+FQw70DDkSORQxC/EPuGVKWgx1aWRSrBUL2zzQ==\n-----END PUBLIC KEY-----\n";
+    let ok = json!({"apiVersion": "trustwatch.dev/v1alpha1", "kind": "TrustRoot", "metadata": {"name": "crd-check-cosign"},
+        "spec": {"cosign": {"keys": [{"name": "release", "publicKey": key}]}, "registry": {"plainHTTP": true}}});
+    cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &ok.to_string())
+        .expect("a cosign trust root is accepted");
+
     // Every CEL rule in the served CRDs has a case above: a new rule needs its test.
-    let covered: BTreeSet<&str> = invalid_cases().iter().map(|(_, _, _, m)| *m).collect();
+    let mut covered: BTreeSet<&str> = invalid_cases().iter().map(|(_, _, _, m)| *m).collect();
+    covered.extend(invalid_kind_cases().iter().map(|(_, m)| *m));
     for plural in ["trustroots", "imagetrustpolicies", "imagetrustreports"] {
         let mut rules = vec![];
         cel_rules(&crd_schema(cp, plural), "", &mut rules);

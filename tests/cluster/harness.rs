@@ -47,14 +47,29 @@ pub struct ControlPlane {
     pub server: String,
 }
 
-static SHARED: OnceLock<ControlPlane> = OnceLock::new();
+static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
 
 impl ControlPlane {
     /// The control plane of this test binary, started on first use. Missing binaries are
     /// built by the script (minutes, once per version); if that fails, the test fails with
     /// the script's message.
     pub fn shared() -> &'static ControlPlane {
-        SHARED.get_or_init(|| {
+        let started = SHARED.get_or_init(|| {
+            std::panic::catch_unwind(Self::start).map_err(|e| {
+                e.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "the control plane did not start".into())
+            })
+        });
+        match started {
+            Ok(cp) => cp,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn start() -> ControlPlane {
+        {
             let dir = std::env::temp_dir().join(format!("trustwatch-cluster-{}", std::process::id()));
             let script = repo_root().join("hack/control-plane.sh");
             let started = Instant::now();
@@ -87,7 +102,7 @@ impl ControlPlane {
             };
             cp.install();
             cp
-        })
+        }
     }
 
     /// The CRDs from `crds/`, the operator's namespace and `config/rbac`, and the fake Node.
