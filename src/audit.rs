@@ -102,7 +102,8 @@ pub fn build_roots(
     for tr in &input.trust_roots {
         let name = tr.metadata.name.clone().unwrap_or_default();
         let creds = tr.spec.auth_secret_ref.as_ref().and(credentials.clone());
-        match build_trust_root(&name, &tr.spec, creds, |_| {}) {
+        let inputs = crate::controller::roots::ExternalInputs { notary_credentials: creds, ..Default::default() };
+        match build_trust_root(&name, &tr.spec, inputs, |_| {}) {
             Ok(rt) => {
                 roots.insert(name, Arc::new(rt));
             }

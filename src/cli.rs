@@ -70,6 +70,10 @@ pub struct RunArgs {
     /// The most pods kept quarantined in the whole cluster, all policies together.
     #[arg(long, default_value_t = crate::controller::DEFAULT_MAX_QUARANTINED, value_name = "N")]
     pub max_quarantined: u32,
+    /// A namespace besides --namespace whose Secrets TrustRoots may reference (repeatable).
+    /// Grant the operator a Role to get Secrets there as well.
+    #[arg(long = "secret-namespace", value_name = "NAMESPACE")]
+    pub secret_namespaces: Vec<String>,
 }
 
 /// Runs the operator until it is told to stop.
@@ -88,6 +92,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     config.policy_selector = args.policy_selector.clone();
     config.scan_throttle = Duration::from_millis(scan_throttle.as_millis().max(100) as u64);
     config.max_quarantined = args.max_quarantined;
+    config.secret_namespaces = args.secret_namespaces.clone();
     config.leader_election = (!args.no_leader_election).then(|| LeaderElection {
         lease: args.leader_election_id.clone(),
         duration_seconds: lease_duration.as_secs().max(2) as u64,

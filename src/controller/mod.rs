@@ -33,6 +33,7 @@ pub const API_CALLS: &[(&str, &str, &str)] = &[
     ("", "namespaces", "list"),
     ("", "namespaces", "watch"),
     ("", "secrets", "get"),
+    ("", "configmaps", "get"),
     ("apps", "replicasets", "list"),
     ("apps", "replicasets", "watch"),
     ("batch", "jobs", "list"),
@@ -99,6 +100,8 @@ pub struct RunConfig {
     pub scan_throttle: Duration,
     /// The most pods trustwatch keeps quarantined in the cluster, all policies together.
     pub max_quarantined: u32,
+    /// Namespaces besides the operator's own where TrustRoots may reference Secrets.
+    pub secret_namespaces: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +119,7 @@ impl RunConfig {
             leader_election: None,
             scan_throttle: DEFAULT_SCAN_THROTTLE,
             max_quarantined: DEFAULT_MAX_QUARANTINED,
+            secret_namespaces: vec![],
         }
     }
 }

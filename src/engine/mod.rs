@@ -138,6 +138,25 @@ impl<S: Source> TrustEngine<S> {
     }
 }
 
+/// Notary v1 behind the verification seam: refresh the image's repository (when older than
+/// `fresh_since`), then resolve the tag and compare the running digest.
+impl<S: Source + 'static> crate::verifier::Verifier for TrustEngine<S> {
+    fn format(&self) -> crate::verifier::SignatureFormat {
+        crate::verifier::SignatureFormat::NotaryV1
+    }
+
+    fn verify<'a>(&'a self, request: crate::verifier::VerifyRequest<'a>) -> futures::future::BoxFuture<'a, Resolution> {
+        Box::pin(async move {
+            let opts = ResolveOptions {
+                signers: request.signers.to_vec(),
+                now: request.now,
+                expiry_warning: request.expiry_warning,
+            };
+            self.verify(request.image, &opts, request.fresh_since).await
+        })
+    }
+}
+
 /// `3d4h`, `5m`, `12s`: the two largest units of a duration (negative durations read "0s").
 pub fn human_duration(d: jiff::SignedDuration) -> String {
     let full = crate::crd::format_duration(std::time::Duration::from_secs(d.as_secs().max(0) as u64));

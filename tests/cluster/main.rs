@@ -13,6 +13,7 @@ mod harness;
 mod world;
 
 mod crds;
+mod formats;
 mod lifecycle;
 mod operations;
 mod verdicts;
