@@ -206,6 +206,15 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
         policy.spec.interval_period().as_secs_f64(),
         now.as_second() as f64,
     );
+    let signature_expiry =
+        outcome.signature_expiry.iter().map(|(k, t)| (k.clone(), t.duration_since(now).as_secs_f64())).collect();
+    ctx.metrics.set_migration(
+        &name,
+        &outcome.by_format,
+        &outcome.migration,
+        &outcome.notary_only_by_root,
+        &signature_expiry,
+    );
     info!(
         policy = %name,
         pods = outcome.summary.pods,

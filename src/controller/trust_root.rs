@@ -205,6 +205,12 @@ async fn refresh(tr: &TrustRoot, ctx: &Context) -> Result<Action, Error> {
         }
     };
     ctx.metrics.set_warning_window(&name, runtime.expiry_warning.as_secs_f64());
+    let retirement = runtime.retirement.as_ref().and_then(|r| {
+        let at = format!("{}T00:00:00Z", r.date).parse::<Timestamp>().ok()?;
+        Some((r.endpoint.as_str(), at.as_second() as f64))
+    });
+    let warning = crate::crd::parse_duration(&tr.spec.retirement_warning).unwrap_or_default().as_secs_f64();
+    ctx.metrics.set_retirement(&name, retirement, warning);
     let Some(engine) = runtime.backend.notary() else {
         // Notation and cosign trust data lives in the registries, next to each image: it is
         // read when images are verified, at the policies' intervals.
