@@ -14,6 +14,7 @@ mod world;
 
 mod crds;
 mod formats;
+mod guardrails;
 mod lifecycle;
 mod operations;
 mod verdicts;
