@@ -145,6 +145,7 @@ async fn quarantine_isolates_and_is_released_when_trusted_again_and_when_the_pol
         }
     })
     .await;
+    op.assert_authorized();
     w.cleanup().await;
 }
 
