@@ -263,6 +263,7 @@ async fn fixture(
         network_policies: reflector::store().0,
         config: trustwatch::controller::RunConfig::new("trustwatch-system"),
         verdicts: Default::default(),
+        quarantine: Default::default(),
         rechecks: Default::default(),
         rescan,
     });

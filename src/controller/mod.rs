@@ -156,6 +156,38 @@ pub struct Context {
     pub verdicts: std::sync::Mutex<HashMap<String, PodVerdicts>>,
     /// Asks every policy to scan again (trust data changed).
     pub rescan: futures::channel::mpsc::UnboundedSender<()>,
+    /// Quarantine decisions are taken one policy at a time, against the pods labelled now:
+    /// the cache, corrected by the labels this process wrote that the cache has not seen yet.
+    pub quarantine: tokio::sync::Mutex<QuarantineLedger>,
+}
+
+/// The quarantine labels this process set or removed recently: (namespace, pod) -> labelled.
+#[derive(Debug, Default)]
+pub struct QuarantineLedger {
+    pub recent: HashMap<(String, String), bool>,
+}
+
+impl QuarantineLedger {
+    /// Pods labelled quarantined in the cluster: the cache, corrected by recent writes (which
+    /// are forgotten once the cache agrees).
+    pub fn count(&mut self, pods: &Store<Pod>) -> u32 {
+        use kube::ResourceExt;
+        let mut labelled: std::collections::HashSet<(String, String)> = pods
+            .state()
+            .iter()
+            .filter(|p| p.labels().get(crate::crd::QUARANTINED_LABEL).is_some_and(|v| v == "true"))
+            .map(|p| (p.namespace().unwrap_or_default(), p.name_any()))
+            .collect();
+        self.recent.retain(|k, on| labelled.contains(k) != *on);
+        for (k, on) in &self.recent {
+            if *on {
+                labelled.insert(k.clone());
+            } else {
+                labelled.remove(k);
+            }
+        }
+        labelled.len() as u32
+    }
 }
 
 impl Context {
@@ -237,6 +269,7 @@ pub async fn run(
         rechecks: Default::default(),
         verdicts: Default::default(),
         rescan: rescan_tx,
+        quarantine: Default::default(),
     });
 
     // Our own status writes must not trigger scans: only spec (generation), annotation

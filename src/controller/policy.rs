@@ -169,9 +169,9 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
     let history = entry_history(stored_statuses());
     let network_policies: Vec<NetworkPolicyView> =
         ctx.network_policies.state().iter().map(|np| NetworkPolicyView::from_resource(np)).collect();
-    let cluster_quarantined =
-        ctx.pods.state().iter().filter(|p| p.labels().get(QUARANTINED_LABEL).is_some_and(|v| v == "true")).count()
-            as u32;
+    // One policy at a time decides and applies quarantines, so the cluster-wide cap holds.
+    let mut ledger = ctx.quarantine.lock().await;
+    let cluster_quarantined = ledger.count(&ctx.pods);
     let warnings = roots.iter().map(|(n, r)| (n.clone(), r.expiry_warning)).collect();
     let outcome = decide(&DecideInput {
         policy: &name,
@@ -189,8 +189,10 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
         now,
     });
 
+    let applied = apply_quarantine(ctx, &outcome, &mut ledger).await;
+    drop(ledger);
+    applied?;
     let write_errors = write_reports(ctx, &name, &outcome, &stored, now).await;
-    apply_quarantine(ctx, &outcome).await?;
     apply_network_policies(ctx, &outcome).await?;
     let status = policy_status(policy, &outcome, &missing, &write_errors, now);
     let mut events = outcome.events.clone();
@@ -335,14 +337,18 @@ fn ignore_not_found<T>(r: Result<T, kube::Error>) -> Result<(), Error> {
     }
 }
 
-async fn apply_quarantine(ctx: &Context, outcome: &ScanOutcome) -> Result<(), Error> {
+async fn apply_quarantine(
+    ctx: &Context,
+    outcome: &ScanOutcome,
+    ledger: &mut super::QuarantineLedger,
+) -> Result<(), Error> {
     for change in &outcome.quarantine {
-        let (ns, pod) = match change {
-            QuarantineChange::Add { namespace, pod, .. } | QuarantineChange::Remove { namespace, pod } => {
-                (namespace, pod)
-            }
+        let (ns, pod, on) = match change {
+            QuarantineChange::Add { namespace, pod, .. } => (namespace, pod, true),
+            QuarantineChange::Remove { namespace, pod } => (namespace, pod, false),
         };
         patch_quarantine(ctx, ns, pod, change).await?;
+        ledger.recent.insert((ns.clone(), pod.clone()), on);
         info!(namespace = %ns, pod = %pod, change = ?change, "quarantine changed");
     }
     Ok(())

@@ -10,7 +10,9 @@ async fn quarantined(w: &World, ns: &str, selector: &str) -> Vec<bool> {
     w.pods(ns, selector)
         .await
         .iter()
-        .map(|p| p.metadata.labels.as_ref().and_then(|l| l.get("trustwatch.dev/quarantined")).is_some_and(|v| v == "true"))
+        .map(|p| {
+            p.metadata.labels.as_ref().and_then(|l| l.get("trustwatch.dev/quarantined")).is_some_and(|v| v == "true")
+        })
         .collect()
 }
 
@@ -24,7 +26,9 @@ async fn a_quarantine_that_cannot_isolate_says_so_and_dry_runs_and_grace_periods
     w.apply(&w.trust_root(json!({})));
     let only = |n: &str| json!({"matchLabels": {"kubernetes.io/metadata.name": n}});
     w.apply(&w.policy("guard", json!({"action": "Quarantine", "namespaceSelector": only(ns)})));
-    w.apply(&w.policy("dry", json!({"action": "Quarantine", "dryRun": true, "namespaceSelector": only("tw-guard-dry")})));
+    w.apply(
+        &w.policy("dry", json!({"action": "Quarantine", "dryRun": true, "namespaceSelector": only("tw-guard-dry")})),
+    );
     // Another NetworkPolicy lets traffic to the web pods in: NetworkPolicies add up.
     w.apply(&json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": {"name": "allow-web", "namespace": ns},
@@ -174,7 +178,9 @@ async fn a_missing_rbac_rule_shows_in_status_and_logs_and_the_operator_keeps_run
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| !r["resources"].as_array().unwrap().iter().any(|x| x.as_str().unwrap().starts_with("imagetrustreports")))
+        .filter(|r| {
+            !r["resources"].as_array().unwrap().iter().any(|x| x.as_str().unwrap().starts_with("imagetrustreports"))
+        })
         .cloned()
         .collect();
     cluster_role["metadata"] = json!({"name": "tw-rbac-limited"});
