@@ -539,6 +539,11 @@ impl Scan<'_> {
             .into_iter()
             .map(|((namespace, workload), (mut containers, summary, quarantine))| {
                 let verdict = Verdict::worst(containers.iter().map(|c| c.verdict));
+                let states: Vec<MigrationState> = containers.iter().filter_map(|c| c.migration).collect();
+                let migration = [MigrationState::NotaryV1Only, MigrationState::SuccessorFailing]
+                    .into_iter()
+                    .find(|m| states.contains(m))
+                    .or_else(|| states.first().copied());
                 let omitted = bound_entries(&mut containers);
                 let quarantine = (input.spec.action == PolicyAction::Quarantine).then_some(quarantine);
                 ReportPlan {
@@ -551,6 +556,7 @@ impl Scan<'_> {
                         summary: Some(summary),
                         last_verified: Some(Time(input.now)),
                         containers,
+                        migration,
                         omitted,
                         quarantine,
                     },
