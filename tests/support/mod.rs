@@ -81,6 +81,7 @@
 pub mod hostile;
 pub mod notary;
 pub mod registry;
+pub mod resign;
 
 #[allow(unused_imports)]
 pub use hostile::*;
@@ -88,3 +89,5 @@ pub use hostile::*;
 pub use notary::*;
 #[allow(unused_imports)]
 pub use registry::*;
+#[allow(unused_imports)]
+pub use resign::*;
