@@ -44,10 +44,8 @@ impl NotaryClient {
         assert_eq!(found.len(), 1, "expected one {role} key for {gun:?} in {}: {found:?}", dir.display());
         let (path, text) = found.remove(0);
         let body: String = text.lines().filter(|l| !l.contains(": ")).map(|l| format!("{l}\n")).collect();
-        let out = run_stdin(
-            Command::new("openssl").args(["pkcs8", "-passin", &format!("pass:{TEST_PASSPHRASE}")]),
-            &body,
-        );
+        let out =
+            run_stdin(Command::new("openssl").args(["pkcs8", "-passin", &format!("pass:{TEST_PASSPHRASE}")]), &body);
         let pem = String::from_utf8(out).unwrap();
         SigningKey::from_pkcs8_pem(&pem).unwrap_or_else(|e| panic!("{}: not a P-256 key: {e}", path.display()))
     }
