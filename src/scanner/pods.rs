@@ -145,7 +145,8 @@ pub fn pod_view(pod: &Pod, index: &OwnerIndex) -> PodView {
         .chain(status.container_statuses.iter().flatten())
         .chain(status.ephemeral_container_statuses.iter().flatten())
     {
-        digests.insert(s.name.as_str(), running_digest(&s.image_id));
+        // An image (config) ID is not a manifest digest: left out rather than compared.
+        digests.insert(s.name.as_str(), running_digest(&s.image_id).repository().map(str::to_string));
     }
     let mut containers = vec![];
     let names_images = spec
