@@ -98,6 +98,12 @@ async fn a_parent_delegation_that_fails_to_load_does_not_revoke_its_children() {
         assert_eq!(r.verdict, Verdict::TrustDataUnavailable, "{who}: {r:#?}");
     }
 
+    // A verifier that never saw the child cannot know it, but it does not call a required
+    // signer below a failing parent missing either.
+    let fresh = engine(&proxy.url(), None, &root);
+    let r = check(&fresh, &image, &opts(&["releases/qa"])).await;
+    assert_verdict(&r, Verdict::TrustDataUnavailable, "RoleUnavailable");
+
     // Once the parent loads again, the child verifies again.
     proxy.clear_rules();
     assert_verdict(&check(&running, &image, &opts(&["releases/qa"])).await, Verdict::Verified, "Verified");

@@ -234,6 +234,16 @@ fn resolve_required(repo: &TrustedRepo, image: &ImageRef, required: &[String], b
     let mut failures: Vec<Resolution> = vec![];
     for role in required {
         let exists = role == "targets" || repo.delegations.contains_key(role);
+        if !exists && let Some((parent, e)) = failed_ancestor(repo, role) {
+            // Not reached because the role above it failed: unknown, not missing.
+            let cause = match e {
+                TufError::DelegatorFailed { cause, .. } => cause.clone(),
+                other => Box::new(other.clone()),
+            };
+            let e = TufError::DelegatorFailed { role: role.clone(), parent: parent.to_string(), cause };
+            failures.push(failed_role(base.clone(), role, &e));
+            continue;
+        }
         if !exists {
             let r = match revoked_signer_for(repo, image, Some(std::slice::from_ref(role))) {
                 Some(_) => base.clone().with(
@@ -278,6 +288,28 @@ fn resolve_required(repo: &TrustedRepo, image: &ImageRef, required: &[String], b
     let mut r = check_digest(image, base, found[0].0.clone(), first);
     r.signers = found.into_iter().map(|(r, _)| r).collect();
     r
+}
+
+/// The nearest delegation above `role` (by name: notary names a role below the one that
+/// delegates it) that the repository holds, when it failed.
+fn failed_ancestor<'a>(repo: &'a TrustedRepo, role: &str) -> Option<(&'a str, &'a TufError)> {
+    let mut cur = role;
+    while let Some((parent, _)) = cur.rsplit_once('/') {
+        if parent == "targets" {
+            return None;
+        }
+        match repo.delegations.get(parent) {
+            Some(d) => {
+                return match &d.outcome {
+                    DelegationOutcome::Failed(e) => Some((d.name.as_str(), e)),
+                    // A verified parent that does not list it: it really is not delegated.
+                    _ => None,
+                };
+            }
+            None => cur = parent,
+        }
+    }
+    None
 }
 
 fn describe(image: &ImageRef) -> String {
