@@ -269,3 +269,22 @@ async fn a_repository_larger_than_its_memory_budget_is_refused() {
     let r = check(&tiny, &image, &opts(&[])).await;
     assert_verdict(&r, Verdict::Tampered, "RepositoryTooLarge");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn target_names_in_any_unicode_form_are_signed_and_verified_byte_for_byte_as_notary_does() {
+    let server = NotaryServer::start(Variant::Local);
+    let client = NotaryClient::new(&server);
+    let gun = "registry.example.com/cjson/names";
+    client.init(gun);
+    client.add_hash(gun, "v1", 10, &sha_hex("v1"), &[]);
+    // Target names are any string to notary: a decomposed accent (not NFC), a line separator.
+    client.add_hash(gun, "cafe\u{301}", 10, &sha_hex("cafe"), &[]);
+    client.add_hash(gun, "line\u{2028}break", 10, &sha_hex("line"), &[]);
+    let listed = client.list(gun).expect("notary lists them");
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    let r = check(&engine_for(&server, &client, gun), &format!("{gun}:v1"), &opts(&[])).await;
+    assert_verdict(&r, Verdict::Verified, "Verified");
+    let repo = engine_for(&server, &client, gun);
+    let repo = repo.repository(gun, Timestamp::now(), Instant::now()).await.result.unwrap();
+    assert!(repo.targets.doc.signed.targets.contains_key("cafe\u{301}"), "the name as signed, not normalized");
+}

@@ -711,13 +711,15 @@ pub fn parse_list(stdout: &str) -> Vec<ListedTarget> {
         if !in_body || line.trim().is_empty() {
             continue;
         }
+        // The last three columns never hold spaces; a name may (any Unicode whitespace).
         let f: Vec<&str> = line.split_whitespace().collect();
         assert!(f.len() >= 4, "unexpected `notary list` line: {line:?}");
+        let n = f.len();
         out.push(ListedTarget {
-            name: f[0].to_string(),
-            digest_hex: f[1].to_string(),
-            size: f[2].parse().unwrap_or_else(|_| panic!("size in {line:?}")),
-            role: f[3].to_string(),
+            name: f[..n - 3].join(" "),
+            digest_hex: f[n - 3].to_string(),
+            size: f[n - 2].parse().unwrap_or_else(|_| panic!("size in {line:?}")),
+            role: f[n - 1].to_string(),
         });
     }
     out
