@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test deps fmt-check lint unit demo manifests bench run build e2e
+.PHONY: test deps fmt-check lint unit demo manifests bench run build e2e fuzz
 
 ## test: everything CI checks: formatting, clippy -D warnings, all tests against real peers.
 test: deps fmt-check lint unit
@@ -40,6 +40,12 @@ manifests:
 ## bench: verification throughput against a real notary-server (numbers in README).
 bench: deps
 	$(CARGO) run --release --example bench
+
+## fuzz: cargo-fuzz on the pure cores (TUF metadata, canonical JSON, image references,
+## WWW-Authenticate) from real-metadata seed corpora, 60 s per target; `bash hack/fuzz.sh quick`
+## is the few-seconds run for `make test`. Needs `cargo install cargo-fuzz --version ^0.13 --locked`.
+fuzz:
+	bash hack/fuzz.sh
 
 ## e2e: the cluster tests on a throwaway kind cluster (needs docker and kind; see tests/e2e).
 e2e:

@@ -3,6 +3,7 @@
 //! the ImageTrustReports the operator would write.
 
 use crate::controller::roots::{TrustRootRuntime, build_trust_root, verify_all};
+use crate::controller::status::memory_from_status;
 use crate::crd::{ImageTrustPolicy, ImageTrustReport, ImageTrustReportSpec, TrustRoot};
 use crate::fetch::Credentials;
 use crate::scanner::pods::{OwnerIndex, PodView, pod_view};
@@ -126,6 +127,17 @@ pub async fn run_audit(
     operator_namespace: &str,
     now: Timestamp,
 ) -> AuditResult {
+    // What the operator remembers in TrustRoot status (trusted versions and signers), when the
+    // manifests carry it (`kubectl get troot -o yaml`): the audit then judges rollbacks, removed
+    // signers and vanished trust data as the operator would.
+    for tr in &input.trust_roots {
+        let name = tr.metadata.name.clone().unwrap_or_default();
+        if let Some(engine) = roots.get(&name).and_then(|rt| rt.backend.notary()) {
+            for (gun, memory) in memory_from_status(tr.status.as_ref()) {
+                engine.remember(&gun, memory).await;
+            }
+        }
+    }
     let views: Vec<PodView> = input
         .pods
         .iter()

@@ -20,22 +20,12 @@ pub enum RunningImage {
 }
 
 impl RunningImage {
-    /// Reads `status.*ContainerStatuses[].imageID`.
+    /// Reads `status.*ContainerStatuses[].imageID` ([`crate::image::running_digest`]).
     pub fn from_image_id(image_id: &str) -> RunningImage {
-        let id = image_id.trim();
-        if id.is_empty() {
-            return RunningImage::Unknown;
-        }
-        let (scheme, rest) = id.split_once("://").unwrap_or(("", id));
-        match rest.rsplit_once('@') {
-            // A repository before the digest: what was pulled from a registry.
-            Some((repo, d)) if !repo.is_empty() && scheme != "docker" => {
-                crate::image::parse_digest(d).map(RunningImage::Digest).unwrap_or(RunningImage::Unknown)
-            }
-            _ => match crate::image::parse_digest(rest.rsplit('@').next().unwrap_or(rest)) {
-                Ok(d) => RunningImage::ConfigId(d),
-                Err(_) => RunningImage::Unknown,
-            },
+        match crate::image::running_digest(image_id) {
+            crate::image::RunningDigest::Repository(d) => RunningImage::Digest(d),
+            crate::image::RunningDigest::ConfigId(d) => RunningImage::ConfigId(d),
+            crate::image::RunningDigest::Missing => RunningImage::Unknown,
         }
     }
 
