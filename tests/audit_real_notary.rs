@@ -117,15 +117,16 @@ spec:
     assert_eq!(web["metadata"]["namespace"], "shop");
     assert_eq!(web["status"]["workload"], json!({"kind": "Deployment", "name": "web"}));
     assert_eq!(web["status"]["verdict"], "DigestDrift");
+    // One entry per container, image and running digest, worst first, with the pods that run it.
     let verdicts: Vec<(&str, &str)> = web["status"]["containers"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["pod"].as_str().unwrap(), c["verdict"].as_str().unwrap()))
+        .map(|c| (c["samplePods"][0].as_str().unwrap(), c["verdict"].as_str().unwrap()))
         .collect();
     // Within the 1100-day warning window the 3-year targets role makes a trusted image ExpiringSoon.
-    assert_eq!(verdicts, vec![("web-1", "ExpiringSoon"), ("web-2", "DigestDrift")]);
-    let drifted = &web["status"]["containers"][1];
+    assert_eq!(verdicts, vec![("web-2", "DigestDrift"), ("web-1", "ExpiringSoon")]);
+    let drifted = &web["status"]["containers"][0];
     assert_eq!(drifted["runningDigest"], format!("sha256:{old}"));
     assert_eq!(drifted["signedDigest"], format!("sha256:{good}"));
     assert_eq!(drifted["trustRoot"], "corp");

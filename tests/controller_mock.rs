@@ -264,6 +264,7 @@ async fn fixture(
         config: trustwatch::controller::RunConfig::new("trustwatch-system"),
         verdicts: Default::default(),
         quarantine: Default::default(),
+        synced: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
         rechecks: Default::default(),
         rescan,
     });

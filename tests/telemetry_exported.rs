@@ -106,6 +106,15 @@ fn one_of_each() -> Arc<Metrics> {
     m.set_warning_window("corp", 604_800.0);
     m.set_policy("prod", &BTreeMap::from([(Verdict::Verified, 1)]), &BTreeMap::from([("ns".into(), 0)]), 60.0, 1.7e9);
     m.record_reconcile("policy", true, 0.01);
+    m.set_leader("trustwatch-0", true);
+    m.set_migration(
+        "prod",
+        &BTreeMap::from([(trustwatch::verifier::SignatureFormat::Notation, 1)]),
+        &BTreeMap::from([(trustwatch::crd::MigrationState::NotaryV1Only, 1)]),
+        &BTreeMap::from([("corp".to_string(), 1)]),
+        &BTreeMap::from([(("nv".to_string(), "signature".to_string()), 3600.0)]),
+    );
+    m.set_retirement("corp", Some(("notary.docker.io", 1.8e9)), 2_592_000.0);
     m
 }
 

@@ -156,6 +156,9 @@ pub struct Context {
     pub verdicts: std::sync::Mutex<HashMap<String, PodVerdicts>>,
     /// Asks every policy to scan again (trust data changed).
     pub rescan: futures::channel::mpsc::UnboundedSender<()>,
+    /// True once every cache has listed: no scan runs on a partial view of the cluster (it
+    /// would delete the reports of the workloads it has not seen yet).
+    pub synced: Arc<std::sync::atomic::AtomicBool>,
     /// Quarantine decisions are taken one policy at a time, against the pods labelled now:
     /// the cache, corrected by the labels this process wrote that the cache has not seen yet.
     pub quarantine: tokio::sync::Mutex<QuarantineLedger>,
@@ -270,6 +273,7 @@ pub async fn run(
         verdicts: Default::default(),
         rescan: rescan_tx,
         quarantine: Default::default(),
+        synced: Default::default(),
     });
 
     // Our own status writes must not trigger scans: only spec (generation), annotation
@@ -310,14 +314,27 @@ pub async fn run(
         let (pods, namespaces, replicasets, jobs, network_policies) =
             (pods.clone(), namespaces.clone(), replicasets.clone(), jobs.clone(), network_policies.clone());
         let (tr_store, pol_store) = (tr_store.clone(), pol_store.clone());
+        let synced = ctx.synced.clone();
         async move {
-            let _ = pods.wait_until_ready().await;
-            let _ = namespaces.wait_until_ready().await;
-            let _ = replicasets.wait_until_ready().await;
-            let _ = jobs.wait_until_ready().await;
-            let _ = network_policies.wait_until_ready().await;
-            let _ = tr_store.wait_until_ready().await;
-            let _ = pol_store.wait_until_ready().await;
+            // Say which cache is late, so a slow or refused list shows in the logs.
+            let waiting = async {
+                macro_rules! wait {
+                    ($store:expr, $what:literal) => {
+                        while tokio::time::timeout(Duration::from_secs(10), $store.wait_until_ready()).await.is_err() {
+                            tracing::warn!(cache = $what, "still waiting for the first list of {}", $what);
+                        }
+                    };
+                }
+                wait!(pods, "pods");
+                wait!(namespaces, "namespaces");
+                wait!(replicasets, "replicasets");
+                wait!(jobs, "jobs");
+                wait!(network_policies, "networkpolicies");
+                wait!(tr_store, "trustroots");
+                wait!(pol_store, "imagetrustpolicies");
+            };
+            waiting.await;
+            synced.store(true, std::sync::atomic::Ordering::SeqCst);
             ready.store(true, std::sync::atomic::Ordering::SeqCst);
             tracing::info!("caches synced; ready");
         }
@@ -365,11 +382,29 @@ pub async fn run(
         .for_each(|_| future::ready(()));
     // Pod, namespace and trust data changes re-run every policy, at most once per throttle
     // period: a steady stream of pod changes delays a scan by one period, never forever.
-    let changes = futures::stream::select(futures::stream::select(pod_changes, ns_changes), rescan_rx);
-    let throttled = triggers::throttle(futures::stream::select(kick(), changes), config.scan_throttle);
+    // A pod or namespace change scans only the policies that select its namespace.
+    let everything = rescan_rx.map(|()| triggers::Change::Everything);
+    let changes = futures::stream::select(futures::stream::select(pod_changes, ns_changes), everything);
+    let (all_tx, all_rx) = futures::channel::mpsc::unbounded::<()>();
+    let refs = {
+        let ctx = ctx.clone();
+        let pol_store = pol_store.clone();
+        changes.filter_map(move |change| {
+            let refs = match change {
+                triggers::Change::Everything => {
+                    let _ = all_tx.unbounded_send(());
+                    vec![]
+                }
+                triggers::Change::Namespace(ns) => policies_selecting(&ctx, &pol_store, &ns),
+            };
+            future::ready(Some(futures::stream::iter(refs)))
+        })
+    }
+    .flatten();
     let policies = Controller::for_stream(pol_changes, pol_store)
         .with_config(ControllerConfig::default().concurrency(2))
-        .reconcile_all_on(throttled)
+        .reconcile_all_on(triggers::throttle(futures::stream::select(kick(), all_rx), config.scan_throttle))
+        .reconcile_on(triggers::throttle_each(refs, config.scan_throttle))
         .shutdown_on_signal()
         .run(policy::reconcile, policy::error_policy, ctx)
         .for_each(|_| future::ready(()));
@@ -380,6 +415,28 @@ pub async fn run(
     // A graceful stop hands the Lease over at once instead of letting it expire.
     leadership.release().await;
     result
+}
+
+/// The policies whose namespace selection includes `namespace`.
+fn policies_selecting(
+    ctx: &Context,
+    policies: &Store<crate::crd::ImageTrustPolicy>,
+    namespace: &str,
+) -> Vec<kube::runtime::reflector::ObjectRef<crate::crd::ImageTrustPolicy>> {
+    use kube::ResourceExt;
+    let labels = ctx
+        .namespaces
+        .state()
+        .iter()
+        .find(|n| n.name_any() == namespace)
+        .map(|n| n.labels().clone())
+        .unwrap_or_default();
+    policies
+        .state()
+        .iter()
+        .filter(|p| p.spec.selects_namespace(namespace, &labels, ctx.operator_namespace()))
+        .map(|p| kube::runtime::reflector::ObjectRef::from_obj(p.as_ref()))
+        .collect()
 }
 
 /// Polls a watch stream for as long as the process runs (so its cache stays warm), and passes

@@ -147,6 +147,10 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
         patch_status(&policies, &name, &invalid_policy_status(policy, &errors, now)).await?;
         return Ok(Action::await_change());
     }
+    if !ctx.synced.load(std::sync::atomic::Ordering::SeqCst) {
+        debug!(policy = %name, "waiting for the caches to sync before the first scan");
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let roots = ctx.roots.read().await.clone();
     let waiting = roots_not_loaded_yet(ctx, &policy.spec, &roots);
     if !waiting.is_empty() {
