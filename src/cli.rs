@@ -188,6 +188,12 @@ pub struct AuditArgs {
     pub username: Option<String>,
     #[arg(long, env = "TRUSTWATCH_NOTARY_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// Print the migration view off Docker Content Trust instead: per workload and container,
+    /// whether the running digest depends on Notary v1 alone, or has a Notation or cosign
+    /// signature that verifies or fails. Exit 0 when every covered container has a successor
+    /// signature that verifies, 1 otherwise.
+    #[arg(long)]
+    pub migration: bool,
 }
 
 /// Runs `trustwatch audit`; returns the exit code (0 when every covered container is verified).
@@ -220,7 +226,11 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<i32> {
     match args.output {
         ReportOutput::Json => println!("{}", serde_json::to_string_pretty(&list)?),
         ReportOutput::Yaml => print!("{}", serde_saphyr::to_string(&list)?),
+        ReportOutput::Table if args.migration => print!("{}", crate::audit::migration_table(&result, &roots, now)),
         ReportOutput::Table => print!("{}", crate::audit::table(&result)),
+    }
+    if args.migration {
+        return Ok(if result.migrated() { 0 } else { 1 });
     }
     Ok(if result.compliant() { 0 } else { 1 })
 }
