@@ -255,8 +255,8 @@ pub async fn run_audit(
             })
             .cloned()
             .collect();
-        let plan = plan(&policy.spec, &selected);
-        let results = verify_all(&plan.keys(), roots, now, true, None).await;
+        let plan = plan(&policy.spec, &selected, &Default::default());
+        let results = verify_all(&plan.keys(), roots, now, true, None, &Default::default()).await;
         let outcome = decide(&DecideInput {
             policy: &name,
             spec: &policy.spec,

@@ -9,6 +9,7 @@ use crate::fetch::{Credentials, NotaryHttp, ServerConfig};
 use crate::image::ImageRef;
 use crate::oci::{DockerConfig, RegistryClient, RegistryConfig};
 use crate::scanner::VerifyKey;
+use crate::scanner::pods::PullRef;
 use crate::tuf::{Anchors, PinnedKey};
 use crate::verdict::Verdict;
 use crate::verifier::{Resolution, SignatureFormat, Verifier, VerifyRequest};
@@ -29,6 +30,8 @@ pub struct ExternalInputs {
     pub notary_credentials: Option<Credentials>,
     /// Notation and cosign: registry credentials (a docker config), as raw JSON.
     pub registry_config: Option<Vec<u8>>,
+    /// The running pod's own credentials (`registry.usePodPullSecrets`), merged over those.
+    pub pod_registry_config: Option<Vec<u8>>,
     /// The contents of the ConfigMap and Secret keys the spec references, by `kind/name/key`.
     pub pem: BTreeMap<String, String>,
 }
@@ -75,11 +78,46 @@ pub struct TrustRootRuntime {
     pub pinned_key_ids: Vec<String>,
     /// Notary v1: when the server is a known retiring endpoint.
     pub retirement: Option<Retirement>,
+    /// `registry.usePodPullSecrets`: a verifier per set of pod credentials (by a hash of the
+    /// merged docker configuration), each with its own registry client and caches.
+    pull_backends: std::sync::Mutex<HashMap<u64, Arc<Backend>>>,
 }
+
+/// The most credential sets a trust root keeps a verifier for (each holds its own caches).
+const MAX_PULL_BACKENDS: usize = 256;
 
 impl TrustRootRuntime {
     pub fn kind(&self) -> SignatureFormat {
         self.spec.kind()
+    }
+
+    /// Whether the trust root reads registries with each pod's own pull credentials.
+    pub fn uses_pod_pull_secrets(&self) -> bool {
+        self.spec.registry.as_ref().is_some_and(|r| r.use_pod_pull_secrets) && self.spec.server.is_none()
+    }
+
+    /// The verifier for a pod's credentials (a docker configuration, merged over the trust
+    /// root's own), built once per distinct set.
+    pub fn backend_with_credentials(&self, docker_config: &[u8]) -> Result<Arc<Backend>, Vec<String>> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        docker_config.hash(&mut h);
+        let key = h.finish();
+        if let Some(b) = self.pull_backends.lock().expect("pull backends poisoned").get(&key) {
+            return Ok(b.clone());
+        }
+        let mut inputs = self.inputs.clone();
+        inputs.pod_registry_config = Some(docker_config.to_vec());
+        let backend = Arc::new(match self.kind() {
+            SignatureFormat::Cosign => Backend::Cosign(build_cosign(&self.spec, &inputs)?),
+            _ => return Err(vec!["spec.registry.usePodPullSecrets applies to Notation and cosign trust roots".into()]),
+        });
+        let mut map = self.pull_backends.lock().expect("pull backends poisoned");
+        if map.len() >= MAX_PULL_BACKENDS {
+            map.clear();
+        }
+        map.insert(key, backend.clone());
+        Ok(backend)
     }
 }
 
@@ -134,6 +172,7 @@ pub fn build_trust_root(
         refresh_interval: spec.refresh_period(),
         pinned_key_ids: vec![],
         retirement: spec.server.as_deref().and_then(retirement_of),
+        pull_backends: Default::default(),
     };
     if let Backend::NotaryV1(e) = &runtime.backend {
         runtime.pinned_key_ids = e.anchors().pinned.iter().map(|p| p.canonical_id.clone()).collect();
@@ -229,18 +268,23 @@ fn build_cosign(spec: &TrustRootSpec, inputs: &ExternalInputs) -> Result<CosignV
 /// Runs every verification of a plan, at most [`VERIFY_CONCURRENCY`] at once. Trust data is
 /// refreshed when older than the trust root's refresh interval (so a scan of many pods costs
 /// one refresh per repository), or always when `force` is set.
+/// Registry credentials of pods, read by the controller: a merged docker configuration per
+/// [`PullRef`], or why it could not be read.
+pub type PullConfigs = HashMap<PullRef, Result<Vec<u8>, String>>;
+
 pub async fn verify_all(
     keys: &BTreeSet<VerifyKey>,
     roots: &HashMap<String, Arc<TrustRootRuntime>>,
     now: Timestamp,
     force: bool,
     metrics: Option<&crate::telemetry::Metrics>,
+    pulls: &PullConfigs,
 ) -> HashMap<VerifyKey, Resolution> {
     let started = Instant::now();
     futures::stream::iter(keys.iter().cloned())
         .map(|key| async move {
             let t = Instant::now();
-            let r = verify_one(&key, roots, now, force, started).await;
+            let r = verify_one(&key, roots, now, force, started, pulls).await;
             if let Some(m) = metrics {
                 m.record_verification(&key.trust_root, r.verdict, t.elapsed().as_secs_f64());
             }
@@ -257,6 +301,7 @@ async fn verify_one(
     now: Timestamp,
     force: bool,
     started: Instant,
+    pulls: &PullConfigs,
 ) -> Resolution {
     let image = match ImageRef::parse(&key.image) {
         Ok(i) => i,
@@ -278,7 +323,24 @@ async fn verify_one(
         if force { started } else { Instant::now().checked_sub(root.refresh_interval).unwrap_or(started) };
     let request =
         VerifyRequest { image: &image, signers: &key.signers, now, expiry_warning: root.expiry_warning, fresh_since };
-    root.backend.verifier().verify(request).await
+    match &key.pull {
+        None => root.backend.verifier().verify(request).await,
+        Some(pull) => {
+            let config = match pulls.get(pull) {
+                Some(Ok(c)) => c.clone(),
+                Some(Err(e)) => {
+                    return unavailable(key, root.kind(), "PullSecretUnreadable", Verdict::TrustDataUnavailable, e.clone());
+                }
+                None => b"{}".to_vec(),
+            };
+            match root.backend_with_credentials(&config) {
+                Ok(backend) => backend.verifier().verify(request).await,
+                Err(es) => {
+                    unavailable(key, root.kind(), "PullSecretUnusable", Verdict::TrustDataUnavailable, es.join("; "))
+                }
+            }
+        }
+    }
 }
 
 fn unavailable(

@@ -90,6 +90,14 @@ impl DockerConfig {
         self.entries.is_empty()
     }
 
+    /// Adds every entry of `other`, which wins where both name the same registry and path.
+    pub fn merge(&mut self, other: DockerConfig) {
+        for (host, path, credentials) in other.entries {
+            self.entries.retain(|(h, p, _)| !(h == &host && p == &path));
+            self.entries.push((host, path, credentials));
+        }
+    }
+
     /// Credentials for a registry host (`ghcr.io`, `localhost:5000`, `docker.io`), from
     /// keys without a path. An exact key beats a wildcard.
     pub fn credentials_for(&self, host: &str) -> Option<&Credentials> {
