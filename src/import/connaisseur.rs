@@ -482,9 +482,7 @@ impl Builder<'_> {
             }
             Kind::Static(_) => {}
         }
-        if kind == Kind::Cosign {
-            self.cosign_host(v, &mut m, &what);
-        } else if v.host.is_some() && kind == Kind::Notation {
+        if v.host.is_some() && kind == Kind::Notation {
             self.unmapped(format!("{what}.host: not a key of a Connaisseur notation validator; ignored"));
         }
         if kind == Kind::Notation {
@@ -517,6 +515,9 @@ impl Builder<'_> {
                     m.unmappable.insert(r.name.clone(), why);
                 }
             }
+        }
+        if kind == Kind::Cosign && !m.anchors.is_empty() {
+            self.cosign_host(v, &mut m, &what);
         }
         Some(m)
     }
@@ -849,6 +850,85 @@ impl Builder<'_> {
     }
 }
 
+/// The image rules made so far and what became of each Connaisseur rule.
+#[derive(Default)]
+struct Rules {
+    images: Vec<ImageRule>,
+    /// For each image rule, the index of its Connaisseur rule.
+    origin: Vec<usize>,
+    outcomes: Vec<Outcome>,
+    translated: Vec<Option<super::pattern::Translation>>,
+}
+
+impl Builder<'_> {
+    fn policy_rule(
+        &mut self,
+        i: usize,
+        r: Option<&Rule>,
+        models: &BTreeMap<String, Model>,
+        version: ConnaisseurVersion,
+        rs: &mut Rules,
+    ) {
+        let Some(r) = r else {
+            rs.outcomes.push(Outcome::Reported);
+            rs.translated.push(None);
+            return;
+        };
+        let what = format!("policy[{i}] {:?}", r.pattern);
+        let t = match connaisseur_pattern(version, &r.pattern) {
+            Ok(t) => t,
+            Err(e) => {
+                self.unmapped(format!("{what}: {e}; not emitted"));
+                rs.outcomes.push(Outcome::Reported);
+                rs.translated.push(None);
+                return;
+            }
+        };
+        for n in &t.notes {
+            self.note(format!("{what}: {n}"));
+        }
+        rs.translated.push(Some(t.clone()));
+        // Connaisseur basics.md: "If no validator is specified, the validator with name
+        // `default` is used if it exists."
+        let vname = r.validator.as_deref().filter(|v| !v.is_empty()).unwrap_or("default");
+        let Some(m) = models.get(vname) else {
+            rs.outcomes.push(Outcome::Dropped(format!(
+                "validator {vname:?} does not exist or could not be mapped (Connaisseur fails images under this rule)"
+            )));
+            return;
+        };
+        if let Kind::Static(approve) = m.kind {
+            rs.outcomes.push(Outcome::Dropped(if approve {
+                format!("validator {vname:?} is static (approve: true): trustwatch has no image rule without verification")
+            } else {
+                format!("validator {vname:?} is static (approve: false): trustwatch cannot deny an image without verifying it")
+            }));
+            return;
+        }
+        if let Some(tag) = &t.tag {
+            self.unmapped(format!(
+                "{what}: the tag filter {tag:?} cannot be expressed: the rule covers every tag of {}",
+                t.pattern
+            ));
+        }
+        if let Some(j) = rs.images.iter().position(|x| x.pattern == t.pattern) {
+            rs.outcomes.push(Outcome::Dropped(format!(
+                "it maps to the same repository pattern {:?} as policy[{}]",
+                t.pattern, rs.origin[j]
+            )));
+            return;
+        }
+        match self.rule(m, r, t.pattern.clone(), &what) {
+            Ok(rule) => {
+                rs.outcomes.push(Outcome::Emitted);
+                rs.images.push(rule);
+                rs.origin.push(i);
+            }
+            Err(e) => rs.outcomes.push(Outcome::Dropped(e)),
+        }
+    }
+}
+
 /// Imports Connaisseur Helm values (`source` names the file in messages).
 pub fn import(values_yaml: &str, source: &str, opts: &ConnaisseurOptions) -> Result<Imported, ImportError> {
     let values: Value = serde_saphyr::from_str(values_yaml)
@@ -924,67 +1004,15 @@ pub fn import(values_yaml: &str, source: &str, opts: &ConnaisseurOptions) -> Res
             }
         }
     }
-    let mut images: Vec<ImageRule> = vec![];
-    let mut origin: Vec<usize> = vec![];
-    let mut outcomes: Vec<Outcome> = vec![];
-    let mut translated: Vec<Option<super::pattern::Translation>> = vec![];
+    let mut rs = Rules::default();
+    let mut rule_lines: Vec<Vec<String>> = vec![];
     for (i, r) in parsed.iter().enumerate() {
-        let Some(r) = r else {
-            outcomes.push(Outcome::Reported);
-            translated.push(None);
-            continue;
-        };
-        let what = format!("policy[{i}] {:?}", r.pattern);
-        let t = match connaisseur_pattern(version, &r.pattern) {
-            Ok(t) => t,
-            Err(e) => {
-                b.unmapped(format!("{what}: {e}; not emitted"));
-                outcomes.push(Outcome::Reported);
-                translated.push(None);
-                continue;
-            }
-        };
-        for n in &t.notes {
-            b.note(format!("{what}: {n}"));
-        }
-        translated.push(Some(t.clone()));
-        let vname = r.validator.as_deref().filter(|v| !v.is_empty()).unwrap_or("default");
-        let Some(m) = models.get(vname).cloned() else {
-            outcomes.push(Outcome::Dropped(format!(
-                "validator {vname:?} does not exist or could not be mapped (Connaisseur fails images under this rule)"
-            )));
-            continue;
-        };
-        if let Kind::Static(approve) = m.kind {
-            outcomes.push(Outcome::Dropped(if approve {
-                format!("validator {vname:?} is static (approve: true): trustwatch has no image rule without verification")
-            } else {
-                format!("validator {vname:?} is static (approve: false): trustwatch cannot deny an image without verifying it")
-            }));
-            continue;
-        }
-        if let Some(tag) = &t.tag {
-            b.unmapped(format!(
-                "{what}: the tag filter {tag:?} cannot be expressed: the rule covers every tag of {}",
-                t.pattern
-            ));
-        }
-        if let Some(j) = images.iter().position(|x| x.pattern == t.pattern) {
-            outcomes.push(Outcome::Dropped(format!(
-                "it maps to the same repository pattern {:?} as policy[{}]",
-                t.pattern, origin[j]
-            )));
-            continue;
-        }
-        match b.rule(&m, r, t.pattern.clone(), &what) {
-            Ok(rule) => {
-                outcomes.push(Outcome::Emitted);
-                images.push(rule);
-                origin.push(i);
-            }
-            Err(e) => outcomes.push(Outcome::Dropped(e)),
-        }
+        // The lines about one rule stay together, in rule order (see below).
+        let start = b.out.unmapped.len();
+        b.policy_rule(i, r.as_ref(), &models, version, &mut rs);
+        rule_lines.push(b.out.unmapped.split_off(start));
     }
+    let Rules { images, origin, outcomes, translated } = rs;
     let mut spec = policy_spec(images);
 
     // Rule selection: for sample images of every rule, the rule Connaisseur applies and the one
@@ -993,15 +1021,11 @@ pub fn import(values_yaml: &str, source: &str, opts: &ConnaisseurOptions) -> Res
         .iter()
         .map(|r| r.as_ref().map(|r| r.pattern.as_str()).filter(|p| !p.contains(['[', ']', '{', '}', '\\', '!'])))
         .collect();
-    let static_kind = |i: usize| -> Option<bool> {
-        let r = parsed[i].as_ref()?;
-        let v = r.validator.as_deref().filter(|v| !v.is_empty()).unwrap_or("default");
-        match models.get(v)?.kind {
-            Kind::Static(a) => Some(a),
-            _ => None,
-        }
+    let static_deny = |i: usize| {
+        let v = parsed[i].as_ref().and_then(|r| r.validator.as_deref()).filter(|v| !v.is_empty()).unwrap_or("default");
+        models.get(v).is_some_and(|m| m.kind == Kind::Static(false))
     };
-    let mut consequences: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    let mut consequences: BTreeMap<usize, Vec<(Option<usize>, String)>> = BTreeMap::new();
     let mut differences: Vec<String> = vec![];
     for (i, t) in translated.iter().enumerate() {
         let Some(t) = t else { continue };
@@ -1024,21 +1048,11 @@ pub fn import(values_yaml: &str, source: &str, opts: &ConnaisseurOptions) -> Res
             };
             match c {
                 Some(ci) if !matches!(outcomes[ci], Outcome::Emitted) => {
+                    // What becomes of the images of a rule that was not emitted.
                     if ci == i {
-                        // Static allow and NotCovered agree: neither verifies nor fails the image.
-                        if tw.is_none() && static_kind(ci) == Some(true) {
-                            continue;
-                        }
-                        let line = match tw {
-                            Some(j) => format!(
-                                "its images (e.g. {image}) fall under policy[{}] {:?} instead",
-                                origin[j], spec.images[j].pattern
-                            ),
-                            None => "its images are NotCovered".to_string(),
-                        };
                         let list = consequences.entry(ci).or_default();
-                        if !list.contains(&line) {
-                            list.push(line);
+                        if !list.iter().any(|(target, _)| *target == tw) {
+                            list.push((tw, image.clone()));
                         }
                     }
                 }
@@ -1062,19 +1076,38 @@ pub fn import(values_yaml: &str, source: &str, opts: &ConnaisseurOptions) -> Res
             }
         }
     }
-    for (i, o) in outcomes.iter().enumerate() {
+    for (i, (o, lines)) in outcomes.iter().zip(rule_lines).enumerate() {
+        b.out.unmapped.extend(lines);
         if let Outcome::Dropped(why) = o {
             let pattern = parsed[i].as_ref().map(|r| r.pattern.as_str()).unwrap_or("");
             let mut line = format!("policy[{i}] {pattern:?}: {why}; not emitted");
-            if let Some(c) = consequences.get(&i) {
+            let fates: Vec<String> = consequences
+                .get(&i)
+                .into_iter()
+                .flatten()
+                .map(|(target, image)| match target {
+                    Some(j) => format!(
+                        "its images (e.g. {image}) fall under policy[{}] {:?} instead",
+                        origin[*j], spec.images[*j].pattern
+                    ),
+                    None if static_deny(i) => "its images are NotCovered (reported, not failing; spec.unmatchedImages: Fail would count every image no rule covers as failing)".to_string(),
+                    None => "its images are NotCovered (reported, not failing)".to_string(),
+                })
+                .collect();
+            if !fates.is_empty() {
                 line.push_str(": ");
-                line.push_str(&c.join("; "));
+                line.push_str(&fates.join("; "));
             }
             b.unmapped(line);
         }
     }
     for d in differences {
         b.unmapped(d);
+    }
+    // Connaisseur basics.md: "Should an image match none of the rules, Connaisseur will deny
+    // the request".
+    if !translated.iter().flatten().any(|t| t.pattern == "**") {
+        b.note("no rule matches every image (\"*:*\"): Connaisseur denies images no rule matches; trustwatch reports them NotCovered (spec.unmatchedImages: Fail counts them as failing)".into());
     }
     if version == ConnaisseurVersion::V3 && translated.iter().any(Option::is_some) {
         b.note("Connaisseur 3 matches a pattern anywhere in the image name (it adds a leading and a trailing `*`); trustwatch patterns match whole repositories".into());
