@@ -70,8 +70,10 @@ fn root<'a>(out: &'a Imported, name: &str) -> &'a TrustRoot {
         .unwrap_or_else(|| panic!("no TrustRoot {name}"))
 }
 
-/// (pattern, trust roots, require, signers) of every image rule.
-fn rules(p: &ImageTrustPolicy) -> Vec<(String, Vec<String>, Option<Require>, Vec<String>)> {
+/// (pattern, trust roots, require, signers) of an image rule.
+type Rule = (String, Vec<String>, Option<Require>, Vec<String>);
+
+fn rules(p: &ImageTrustPolicy) -> Vec<Rule> {
     p.spec
         .images
         .iter()
@@ -79,12 +81,7 @@ fn rules(p: &ImageTrustPolicy) -> Vec<(String, Vec<String>, Option<Require>, Vec
         .collect()
 }
 
-fn rule(
-    pattern: &str,
-    roots: &[&str],
-    require: Option<Require>,
-    signers: &[&str],
-) -> (String, Vec<String>, Option<Require>, Vec<String>) {
+fn rule(pattern: &str, roots: &[&str], require: Option<Require>, signers: &[&str]) -> Rule {
     (
         pattern.into(),
         roots.iter().map(|s| s.to_string()).collect(),
