@@ -371,13 +371,8 @@ impl Builder<'_> {
             trusted_identities: vec![],
             comment: vec![],
         };
-        let known: &[&str] = match kind {
-            Kind::Static(_) => &[],
-            Kind::NotaryV1 => &["isAcr"],
-            Kind::Cosign | Kind::Notation => &[],
-        };
-        for (k, _) in v.extra.iter() {
-            if k == "isAcr" && known.contains(&"isAcr") {
+        for k in v.extra.keys() {
+            if k == "isAcr" && kind == Kind::NotaryV1 {
                 self.unmapped(format!(
                     "{what}.isAcr: no trustwatch equivalent (Azure Container Registry's Notary is read like any other)"
                 ));
