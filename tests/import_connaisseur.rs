@@ -293,9 +293,9 @@ fn connaisseur_3_items_that_cannot_be_mapped_are_reported_one_line_each() {
     assert_eq!(
         out.notes,
         [
-            "TrustRoot dockerhub-default needs a Secret: see the comment above it in the output",
-            "TrustRoot private-notary-release-root needs a Secret: see the comment above it in the output",
-            "TrustRoot myvalidator-mykey needs a Secret: see the comment above it in the output",
+            "validators[dockerhub]: its TrustRoots read Secret trustwatch-system/dockerhub-notary-auth, which must exist: see the comment above TrustRoot dockerhub-default in the output",
+            "validators[private_notary]: its TrustRoots read Secret trustwatch-system/notary-credentials, which must exist: see the comment above TrustRoot private-notary-release-root in the output",
+            "validators[myvalidator]: its TrustRoots read Secret trustwatch-system/my-secret, which must exist: see the comment above TrustRoot myvalidator-mykey in the output",
             "validators[bitnami_notation]: Connaisseur accepts any signer its certificates anchor; the TrustRoots use trustedIdentities [\"*\"]: narrow them to the signers' x509.subject",
             "Connaisseur requires targets/releases when a repository has delegations and no with.delegations is set; trustwatch then resolves as docker trust does (targets/releases, then targets, then other delegations)",
             "policy[13] \"bitnami/*:*\": \"bitnami/*:*\" names no registry: Docker Hub (docker.io) is assumed, as `docker pull` does",

@@ -299,7 +299,16 @@ impl Builder<'_> {
         };
         if !m.comment.is_empty() && self.commented.insert(m.name.clone()) {
             self.out.comments.insert(name.clone(), m.comment.clone());
-            self.note(format!("TrustRoot {name} needs a Secret: see the comment above it in the output"));
+            let secret = m
+                .auth_secret
+                .as_ref()
+                .or(m.registry.as_ref().and_then(|r| r.auth_secret_ref.as_ref()))
+                .map(|s| format!("{}/{}", s.namespace, s.name))
+                .unwrap_or_default();
+            self.note(format!(
+                "validators[{}]: its TrustRoots read Secret {secret}, which must exist: see the comment above TrustRoot {name} in the output",
+                m.name
+            ));
         }
         self.out.trust_roots.push(TrustRoot { metadata: metadata(&name, &source), spec, status: None });
         self.emitted.insert(w, name.clone());
