@@ -162,7 +162,7 @@ pub struct Context {
     /// Asks every policy to scan again (trust data changed).
     pub rescan: futures::channel::mpsc::UnboundedSender<()>,
     /// Pods' registry credentials read recently (`registry.usePodPullSecrets`).
-    pub pull_configs: tokio::sync::Mutex<HashMap<crate::scanner::pods::PullRef, (std::time::Instant, Result<Vec<u8>, String>)>>,
+    pub pull_configs: tokio::sync::Mutex<pull::PullCache>,
     /// True once every cache has listed: no scan runs on a partial view of the cluster (it
     /// would delete the reports of the workloads it has not seen yet).
     pub synced: Arc<std::sync::atomic::AtomicBool>,

@@ -15,6 +15,9 @@ use kube::api::Api;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+/// Pod credential sets read recently: when, and the merged docker configuration (or why not).
+pub type PullCache = HashMap<PullRef, (Instant, Result<Vec<u8>, String>)>;
+
 /// Credentials read once are reused this long.
 const PULL_CONFIG_TTL: Duration = Duration::from_secs(60);
 /// The most credential sets remembered.

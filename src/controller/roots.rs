@@ -329,7 +329,13 @@ async fn verify_one(
             let config = match pulls.get(pull) {
                 Some(Ok(c)) => c.clone(),
                 Some(Err(e)) => {
-                    return unavailable(key, root.kind(), "PullSecretUnreadable", Verdict::TrustDataUnavailable, e.clone());
+                    return unavailable(
+                        key,
+                        root.kind(),
+                        "PullSecretUnreadable",
+                        Verdict::TrustDataUnavailable,
+                        e.clone(),
+                    );
                 }
                 None => b"{}".to_vec(),
             };

@@ -238,8 +238,13 @@ pub fn pod_view(pod: &Pod, index: &OwnerIndex) -> PodView {
         pull: PullRef {
             namespace: meta.namespace.clone().unwrap_or_default(),
             secrets: {
-                let mut names: Vec<String> =
-                    spec.image_pull_secrets.iter().flatten().map(|s| s.name.clone()).filter(|n| !n.is_empty()).collect();
+                let mut names: Vec<String> = spec
+                    .image_pull_secrets
+                    .iter()
+                    .flatten()
+                    .map(|s| s.name.clone())
+                    .filter(|n| !n.is_empty())
+                    .collect();
                 names.sort();
                 names.dedup();
                 names

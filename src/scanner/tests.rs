@@ -53,7 +53,7 @@ fn mk_pod(ns: &str, name: &str, image: &str, running: Option<&str>) -> PodView {
             running: running.map(|d| RunningImage::Digest(d.to_string())).unwrap_or_default(),
         }],
         host_network: false,
-            pull: Default::default(),
+        pull: Default::default(),
     }
 }
 
