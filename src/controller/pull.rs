@@ -18,8 +18,10 @@ use std::time::{Duration, Instant};
 /// Pod credential sets read recently: when, and the merged docker configuration (or why not).
 pub type PullCache = HashMap<PullRef, (Instant, Result<Vec<u8>, String>)>;
 
-/// Credentials read once are reused this long.
+/// Credentials read once are reused this long; a failure (a missing permission, a Secret not
+/// there yet) is retried sooner.
 const PULL_CONFIG_TTL: Duration = Duration::from_secs(60);
+const PULL_FAILURE_TTL: Duration = Duration::from_secs(10);
 /// The most credential sets remembered.
 const MAX_PULL_CONFIGS: usize = 4096;
 
@@ -30,7 +32,7 @@ pub async fn read_pull_configs<'a>(
 ) -> HashMap<PullRef, Result<Vec<u8>, String>> {
     let mut out = HashMap::new();
     let mut cache = ctx.pull_configs.lock().await;
-    cache.retain(|_, (at, _)| at.elapsed() < PULL_CONFIG_TTL);
+    cache.retain(|_, (at, v)| at.elapsed() < if v.is_ok() { PULL_CONFIG_TTL } else { PULL_FAILURE_TTL });
     if cache.len() > MAX_PULL_CONFIGS {
         cache.clear();
     }
@@ -93,5 +95,6 @@ async fn read_one(ctx: &Context, r: &PullRef) -> Result<Vec<u8>, String> {
             }
         }
     }
+    tracing::debug!(namespace = %r.namespace, secrets = ?r.secrets, registries = ?auths.keys().collect::<Vec<_>>(), "pod pull credentials read");
     Ok(serde_json::to_vec(&serde_json::json!({ "auths": auths })).expect("JSON"))
 }

@@ -214,6 +214,10 @@ pub fn registry_client(spec: &TrustRootSpec, inputs: &ExternalInputs) -> Result<
     if let Some(raw) = &inputs.registry_config {
         config.credentials = DockerConfig::parse(raw).map_err(|e| vec![format!("spec.registry.authSecretRef: {e}")])?;
     }
+    if let Some(raw) = &inputs.pod_registry_config {
+        let pod = DockerConfig::parse(raw).map_err(|e| vec![format!("the pod's imagePullSecrets: {e}")])?;
+        config.credentials.merge(pod);
+    }
     RegistryClient::new(config).map(Arc::new).map_err(|e| vec![format!("spec.registry: {e}")])
 }
 
@@ -340,7 +344,10 @@ async fn verify_one(
                 None => b"{}".to_vec(),
             };
             match root.backend_with_credentials(&config) {
-                Ok(backend) => backend.verifier().verify(request).await,
+                Ok(backend) => {
+                    tracing::debug!(trust_root = %key.trust_root, namespace = %pull.namespace, secrets = ?pull.secrets, bytes = config.len(), "verifying with the pod's pull credentials");
+                    backend.verifier().verify(request).await
+                }
                 Err(es) => {
                     unavailable(key, root.kind(), "PullSecretUnusable", Verdict::TrustDataUnavailable, es.join("; "))
                 }

@@ -292,3 +292,17 @@ mod tests {
         assert_eq!(cache.get("k"), None);
     }
 }
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+
+    #[test]
+    fn a_merged_pod_configuration_holds_the_pods_registry() {
+        let pod = br#"{"auths":{"127.0.0.1:32879":{"auth":"Y2k6cHVsbC1zZWNyZXQtcGFzc3dvcmQ="}}}"#;
+        let mut c = DockerConfig::default();
+        c.merge(DockerConfig::parse(pod).unwrap());
+        let got = c.credentials_for_repository("127.0.0.1:32879", "shop/private").expect("credentials");
+        assert_eq!((got.username.as_str(), got.password.as_str()), ("ci", "pull-secret-password"));
+    }
+}

@@ -84,3 +84,62 @@ async fn notary_and_cosign_under_any_of_and_all_of_with_the_migration_view() {
     assert!(out.contains("KIND") && out.contains("Cosign"), "{out}");
     w.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_private_registry_is_read_with_the_pods_own_pull_secrets_once_allowed() {
+    let ns = "tw-pull";
+    let w = World::new(ns).await;
+    let registry = AuthRegistry::start("ci", "pull-secret-password");
+    let digest = registry.push("shop/private", "v1", "private v1");
+    let cosign = Cosign::new();
+    let (key, public) = cosign.generate_key_pair("release");
+    let docker_dir = cosign.dir().join("docker");
+    std::fs::create_dir_all(&docker_dir).unwrap();
+    std::fs::write(docker_dir.join("config.json"), registry.docker_config()).unwrap();
+    let image = format!("{}/shop/private@{digest}", registry.host());
+    cosign.sign(&image, &key, &[], &[("DOCKER_CONFIG", docker_dir.to_str().unwrap())]);
+
+    let root = format!("{ns}-cosign");
+    let mut tr = cosign_root(&w, &root, &public);
+    tr["spec"]["registry"]["usePodPullSecrets"] = json!(true);
+    w.apply(&tr);
+    w.apply(&w.policy("pull", json!({"images": [{"pattern": format!("{}/**", registry.host()), "trustRoot": root}]})));
+    w.apply(&json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+        "metadata": {"name": "regcred", "namespace": ns}, "stringData": {".dockerconfigjson": registry.docker_config()}}));
+    // Pinned by digest: the kubelet played here cannot pull from the private registry.
+    let mut with_secret = bare_pod(ns, "with-secret", &format!("{}/shop/private:v1@{digest}", registry.host()));
+    with_secret["spec"]["imagePullSecrets"] = json!([{"name": "regcred"}]);
+    w.apply(&with_secret);
+    w.apply(&bare_pod(ns, "anonymous", &format!("{}/shop/private:v1@{digest}", registry.host())));
+    let _op = w.operator();
+
+    // The default RBAC reads no Secret outside the operator's namespace: the report says why.
+    let r = w.report_verdict(ns, "pod-with-secret-pull", "TrustDataUnavailable").await;
+    let e = entry(&r);
+    assert_eq!(e.reason, "PullSecretUnreadable", "{e:?}");
+    assert!(e.message.contains("config/components/pod-pull-secrets"), "{}", e.message);
+
+    // The opt-in component is added: the pod's own credentials open the registry.
+    let role = repo_root().join("config/components/pod-pull-secrets/role.yaml");
+    w.cp.kubectl(&["apply", "-f", role.to_str().unwrap()]).unwrap();
+    w.cp.kubectl(&["annotate", "--overwrite", "itp", "pull", "trustwatch.dev/recheck=with-rbac"]).unwrap();
+    eventually("verified with the pod's pull secret", REACT, || async {
+        // The credential cache lives a minute: recheck until it has expired.
+        let _ = w.cp.kubectl(&[
+            "annotate",
+            "--overwrite",
+            "itp",
+            "pull",
+            &format!("trustwatch.dev/recheck={}", now_rfc3339()),
+        ]);
+        let r = w.reports(ns).await.remove("pod-with-secret-pull").ok_or("no report")?;
+        let v = entry(&r).verdict.to_string();
+        if v == "Verified" { Ok(()) } else { Err(format!("{:?}", entry(&r))) }
+    })
+    .await;
+    // A pod without credentials is not verified with someone else's: the registry refuses it.
+    let r = w.report_verdict(ns, "pod-anonymous-pull", "TrustDataUnavailable").await;
+    assert_ne!(entry(&r).reason, "PullSecretUnreadable", "{:?}", entry(&r));
+    let _ = w.cp.kubectl(&["delete", "-f", role.to_str().unwrap()]);
+    w.cleanup().await;
+}
