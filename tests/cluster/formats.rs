@@ -89,8 +89,8 @@ async fn notary_and_cosign_under_any_of_and_all_of_with_the_migration_view() {
 async fn a_private_registry_is_read_with_the_pods_own_pull_secrets_once_allowed() {
     let ns = "tw-pull";
     let w = World::new(ns).await;
-    let registry = AuthRegistry::start("ci", "pull-secret-password");
-    let digest = registry.push("shop/private", "v1", "private v1");
+    let registry = crate::support::Registry::with_basic_auth("ci", "pull-secret-password");
+    let digest = registry.push_image("shop/private", "v1", "private v1").digest;
     let cosign = Cosign::new();
     let (key, public) = cosign.generate_key_pair("release");
     let docker_dir = cosign.dir().join("docker");
