@@ -213,8 +213,18 @@ async fn jws_and_cose_verify_through_the_shell_and_the_cli_like_notation_verify(
     let dir = v.config_dir();
     let dir = dir.to_str().unwrap();
     let (jws_ref, cose_ref) = (at(&host, repo, &jws.digest), at(&host, repo, &cose.digest));
-    let (code, out, err) =
-        trustwatch(&["verify", "--notation-config", dir, "--plain-http", "-o", "json", &jws_ref, &cose_ref]);
+    let (code, out, err) = trustwatch(&[
+        "verify",
+        "--notation-config",
+        dir,
+        "--plain-http",
+        "--expiry-warning",
+        "0s",
+        "-o",
+        "json",
+        &jws_ref,
+        &cose_ref,
+    ]);
     let results = json(code, 0, &out, &err);
     assert_eq!(results.len(), 2);
     for (r, img) in results.iter().zip([&jws, &cose]) {
@@ -253,7 +263,8 @@ async fn jws_and_cose_verify_through_the_shell_and_the_cli_like_notation_verify(
     let r = &json(code, 1, &out, &err)[0];
     assert_eq!((r["verdict"].as_str(), r["reason"].as_str()), (Some("TrustDataExpired"), Some("CertificateExpired")));
     // The table for people.
-    let (code, out, err) = trustwatch(&[&["verify"][..], &files, &[&jws_ref, &cose_ref]].concat());
+    let (code, out, err) =
+        trustwatch(&[&["verify", "--expiry-warning", "0s"][..], &files, &[&jws_ref, &cose_ref]].concat());
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("Verified") && out.contains(subject), "{out}");
 }
@@ -577,8 +588,17 @@ async fn olareg_serves_signatures_through_the_referrers_api_and_a_refresh_sees_a
     expect(&r, Verdict::Verified, "Verified");
     assert_eq!((r.digest.as_deref(), r.tag_digest.as_deref()), (Some(d1.as_str()), Some(d2.as_str())));
     let dir = v.config_dir();
-    let (code, out, err) =
-        trustwatch(&["verify", "--notation-config", dir.to_str().unwrap(), "--plain-http", "-o", "json", &image]);
+    let (code, out, err) = trustwatch(&[
+        "verify",
+        "--notation-config",
+        dir.to_str().unwrap(),
+        "--plain-http",
+        "--expiry-warning",
+        "0s",
+        "-o",
+        "json",
+        &image,
+    ]);
     let j = &json(code, 0, &out, &err)[0];
     assert_eq!(
         (j["verdict"].as_str(), j["digest"].as_str(), j["tagDigest"].as_str()),
