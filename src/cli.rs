@@ -500,8 +500,8 @@ async fn verify_in_registry(args: VerifyArgs, format: SignatureFormat) -> anyhow
     let client = Arc::new(client);
 
     enum Shell {
-        Notation(NotationVerifier),
-        Cosign(crate::cosign::CosignVerifier),
+        Notation(Box<NotationVerifier>),
+        Cosign(Box<crate::cosign::CosignVerifier>),
     }
     let shell = if format == SignatureFormat::Notation {
         let source = match (&args.notation_config, &args.trust_policy, &args.trust_store) {
@@ -545,7 +545,7 @@ async fn verify_in_registry(args: VerifyArgs, format: SignatureFormat) -> anyhow
                 }
             }
         }
-        Shell::Notation(NotationVerifier::new(client.clone(), source, ShellOptions::default()))
+        Shell::Notation(Box::new(NotationVerifier::new(client.clone(), source, ShellOptions::default())))
     } else {
         use crate::cosign::{CosignKey, CosignVerifier, LogKey, TrustConfig};
         let mut keys = vec![];
@@ -572,7 +572,10 @@ async fn verify_in_registry(args: VerifyArgs, format: SignatureFormat) -> anyhow
                     .map_err(|e| usage(format!("--rekor-key {}: {e}", path.display())))?,
             );
         }
-        Shell::Cosign(CosignVerifier::new(client.clone(), TrustConfig { keys, required_annotations, log_keys }))
+        Shell::Cosign(Box::new(CosignVerifier::new(
+            client.clone(),
+            TrustConfig { keys, required_annotations, log_keys },
+        )))
     };
 
     let started = Instant::now();

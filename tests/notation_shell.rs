@@ -613,6 +613,27 @@ async fn olareg_serves_signatures_through_the_referrers_api_and_a_refresh_sees_a
     let r = check(&shell, &image, Instant::now()).await;
     agree(&v, &reference, &r, false);
     expect(&r, Verdict::SignatureInvalid, "UntrustedCertificateChain");
+
+    // The one documented disagreement. notation's default (`--force-referrers-tag`) stores the
+    // signature under the referrers tag schema, which olareg's referrers API does not list;
+    // notation verify then reads only the API (the registry supports it) and finds nothing,
+    // while trustwatch reads the union of both (as the OCI client does for every registry:
+    // writers differ in where they put referrers) and verifies the signature. Reading more
+    // signatures can never make an untrusted image trusted: each one is verified.
+    let d3 = oras.push(&format!("{host}/{repo}:v3"), "api v3");
+    let reference = at(&host, repo, &d3);
+    wabbit.sign(&reference, "jws", &[]);
+    let both = client.referrers(&oci_repo, &d3, &[SIGNATURE_ARTIFACT_TYPE]).await.unwrap();
+    assert_eq!((both.via_api.len(), both.via_tag_schema.len()), (0, 1), "{both:?}");
+    let r = check(&shell, &reference, Instant::now()).await;
+    expect(&r, Verdict::Verified, "Verified");
+    let theirs = v.notation_verify(&reference);
+    assert!(
+        !theirs.success() && theirs.stderr.contains("no signature is associated"),
+        "notation verify reads only the referrers API here: {}{}",
+        theirs.stdout,
+        theirs.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

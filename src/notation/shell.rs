@@ -213,14 +213,24 @@ enum Evaluated {
     /// Nothing to verify against: the signatures could not be listed, or the registry does
     /// not serve the manifest being verified.
     Failed(Problem),
-    Signatures {
-        /// The best outcome of the signatures that could be read; `None` when none could.
-        best: Option<Outcome>,
-        /// Signatures that could not be read.
-        problems: Vec<Problem>,
-        listed: usize,
-        examined: usize,
-    },
+    Signatures(Box<Found>),
+}
+
+/// The signatures listed for a digest and what became of them.
+#[derive(Debug, Clone)]
+struct Found {
+    /// The best outcome of the signatures that could be read; `None` when none could.
+    best: Option<Outcome>,
+    /// Signatures that could not be read.
+    problems: Vec<Problem>,
+    listed: usize,
+    examined: usize,
+}
+
+impl Evaluated {
+    fn found(best: Option<Outcome>, problems: Vec<Problem>, listed: usize, examined: usize) -> Evaluated {
+        Evaluated::Signatures(Box::new(Found { best, problems, listed, examined }))
+    }
 }
 
 /// A verification up to revocation, reusable while `now` stays in `[at, until)`.
@@ -563,7 +573,7 @@ impl NotationVerifier {
             Err(e) => return Evaluated::Failed(Problem::from_oci(&format!("signatures of {repo}@{digest}"), &e)),
         };
         if listed.is_empty() {
-            return Evaluated::Signatures { best: None, problems: vec![], listed: 0, examined: 0 };
+            return Evaluated::found(None, vec![], 0, 0);
         }
         // "the descriptor of the manifest being verified ... as the registry serves it":
         // fetched by digest, so it is verified and cached.
@@ -591,7 +601,7 @@ impl NotationVerifier {
                 Err(p) => problems.push(p),
             }
         }
-        Evaluated::Signatures { best: best_outcome(outcomes), problems, listed: listed.len(), examined }
+        Evaluated::found(best_outcome(outcomes), problems, listed.len(), examined)
     }
 
     /// One signature manifest: its envelope verified (or the cached verification) and its
@@ -900,7 +910,8 @@ fn decide(image: &ImageRef, evaluated: &Evaluated, now: Timestamp, expiry_warnin
     };
     match evaluated {
         Evaluated::Failed(p) => of_problem(p),
-        Evaluated::Signatures { best, problems, listed, examined } => {
+        Evaluated::Signatures(found) => {
+            let Found { best, problems, listed, examined } = &**found;
             let mut r = match best {
                 None if problems.is_empty() => {
                     let mut r = Resolution::new(
@@ -974,13 +985,13 @@ mod tests {
     }
 
     fn sigs(best: Option<Outcome>, problems: Vec<Problem>) -> Evaluated {
-        Evaluated::Signatures { best, problems, listed: 2, examined: 2 }
+        Evaluated::found(best, problems, 2, 2)
     }
 
     #[test]
     fn no_signature_is_unsigned_but_an_unreadable_one_is_an_outage() {
         let now = Timestamp::now();
-        let none = Evaluated::Signatures { best: None, problems: vec![], listed: 0, examined: 0 };
+        let none = Evaluated::found(None, vec![], 0, 0);
         let r = decide(&image(), &none, now, SignedDuration::ZERO);
         assert_eq!((r.verdict, r.reason.as_str()), (Verdict::Unsigned, "NoSignature"));
         assert_eq!(r.digest, image().digest);
