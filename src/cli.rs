@@ -305,7 +305,8 @@ pub struct VerifyArgs {
     /// Registry credentials: a docker `config.json` (`auths`).
     #[arg(long = "registry-config", value_name = "FILE", help_heading = "Registry (Notation and cosign)")]
     pub registry_config: Option<PathBuf>,
-    /// Talk plain HTTP to the registries (a local registry only).
+    /// Talk plain HTTP to the registries (a local registry only; https, e.g. a token service,
+    /// then trusts only --registry-ca).
     #[arg(long = "plain-http", help_heading = "Registry (Notation and cosign)")]
     pub plain_http: bool,
 }
@@ -481,7 +482,10 @@ async fn verify_in_registry(args: VerifyArgs, format: SignatureFormat) -> anyhow
     let timeout = parse_duration(&args.timeout).map_err(|e| usage(format!("--timeout: {e}")))?;
     let images = args.images.iter().map(|i| registry_image(i)).collect::<anyhow::Result<Vec<_>>>()?;
 
-    let mut config = RegistryConfig { plain_http: args.plain_http, ..Default::default() };
+    // A plain-http registry needs no TLS roots: the system's are not loaded then (they are
+    // most of a one-shot run); a CA bundle given is still used for https.
+    let system_roots = !args.plain_http;
+    let mut config = RegistryConfig { plain_http: args.plain_http, system_roots, ..Default::default() };
     config.timeout = Duration::from_millis(timeout.as_millis().max(1000) as u64);
     config.connect_timeout = config.timeout.min(config.connect_timeout);
     if let Some(ca) = &args.registry_ca {

@@ -1014,6 +1014,31 @@ mod tests {
         assert_eq!(r.verdict, Verdict::Tampered);
     }
 
+    #[tokio::test]
+    async fn policies_are_picked_per_repository_skip_fetches_nothing_and_a_broken_one_fails_only_its_images() {
+        let doc = TrustPolicyDocument::from_json(
+            br#"{"version":"1.0","trustPolicies":[
+                {"name":"exact","registryScopes":["r.io/team/skipped"],"signatureVerification":{"level":"skip"}},
+                {"name":"global","registryScopes":["*"],"signatureVerification":{"level":"strict"},"trustStores":["ca:missing"],"trustedIdentities":["*"]}]}"#,
+        )
+        .unwrap();
+        let source = NotationTrustSource::Notation { policy: doc, store: TrustStore::new() };
+        // No registry behind it: nothing may be fetched.
+        let client = Arc::new(RegistryClient::new(Default::default()).unwrap());
+        let v = NotationVerifier::new(client, source, ShellOptions::default());
+        let (index, config) = v.policies.for_repository("r.io/team/skipped").unwrap();
+        assert!(index == 0 && config.is_skip());
+        let digest = format!("@sha256:{}", "b".repeat(64));
+        let skipped = ImageRef::parse(&format!("r.io/team/skipped:v1{digest}")).unwrap();
+        let r = v.verify_image(&skipped, Timestamp::now(), SignedDuration::ZERO, Instant::now()).await;
+        assert_eq!((r.verdict, r.reason.as_str()), (Verdict::Verified, "VerificationSkipped"));
+        assert_eq!(v.counts().registry.total() + v.counts().tag_lookups, 0, "level skip fetches nothing");
+        let other = ImageRef::parse(&format!("r.io/team/other{digest}")).unwrap();
+        let r = v.verify_image(&other, Timestamp::now(), SignedDuration::ZERO, Instant::now()).await;
+        assert_eq!((r.verdict, r.reason.as_str()), (Verdict::TrustDataUnavailable, "InvalidTrustStore"));
+        assert_eq!(v.counts().registry.total(), 0);
+    }
+
     #[test]
     fn revocation_is_decided_unless_unknown() {
         let unknown: Outcome =
