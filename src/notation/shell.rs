@@ -13,7 +13,8 @@
 //!     ca: Cert::parse_many(ca_pem)?, signing_authority: vec![], tsa: Cert::parse_many(tsa_pem)?,
 //!     trusted_identities: TrustedIdentities::parse(&spec.trusted_identities)?,
 //! };
-//! let options = ShellOptions { revocation_timeout: spec_revocation_timeout, ..Default::default() };
+//! // spec.notation.revocationTimeout bounds one OCSP request or CRL download:
+//! let options = ShellOptions { revocation_timeout: t, ocsp_timeout: t, ..Default::default() };
 //! let verifier = NotationVerifier::new(client, NotationTrustSource::Config(trust), options);
 //! // The CLI, from notation's own files (the policy is picked per repository):
 //! let verifier = NotationVerifier::new(client, NotationTrustSource::from_config_dir(dir)?, options);
@@ -88,7 +89,8 @@ pub struct ShellOptions {
     /// Whole-request timeout of one CRL download (notation: 5 s). A CRL that cannot be
     /// fetched in time is "revocation unavailable".
     pub revocation_timeout: Duration,
-    /// Whole-request timeout of one OCSP request (notation: 2 s).
+    /// Whole-request timeout of one OCSP request (notation: 2 s). A TrustRoot's
+    /// `revocationTimeout` sets both this and `revocation_timeout`.
     pub ocsp_timeout: Duration,
     /// Most CRLs cached (by URL), and their total size.
     pub crl_cache_entries: usize,
