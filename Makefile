@@ -2,13 +2,18 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test deps fmt-check lint unit demo manifests bench run build e2e
+.PHONY: test deps debian-peers go-peers fuzz-tool fmt-check lint fuzz-quick unit cluster demo manifests bench run build e2e fuzz control-plane
 
-## test: everything CI checks: formatting, clippy -D warnings, all tests against real peers.
-test: deps fmt-check lint unit
+## test: everything CI checks: formatting, clippy -D warnings, a few seconds of fuzzing per
+## target, and every test against real peers, the cluster suites on a real control plane included.
+test: deps fmt-check lint fuzz-quick unit
 
-## deps: install the real peers the tests use (Debian packages), when missing.
-deps:
+## deps: install and build the real peers the tests use, when missing: Debian packages (notary,
+## docker-registry, prometheus), the Go-built control plane and signing tools (cached outside
+## the repository, keyed by version), cargo-fuzz.
+deps: debian-peers go-peers fuzz-tool
+
+debian-peers:
 	@missing=""; \
 	for bin in notary notary-server notary-signer docker-registry promtool prometheus openssl curl; do \
 	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$bin"; done; \
@@ -16,6 +21,18 @@ deps:
 	  echo "installing test peers (missing:$$missing)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq notary docker-registry prometheus openssl curl >/dev/null; \
 	fi
+
+## go-peers: etcd, kube-apiserver, kube-controller-manager and kubectl; notation, cosign, oras,
+## olareg. Minutes on a fresh machine, once per version (hack/versions.env).
+go-peers:
+	bash hack/control-plane.sh build
+	bash hack/go-tools.sh build
+
+fuzz-tool:
+	@cargo fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --version ^0.13 --locked --quiet
+
+fuzz-quick:
+	bash hack/fuzz.sh quick
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -26,11 +43,19 @@ lint:
 unit:
 	$(CARGO) test --all-targets
 
+## cluster: only the suites on the embedded control plane (tests/cluster, tests/cluster_faults).
+cluster:
+	$(CARGO) test --test cluster --test cluster_faults
+
+## control-plane: a control plane to try trustwatch on (stop it with `bash hack/control-plane.sh down .cluster`).
+control-plane:
+	bash hack/control-plane.sh up .cluster
+
 build:
 	$(CARGO) build
 
-## demo: a real notary-server, images signed with the notary CLI, and trustwatch verifying them.
-demo: deps build
+## demo: the operator on the embedded control plane, against a real notary-server and registry.
+demo: debian-peers go-peers build
 	bash hack/demo.sh
 
 ## manifests: regenerate crds/ from the Rust types.
@@ -40,6 +65,12 @@ manifests:
 ## bench: verification throughput against a real notary-server (numbers in README).
 bench: deps
 	$(CARGO) run --release --example bench
+
+## fuzz: cargo-fuzz on the pure cores (TUF metadata, canonical JSON, image references,
+## WWW-Authenticate) from real-metadata seed corpora, 60 s per target; `bash hack/fuzz.sh quick`
+## is the few-seconds run for `make test`. Needs `cargo install cargo-fuzz --version ^0.13 --locked`.
+fuzz:
+	bash hack/fuzz.sh
 
 ## e2e: the cluster tests on a throwaway kind cluster (needs docker and kind; see tests/e2e).
 e2e:

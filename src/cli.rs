@@ -31,6 +31,9 @@ pub enum Command {
     Audit(Box<AuditArgs>),
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
+    /// Turn a notation or Connaisseur configuration into TrustRoots and an ImageTrustPolicy
+    /// (YAML on stdout; what could not be mapped on stderr).
+    Import(Box<ImportArgs>),
 }
 
 #[derive(clap::Args, Debug)]
@@ -72,6 +75,10 @@ pub struct RunArgs {
     /// The most pods kept quarantined in the whole cluster, all policies together.
     #[arg(long, default_value_t = crate::controller::DEFAULT_MAX_QUARANTINED, value_name = "N")]
     pub max_quarantined: u32,
+    /// A namespace besides --namespace whose Secrets TrustRoots may reference (repeatable).
+    /// Grant the operator a Role to get Secrets there as well.
+    #[arg(long = "secret-namespace", value_name = "NAMESPACE")]
+    pub secret_namespaces: Vec<String>,
 }
 
 /// Runs the operator until it is told to stop.
@@ -90,6 +97,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     config.policy_selector = args.policy_selector.clone();
     config.scan_throttle = Duration::from_millis(scan_throttle.as_millis().max(100) as u64);
     config.max_quarantined = args.max_quarantined;
+    config.secret_namespaces = args.secret_namespaces.clone();
     config.leader_election = (!args.no_leader_election).then(|| LeaderElection {
         lease: args.leader_election_id.clone(),
         duration_seconds: lease_duration.as_secs().max(2) as u64,
@@ -185,6 +193,12 @@ pub struct AuditArgs {
     pub username: Option<String>,
     #[arg(long, env = "TRUSTWATCH_NOTARY_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// Print the migration view off Docker Content Trust instead: per workload and container,
+    /// whether the running digest depends on Notary v1 alone, or has a Notation or cosign
+    /// signature that verifies or fails. Exit 0 when every covered container has a successor
+    /// signature that verifies, 1 otherwise.
+    #[arg(long)]
+    pub migration: bool,
 }
 
 /// Runs `trustwatch audit`; returns the exit code (0 when every covered container is verified).
@@ -217,7 +231,11 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<i32> {
     match args.output {
         ReportOutput::Json => println!("{}", serde_json::to_string_pretty(&list)?),
         ReportOutput::Yaml => print!("{}", serde_saphyr::to_string(&list)?),
+        ReportOutput::Table if args.migration => print!("{}", crate::audit::migration_table(&result, &roots, now)),
         ReportOutput::Table => print!("{}", crate::audit::table(&result)),
+    }
+    if args.migration {
+        return Ok(if result.migrated() { 0 } else { 1 });
     }
     Ok(if result.compliant() { 0 } else { 1 })
 }
@@ -675,4 +693,109 @@ pub fn table(results: &[Resolution], now: Timestamp) -> String {
         out.push_str(&format!("\n{failing} of {} image(s) not verified (worst: {worst})\n", results.len()));
     }
     out
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    #[command(subcommand)]
+    pub source: ImportSource,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImportSource {
+    /// A notation trust policy and trust store: one Notation TrustRoot per trust policy
+    /// statement, one image rule per registry scope.
+    Notation(ImportNotationArgs),
+    /// Connaisseur Helm values (2.x or 3.x): TrustRoots per validator trust root, image rules
+    /// from the image policy.
+    Connaisseur(ImportConnaisseurArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportNotationArgs {
+    /// notation's trust policy (`trustpolicy.json`, or notation 2's `trustpolicy.oci.json`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "trust_store",
+        conflicts_with = "notation_config",
+        required_unless_present = "notation_config"
+    )]
+    pub trust_policy: Option<PathBuf>,
+    /// notation's trust store directory (holding `x509/ca/<name>/...`).
+    #[arg(long, value_name = "DIR", requires = "trust_policy")]
+    pub trust_store: Option<PathBuf>,
+    /// A notation configuration directory (`$XDG_CONFIG_HOME/notation`): its trust policy and
+    /// `truststore/`.
+    #[arg(long, value_name = "DIR")]
+    pub notation_config: Option<PathBuf>,
+    /// Prefix of every generated name.
+    #[arg(long, value_name = "P", default_value = "")]
+    pub name_prefix: String,
+    /// Registry credentials of every TrustRoot: a kubernetes.io/dockerconfigjson Secret.
+    #[arg(long, value_name = "NS/NAME")]
+    pub registry_secret: Option<String>,
+    /// Read the registries over plain HTTP (a local or lab registry only).
+    #[arg(long)]
+    pub plain_http: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportConnaisseurArgs {
+    /// Connaisseur's Helm values (`values.yaml`).
+    #[arg(value_name = "VALUES")]
+    pub values: PathBuf,
+    /// Prefix of every generated name.
+    #[arg(long, value_name = "P", default_value = "")]
+    pub name_prefix: String,
+    /// Namespace of the Secrets the TrustRoots refer to (the operator's).
+    #[arg(long, value_name = "NS", default_value = crate::import::DEFAULT_SECRET_NAMESPACE)]
+    pub secret_namespace: String,
+}
+
+/// Runs `trustwatch import`: the objects on stdout, what could not be mapped on stderr. Exit
+/// code 0 when something was produced, 1 when nothing could be mapped, 2 for unreadable input.
+pub fn import(args: ImportArgs) -> anyhow::Result<i32> {
+    use crate::import::{connaisseur, notation};
+    let (imported, header) = match args.source {
+        ImportSource::Notation(a) => {
+            let input = match (&a.notation_config, &a.trust_policy, &a.trust_store) {
+                (Some(dir), _, _) => notation::load_config_dir(dir),
+                (None, Some(p), Some(s)) => notation::load_files(p, s),
+                _ => return Err(usage("give --notation-config DIR, or --trust-policy FILE and --trust-store DIR")),
+            }
+            .map_err(|e| usage(e.to_string()))?;
+            let registry_secret = match &a.registry_secret {
+                Some(s) => match s.split_once('/') {
+                    Some((ns, name)) if !ns.is_empty() && !name.is_empty() => {
+                        Some(crate::crd::SecretRef { name: name.into(), namespace: ns.into() })
+                    }
+                    _ => return Err(usage(format!("--registry-secret {s:?} is not NAMESPACE/NAME"))),
+                },
+                None => None,
+            };
+            let opts =
+                notation::NotationOptions { name_prefix: a.name_prefix, registry_secret, plain_http: a.plain_http };
+            let imported =
+                notation::import(&input.policy_json, &input.store, &opts).map_err(|e| usage(e.to_string()))?;
+            (imported, format!("trustwatch import notation: {}", input.policy_path))
+        }
+        ImportSource::Connaisseur(a) => {
+            let text = read(&a.values, "Connaisseur values")?;
+            let source = a.values.display().to_string();
+            let opts =
+                connaisseur::ConnaisseurOptions { name_prefix: a.name_prefix, secret_namespace: a.secret_namespace };
+            let imported = connaisseur::import(&text, &source, &opts).map_err(|e| usage(e.to_string()))?;
+            (imported, format!("trustwatch import connaisseur: {source}"))
+        }
+    };
+    for line in imported.report_lines() {
+        eprintln!("{line}");
+    }
+    if imported.is_empty() {
+        eprintln!("error: nothing could be imported");
+        return Ok(1);
+    }
+    print!("{}", imported.to_yaml(&header));
+    Ok(0)
 }

@@ -1,5 +1,13 @@
 //! The HTTP side of the engine: a Notary server client with a custom CA bundle, timeouts,
 //! bounded reads, basic auth and the registry token flow.
+//!
+//! Credentials go only to the configured server and to the token realm it names, and only
+//! over https or to this machine (loopback, where plain http never leaves the host: a
+//! port-forward, a sidecar, the tests). Redirects are followed, but reqwest drops the
+//! `Authorization` header whenever a redirect changes scheme, host or port, and a 401 that
+//! comes from another host than the configured server is never answered with credentials.
+
+mod tls;
 
 use crate::engine::Source;
 use crate::tuf::FetchError;
@@ -108,12 +116,7 @@ impl NotaryHttp {
             .redirect(reqwest::redirect::Policy::limited(3))
             .user_agent(concat!("trustwatch/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = &config.ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-                .map_err(|e| format!("CA bundle is not valid PEM: {e}"))?;
-            if certs.is_empty() {
-                return Err("CA bundle contains no certificate".into());
-            }
-            builder = builder.tls_certs_only(certs);
+            builder = builder.tls_backend_preconfigured(tls::client_config(pem)?);
         }
         let client = builder.build().map_err(|e| format!("cannot build HTTP client: {e}"))?;
         Ok(NotaryHttp { client, config, tokens: Mutex::new(HashMap::new()) })
@@ -131,7 +134,10 @@ impl NotaryHttp {
             src = s.source();
         }
         let lower = detail.to_ascii_lowercase();
-        if e.is_timeout() || lower.contains("timed out") {
+        let host = e.url().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_else(|| self.config.server.clone());
+        if let Some(plain) = tls::explain(&e, &host, self.config.ca_pem.is_some()) {
+            FetchError::Tls { detail: format!("{plain} ({detail})") }
+        } else if e.is_timeout() || lower.contains("timed out") {
             FetchError::Timeout { path: path.into(), secs: self.config.timeout.as_secs() }
         } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
             FetchError::Tls { detail }
@@ -170,8 +176,18 @@ impl NotaryHttp {
             status: 401,
             detail: format!("token realm {realm:?} is not a URL: {e}"),
         })?;
-        let mut req = self.client.get(url);
+        let mut req = self.client.get(url.clone());
         if let Some(c) = &self.config.credentials {
+            if !may_carry_credentials(&url) {
+                return Err(FetchError::Auth {
+                    path: path.into(),
+                    status: 401,
+                    detail: format!(
+                        "the server names the token realm {realm}, which is plain http off this machine: credentials \
+                         are only sent over https (or to a loopback address)"
+                    ),
+                });
+            }
             req = req.basic_auth(&c.username, Some(&c.password));
         }
         let resp = req.send().await.map_err(|e| self.map_err(path, e))?;
@@ -195,6 +211,19 @@ impl NotaryHttp {
         v.get("token").or_else(|| v.get("access_token")).and_then(|t| t.as_str()).map(str::to_string).ok_or_else(|| {
             FetchError::Auth { path: path.into(), status, detail: "token service reply has no token".into() }
         })
+    }
+}
+
+/// Whether credentials may be sent to `url`: over https, or over plain http to a loopback
+/// address, where they never leave this machine.
+pub fn may_carry_credentials(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    match url.scheme() {
+        "https" => true,
+        "http" => {
+            host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        _ => false,
     }
 }
 
@@ -249,6 +278,21 @@ impl NotaryHttp {
             (None, _) => self.send(&url, &path, Auth::None).await?,
         };
         if resp.status().as_u16() == 401 {
+            // A redirect may have led elsewhere: only the configured server's own challenge is
+            // answered, or any host it redirects to could collect the credentials.
+            let configured = reqwest::Url::parse(&url).ok().map(|u| u.origin());
+            if configured.as_ref() != Some(&resp.url().origin()) {
+                return Err(FetchError::Auth {
+                    path,
+                    status: 401,
+                    detail: format!(
+                        "{} asks for credentials after a redirect from the configured server; they are only sent to \
+                         the configured server ({})",
+                        resp.url().origin().ascii_serialization(),
+                        self.config.server
+                    ),
+                });
+            }
             let challenge = resp
                 .headers()
                 .get(reqwest::header::WWW_AUTHENTICATE)
@@ -261,6 +305,15 @@ impl NotaryHttp {
                     self.send(&url, &path, Auth::Bearer(&token)).await?
                 }
                 Some(Challenge::Basic) => match &self.config.credentials {
+                    Some(_) if !reqwest::Url::parse(&url).is_ok_and(|u| may_carry_credentials(&u)) => {
+                        return Err(FetchError::Auth {
+                            path,
+                            status: 401,
+                            detail: "the server asks for a password over plain http off this machine: credentials \
+                                     are only sent over https (or to a loopback address)"
+                                .into(),
+                        });
+                    }
                     Some(c) => self.send(&url, &path, Auth::Basic(c)).await?,
                     None => {
                         return Err(FetchError::Auth {
@@ -315,6 +368,18 @@ mod tests {
         assert_eq!(parse_challenge(r#"Basic realm="x""#), Some(Challenge::Basic));
         assert_eq!(parse_challenge("Negotiate"), None);
         assert_eq!(parse_challenge(r#"Bearer service="x""#), None, "a bearer challenge needs a realm");
+    }
+
+    #[test]
+    fn credentials_go_over_https_or_stay_on_this_machine() {
+        let ok =
+            ["https://auth.example.com/token", "http://127.0.0.1:5001/token", "http://localhost/t", "http://[::1]:80/"];
+        for u in ok {
+            assert!(may_carry_credentials(&reqwest::Url::parse(u).unwrap()), "{u}");
+        }
+        for u in ["http://auth.example.com/token", "http://192.0.2.2:5001/token", "http://[2001:db8::1]/", "ftp://x/"] {
+            assert!(!may_carry_credentials(&reqwest::Url::parse(u).unwrap()), "{u}");
+        }
     }
 
     #[test]

@@ -103,12 +103,41 @@ pub fn parse_digest(d: &str) -> Result<String, String> {
     Ok(d.to_string())
 }
 
-/// The digest a container actually runs, from `status.containerStatuses[].imageID`
-/// (`docker-pullable://repo@sha256:..`, `repo@sha256:..` or a bare `sha256:..`).
-pub fn running_digest(image_id: &str) -> Option<String> {
-    let s = image_id.rsplit("://").next().unwrap_or(image_id);
-    let d = s.rsplit_once('@').map(|(_, d)| d).unwrap_or(s);
-    parse_digest(d).ok()
+/// What `status.containerStatuses[].imageID` says a container runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunningDigest {
+    /// `docker-pullable://repo@sha256:..` or `repo@sha256:..` (containerd, CRI-O): the
+    /// manifest digest the image was pulled by, which is what signatures cover.
+    Repository(String),
+    /// `sha256:..` or `docker://sha256:..` with no repository: the runtime reports the image
+    /// ID (the digest of the image's config), e.g. for an image built or loaded locally. It
+    /// is not a manifest digest and must never be compared with a signed digest as drift.
+    ConfigId(String),
+    /// Not started yet (empty) or not a form we read.
+    Missing,
+}
+
+impl RunningDigest {
+    /// The manifest digest, when the runtime reported one.
+    pub fn repository(&self) -> Option<&str> {
+        match self {
+            RunningDigest::Repository(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// Reads the digest a container runs from its `imageID`.
+pub fn running_digest(image_id: &str) -> RunningDigest {
+    let s = image_id.trim();
+    let s = s.rsplit_once("://").map_or(s, |(_, rest)| rest);
+    match s.rsplit_once('@') {
+        Some((repo, d)) if !repo.is_empty() => {
+            parse_digest(d).map_or(RunningDigest::Missing, RunningDigest::Repository)
+        }
+        Some(_) => RunningDigest::Missing,
+        None => parse_digest(s).map_or(RunningDigest::Missing, RunningDigest::ConfigId),
+    }
 }
 
 #[cfg(test)]
@@ -149,9 +178,18 @@ mod tests {
     #[test]
     fn running_digest_reads_every_runtime_image_id_form() {
         let d = format!("sha256:{}", "b".repeat(64));
-        assert_eq!(running_digest(&format!("docker-pullable://nginx@{d}")), Some(d.clone()));
-        assert_eq!(running_digest(&format!("docker.io/library/nginx@{d}")), Some(d.clone()));
-        assert_eq!(running_digest(&d), Some(d.clone()));
-        assert_eq!(running_digest("nginx:latest"), None);
+        let repo = RunningDigest::Repository(d.clone());
+        assert_eq!(running_digest(&format!("docker-pullable://nginx@{d}")), repo);
+        assert_eq!(running_digest(&format!("docker.io/library/nginx@{d}")), repo);
+        assert_eq!(running_digest(&format!("localhost:5000/team/app@{d}")), repo);
+        assert_eq!(repo.repository(), Some(d.as_str()));
+        // An image ID (config digest) is not a manifest digest: never compared as drift.
+        let config = RunningDigest::ConfigId(d.clone());
+        assert_eq!(running_digest(&d), config, "a bare sha256 is an image (config) ID");
+        assert_eq!(running_digest(&format!("docker://{d}")), config, "docker://sha256 is an image ID");
+        assert_eq!(config.repository(), None);
+        for missing in ["", "nginx:latest", "docker://", &format!("@{d}"), "nginx@sha256:abc"] {
+            assert_eq!(running_digest(missing), RunningDigest::Missing, "{missing:?}");
+        }
     }
 }

@@ -24,6 +24,7 @@ pub mod crd;
 pub mod engine;
 pub mod fetch;
 pub mod image;
+pub mod import;
 pub mod notation;
 pub mod oci;
 pub mod scanner;

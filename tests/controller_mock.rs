@@ -249,7 +249,7 @@ async fn fixture(
     rs_w.apply_watcher_event(&watcher::Event::Apply(rs));
     let (jobs, _) = reflector::store();
     let (rescan, _rx) = futures::channel::mpsc::unbounded();
-    let rt = build_trust_root("corp", &trust_root.spec, None, |_| {}).unwrap();
+    let rt = build_trust_root("corp", &trust_root.spec, Default::default(), |_| {}).unwrap();
     let ctx = Arc::new(Context {
         client: client.clone(),
         roots: tokio::sync::RwLock::new([("corp".to_string(), Arc::new(rt))].into_iter().collect()),
@@ -263,6 +263,9 @@ async fn fixture(
         network_policies: reflector::store().0,
         config: trustwatch::controller::RunConfig::new("trustwatch-system"),
         verdicts: Default::default(),
+        quarantine: Default::default(),
+        synced: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        pull_configs: Default::default(),
         rechecks: Default::default(),
         rescan,
     });
@@ -310,23 +313,31 @@ async fn a_conflict_adding_the_finalizer_is_an_error_to_retry_with_nothing_writt
     assert!(!calls.iter().any(|c| c.path.contains("/pods/") || c.path.contains("imagetrustreports")), "{calls:#?}");
 }
 
-/// Every call the operator declares is granted by the ClusterRole in config/rbac.
+/// Every call the operator declares is granted by config/rbac: cluster-wide by the ClusterRole,
+/// or in the operator's namespace by its Role; and Secrets are never readable cluster-wide.
 #[test]
-fn rbac_grants_every_api_call_the_operator_makes() {
+fn rbac_grants_every_api_call_the_operator_makes_and_secrets_only_in_its_namespace() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/rbac/role.yaml")).unwrap();
     let docs = trustwatch::audit::parse_documents(&text).unwrap();
-    let rules: Vec<Value> = docs
-        .iter()
-        .filter(|d| d["kind"] == "ClusterRole")
-        .flat_map(|d| d["rules"].as_array().cloned().unwrap_or_default())
-        .collect();
+    let rules = |kind: &str| -> Vec<Value> {
+        docs.iter()
+            .filter(|d| d["kind"] == kind)
+            .flat_map(|d| d["rules"].as_array().cloned().unwrap_or_default())
+            .collect()
+    };
+    let (cluster, namespaced) = (rules("ClusterRole"), rules("Role"));
     let has = |field: &Value, want: &str| field.as_array().is_some_and(|a| a.iter().any(|v| v == want || v == "*"));
+    let grants = |rules: &[Value], group: &str, resource: &str, verb: &str| {
+        rules.iter().any(|r| has(&r["apiGroups"], group) && has(&r["resources"], resource) && has(&r["verbs"], verb))
+    };
     for (group, resource, verb) in API_CALLS {
         assert!(
-            rules
-                .iter()
-                .any(|r| has(&r["apiGroups"], group) && has(&r["resources"], resource) && has(&r["verbs"], verb)),
+            grants(&cluster, group, resource, verb) || grants(&namespaced, group, resource, verb),
             "config/rbac/role.yaml does not grant {verb} on {resource} in group {group:?}"
         );
     }
+    for verb in ["get", "list", "watch"] {
+        assert!(!grants(&cluster, "", "secrets", verb), "the ClusterRole must not grant {verb} on secrets");
+    }
+    assert!(grants(&namespaced, "", "secrets", "get") && !grants(&namespaced, "", "secrets", "list"));
 }

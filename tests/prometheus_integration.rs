@@ -16,12 +16,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use support::*;
+use trustwatch::crd::MigrationState;
 use trustwatch::engine::{ResolveOptions, TrustEngine};
 use trustwatch::fetch::{NotaryHttp, ServerConfig};
 use trustwatch::image::ImageRef;
 use trustwatch::telemetry::{self, Metrics};
 use trustwatch::tuf::{Anchors, PinnedKey};
 use trustwatch::verdict::Verdict;
+use trustwatch::verifier::SignatureFormat;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -260,6 +262,32 @@ async fn dashboards_and_alerts_query_real_metrics_in_a_real_prometheus() {
     metrics.set_warning_window("offline", 7.0 * 86_400.0);
     metrics.record_reconcile("policy", true, 0.02);
     metrics.record_reconcile("trustroot", false, 0.3);
+    metrics.set_leader("trustwatch-0", true);
+    metrics.set_leader("trustwatch-1", false);
+    // The migration view a policy scan records (the scanner's own tests and the cluster test
+    // derive it from real signatures; here it feeds the dashboards and alerts). The three
+    // containers above depend on "corp" alone, as if its server were announced to retire in
+    // 10 days (inside the 30-day warning); a Notary trust root "legacy" retired yesterday
+    // with one container still on it; a Notation trust root "nv" verifies two containers, one
+    // with a signature expiring in 3 days (inside its 7-day window), and fails for one.
+    let endpoint = server.url().trim_start_matches("https://").to_string();
+    metrics.set_retirement("corp", Some((&endpoint, unix_now() + 10.0 * 86_400.0)), 30.0 * 86_400.0);
+    metrics.set_retirement("legacy", Some(("notary.legacy.example", unix_now() - 86_400.0)), 30.0 * 86_400.0);
+    metrics.set_warning_window("legacy", 7.0 * 86_400.0);
+    metrics.set_retirement("nv", None, 30.0 * 86_400.0);
+    metrics.set_warning_window("nv", 7.0 * 86_400.0);
+    let by_format = BTreeMap::from([(SignatureFormat::NotaryV1, 4), (SignatureFormat::Notation, 2)]);
+    let migration = BTreeMap::from([
+        (MigrationState::NotaryV1Only, 4),
+        (MigrationState::SuccessorVerified, 2),
+        (MigrationState::SuccessorFailing, 1),
+    ]);
+    let notary_only = BTreeMap::from([("corp".to_string(), 3), ("legacy".to_string(), 1)]);
+    let signature_expiry = BTreeMap::from([
+        (("nv".to_string(), "signature".to_string()), 3.0 * 86_400.0),
+        (("nv".to_string(), "certificate".to_string()), 300.0 * 86_400.0),
+    ]);
+    metrics.set_migration("prod", &by_format, &migration, &notary_only, &signature_expiry);
 
     let text = metrics.render();
     for line in [
@@ -353,6 +381,10 @@ async fn dashboards_and_alerts_query_real_metrics_in_a_real_prometheus() {
         "TrustwatchDigestDrift",
         "TrustwatchTrustDataExpiringSoon",
         "TrustwatchQuarantineActive",
+        "TrustwatchNotaryEndpointRetiring",
+        "TrustwatchNotaryEndpointRetired",
+        "TrustwatchSignatureExpiringSoon",
+        "TrustwatchSuccessorSignatureFailing",
     ]);
     for (alert, expr) in alert_exprs() {
         let v = prom.query(&http, &expr).await;
@@ -366,6 +398,46 @@ async fn dashboards_and_alerts_query_real_metrics_in_a_real_prometheus() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // The retirement alerts name the right trust root and endpoint each, and the dashboard's
+    // join of dependents and retirement dates puts both on one row per trust root.
+    let labels_of = |v: &Value| -> BTreeSet<(String, String)> {
+        v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let m = &s["metric"];
+                (m["trust_root"].as_str().unwrap_or("").to_string(), m["endpoint"].as_str().unwrap_or("").to_string())
+            })
+            .collect()
+    };
+    let alert_expr = |name: &str| alert_exprs().into_iter().find(|(a, _)| a == name).unwrap().1;
+    let v = prom.query(&http, &alert_expr("TrustwatchNotaryEndpointRetiring")).await;
+    assert_eq!(labels_of(&v), BTreeSet::from([("corp".to_string(), endpoint.clone())]), "{v}");
+    let v = prom.query(&http, &alert_expr("TrustwatchNotaryEndpointRetired")).await;
+    assert_eq!(labels_of(&v), BTreeSet::from([("legacy".to_string(), "notary.legacy.example".to_string())]), "{v}");
+    let join: Vec<(String, String)> = dashboard_exprs()
+        .into_iter()
+        .filter(|(place, _)| place.contains("Notary v1 trust roots depended on alone"))
+        .collect();
+    assert_eq!(join.len(), 3, "{join:?}");
+    let dependents = prom.query(&http, &join[0].1).await;
+    let days = prom.query(&http, &join[1].1).await;
+    let warning = prom.query(&http, &join[2].1).await;
+    let rows = labels_of(&dependents);
+    assert!(rows.contains(&("corp".to_string(), endpoint.clone())), "{dependents}");
+    assert!(rows.contains(&("legacy".to_string(), "notary.legacy.example".to_string())), "{dependents}");
+    assert!(labels_of(&days).is_subset(&rows), "every retirement row joins a dependents row: {days} {dependents}");
+    assert_eq!(labels_of(&warning), labels_of(&days), "each retirement row has its warning window: {warning}");
+    let value_of = |v: &Value, root: &str| -> f64 {
+        let s = v["data"]["result"].as_array().unwrap().iter().find(|s| s["metric"]["trust_root"] == root).unwrap();
+        s["value"][1].as_str().unwrap().parse().unwrap()
+    };
+    assert_eq!(value_of(&dependents, "corp"), 3.0, "{dependents}");
+    let corp_days = value_of(&days, "corp");
+    assert!((9.9..=10.0).contains(&corp_days), "days until corp retires: {corp_days}");
+    assert_eq!(value_of(&warning, "corp"), 30.0, "{warning}");
 
     // The failing-containers expression names the drifted verdict, and so do the rules as
     // Prometheus evaluates them: pending (their `for` has not passed) or firing.

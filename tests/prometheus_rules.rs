@@ -15,15 +15,21 @@ const RULE_TESTS: &str = "dashboards/alerts/tests.yaml";
 const PROMETHEUS_RULE: &str = "config/prometheus/prometheusrule.yaml";
 
 /// The alerts the README and the on-call runbooks refer to.
-const ALERTS: [&str; 8] = [
+const ALERTS: [&str; 14] = [
     "TrustwatchVerificationFailures",
     "TrustwatchDigestDrift",
     "TrustwatchSignerRevoked",
     "TrustwatchTrustDataExpiringSoon",
     "TrustwatchTrustDataExpired",
+    "TrustwatchSignatureExpiringSoon",
+    "TrustwatchSignatureExpired",
     "TrustwatchNotaryUnreachable",
+    "TrustwatchNotaryEndpointRetiring",
+    "TrustwatchNotaryEndpointRetired",
+    "TrustwatchSuccessorSignatureFailing",
     "TrustwatchScanStale",
     "TrustwatchQuarantineActive",
+    "TrustwatchNoLeader",
 ];
 
 fn root() -> &'static Path {

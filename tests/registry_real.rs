@@ -11,7 +11,7 @@ use std::time::Instant;
 use support::*;
 use trustwatch::engine::{ResolveOptions, TrustEngine};
 use trustwatch::fetch::{NotaryHttp, ServerConfig};
-use trustwatch::image::{ImageRef, running_digest};
+use trustwatch::image::{ImageRef, RunningDigest, running_digest};
 use trustwatch::tuf::{Anchors, PinnedKey};
 use trustwatch::verdict::Verdict;
 
@@ -38,7 +38,14 @@ async fn registry_digests_signed_with_notary_verify_and_an_unsigned_push_over_th
 
     // What a pod that pulled v1 reports as imageID.
     let image_id = format!("{gun}@{}", v1.digest);
-    let running = running_digest(&image_id).unwrap();
+    let running = running_digest(&image_id).repository().expect("a repository digest").to_string();
+    // What a runtime reports for an image it only knows by ID (built or loaded locally): the
+    // config digest, which no signature covers. It is its own kind, never compared as drift.
+    let config = registry.config_digest(repo, "v1");
+    assert_ne!(config, v1.digest);
+    for id in [config.clone(), format!("docker://{config}")] {
+        assert_eq!(running_digest(&id), RunningDigest::ConfigId(config.clone()), "{id}");
+    }
     let pod_image = ImageRef::parse(&format!("{gun}:v1@{running}")).unwrap();
     let r = engine.verify(&pod_image, &opts, Instant::now()).await;
     assert_eq!(r.verdict, Verdict::Verified, "{r:#?}");

@@ -6,8 +6,10 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
+use trustwatch::crd::MigrationState;
 use trustwatch::telemetry::{Metrics, names};
 use trustwatch::verdict::Verdict;
+use trustwatch::verifier::SignatureFormat;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -95,6 +97,69 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     out
 }
 
+/// One label matcher of a selector: `(label, op, value)`, the value unquoted.
+type Matcher = (String, String, String);
+
+/// `(metric, matchers)` of every `trustwatch_*{...}` selector in `expr` (a bare name has none).
+fn selectors(expr: &str) -> Vec<(String, Vec<Matcher>)> {
+    let mut out = vec![];
+    let bytes = expr.as_bytes();
+    for name in metric_names(expr) {
+        let mut from = 0;
+        while let Some(pos) = expr[from..].find(&name) {
+            let start = from + pos;
+            let end = start + name.len();
+            from = end;
+            let boundary = start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+            let whole = end >= bytes.len() || !(bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_');
+            if !boundary || !whole {
+                continue;
+            }
+            let mut matchers = vec![];
+            if bytes.get(end) == Some(&b'{') {
+                let mut rest = &expr[end + 1..];
+                loop {
+                    rest = rest.trim_start_matches([' ', ',', '\n']);
+                    if rest.starts_with('}') {
+                        break;
+                    }
+                    let label_len = rest
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or_else(|| panic!("unterminated selector in {expr}"));
+                    let label = &rest[..label_len];
+                    rest = rest[label_len..].trim_start();
+                    let op_len = rest.find('"').unwrap_or_else(|| panic!("unquoted matcher value in {expr}"));
+                    let op = rest[..op_len].trim();
+                    rest = &rest[op_len + 1..];
+                    let close = rest.find('"').unwrap_or_else(|| panic!("unterminated matcher value in {expr}"));
+                    matchers.push((label.to_string(), op.to_string(), rest[..close].to_string()));
+                    rest = &rest[close + 1..];
+                }
+            }
+            out.push((name.clone(), matchers));
+        }
+    }
+    out
+}
+
+/// The label names and values of every exported series, by series name.
+fn exported_labels(text: &str) -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
+    let mut out: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let (name, labels) = match line.split_once('{') {
+            Some((name, rest)) => (name, rest.rsplit_once('}').unwrap().0),
+            None => (line.split_once(' ').unwrap().0, ""),
+        };
+        let entry = out.entry(name.to_string()).or_default();
+        for (_, m) in selectors(&format!("{name}{{{labels}}}")).into_iter().filter(|(n, _)| n == name) {
+            for (label, _, value) in m {
+                entry.entry(label).or_default().insert(value);
+            }
+        }
+    }
+    out
+}
+
 /// A facade with one sample of everything recorded.
 fn one_of_each() -> Arc<Metrics> {
     let m = Arc::new(Metrics::new());
@@ -106,6 +171,20 @@ fn one_of_each() -> Arc<Metrics> {
     m.set_warning_window("corp", 604_800.0);
     m.set_policy("prod", &BTreeMap::from([(Verdict::Verified, 1)]), &BTreeMap::from([("ns".into(), 0)]), 60.0, 1.7e9);
     m.record_reconcile("policy", true, 0.01);
+    // The other outcome of each counter, so selectors on either value can be checked.
+    m.record_refresh("corp", false, 1.7e9);
+    m.record_reconcile("trustroot", false, 0.01);
+    m.set_leader("trustwatch-0", true);
+    m.set_leader("trustwatch-1", false);
+    let formats = BTreeMap::from([(SignatureFormat::NotaryV1, 2), (SignatureFormat::Notation, 1)]);
+    let migration = BTreeMap::from([(MigrationState::NotaryV1Only, 2), (MigrationState::SuccessorVerified, 1)]);
+    let notary_only = BTreeMap::from([("corp".to_string(), 2)]);
+    let signature_expiry = BTreeMap::from([
+        (("nv".to_string(), "signature".to_string()), 86_400.0),
+        (("nv".to_string(), "certificate".to_string()), 864_000.0),
+    ]);
+    m.set_migration("prod", &formats, &migration, &notary_only, &signature_expiry);
+    m.set_retirement("corp", Some(("notary.docker.io", 1_796_688_000.0)), 2_592_000.0);
     m
 }
 
@@ -145,6 +224,49 @@ fn the_identifier_scan_finds_names_and_only_names() {
         r#"histogram_quantile(0.95, sum by (le) (rate(trustwatch_notary_request_duration_seconds_bucket{trust_root=~"$trust_root"}[5m]))) / my_trustwatch_x"#,
     );
     assert_eq!(names, BTreeSet::from(["trustwatch_notary_request_duration_seconds_bucket".to_string()]));
+}
+
+#[test]
+fn the_selector_scan_reads_label_matchers() {
+    let found = selectors(
+        r#"sum(trustwatch_migration_containers{policy=~"$policy", state="SuccessorFailing"}) / trustwatch_leader and trustwatch_migration_containers_x"#,
+    );
+    let m = |l: &str, op: &str, v: &str| (l.to_string(), op.to_string(), v.to_string());
+    assert_eq!(
+        found,
+        vec![
+            ("trustwatch_leader".to_string(), vec![]),
+            (
+                "trustwatch_migration_containers".to_string(),
+                vec![m("policy", "=~", "$policy"), m("state", "=", "SuccessorFailing")]
+            ),
+            ("trustwatch_migration_containers_x".to_string(), vec![]),
+        ]
+    );
+}
+
+/// A selector on a label the metric does not have, or on a value it never takes, matches
+/// nothing: the panel stays empty and the alert silent without any error.
+#[test]
+fn every_selector_uses_labels_and_values_the_metric_exports() {
+    let text = one_of_each().render();
+    let labels = exported_labels(&text);
+    let mut wrong = vec![];
+    for (place, expr) in dashboard_exprs().into_iter().chain(rule_exprs()) {
+        for (metric, matchers) in selectors(&expr) {
+            let Some(have) = labels.get(&metric) else { continue }; // reported by the test above
+            for (label, op, value) in matchers {
+                match have.get(&label) {
+                    None => wrong.push(format!("{place}: {metric} has no label {label} (it has {:?})", have.keys())),
+                    Some(values) if op == "=" && !value.contains('$') && !values.contains(&value) => {
+                        wrong.push(format!("{place}: {metric}{{{label}=\"{value}\"}} is never exported ({values:?})"))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}\n\nexported:\n{text}", wrong.join("\n"));
 }
 
 #[test]

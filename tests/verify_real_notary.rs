@@ -510,13 +510,16 @@ async fn concurrent_callers_share_one_refresh_per_repository() {
     let timestamps = proxy.requests().iter().filter(|p| p.ends_with("/timestamp.json")).count();
     assert_eq!(timestamps, 1, "one refresh for 20 callers: {:?}", proxy.requests());
 
-    // Incremental refresh: nothing changed, so only the timestamp is fetched again.
+    // Incremental refresh: nothing changed, so only the next root version (TUF 5.3, asked at
+    // the start of every update; 404) and the timestamp are fetched again.
     proxy.clear_requests();
     assert_eq!(
         e.verify(&ImageRef::parse(&format!("{gun}:v1")).unwrap(), &opts(&[]), Instant::now()).await.verdict,
         Verdict::Verified
     );
-    assert_eq!(proxy.requests().len(), 1, "{:?}", proxy.requests());
+    let paths = proxy.requests();
+    assert_eq!(paths.len(), 2, "{paths:?}");
+    assert!(paths[0].ends_with("/2.root.json") && paths[1].ends_with("/timestamp.json"), "{paths:?}");
     // A new publish changes snapshot and targets, which are fetched by checksum.
     client.add_hash(gun, "v2", 10, &sha_hex("v2"), &[]);
     proxy.clear_requests();
@@ -525,7 +528,7 @@ async fn concurrent_callers_share_one_refresh_per_repository() {
         Verdict::Verified
     );
     let paths = proxy.requests();
-    assert_eq!(paths.len(), 3, "{paths:?}");
+    assert_eq!(paths.len(), 4, "{paths:?}");
     assert!(
         paths.iter().any(|p| p.contains("/snapshot.")) && paths.iter().any(|p| p.contains("/targets.")),
         "{paths:?}"

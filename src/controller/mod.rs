@@ -5,6 +5,7 @@
 
 pub mod leader;
 pub mod policy;
+pub mod pull;
 pub mod roots;
 pub mod status;
 pub mod triggers;
@@ -33,6 +34,7 @@ pub const API_CALLS: &[(&str, &str, &str)] = &[
     ("", "namespaces", "list"),
     ("", "namespaces", "watch"),
     ("", "secrets", "get"),
+    ("", "configmaps", "get"),
     ("apps", "replicasets", "list"),
     ("apps", "replicasets", "watch"),
     ("batch", "jobs", "list"),
@@ -55,6 +57,10 @@ pub const API_CALLS: &[(&str, &str, &str)] = &[
     ("events.k8s.io", "events", "create"),
     ("events.k8s.io", "events", "patch"),
 ];
+
+/// The calls `registry.usePodPullSecrets` adds, in any namespace: granted only by the kustomize
+/// component `config/components/pod-pull-secrets`, which a user adds knowingly.
+pub const POD_PULL_SECRET_API_CALLS: &[(&str, &str, &str)] = &[("", "secrets", "get"), ("", "serviceaccounts", "get")];
 
 /// Name of the deny-all NetworkPolicy that isolates quarantined pods in a namespace.
 pub const QUARANTINE_NETWORK_POLICY: &str = "trustwatch-quarantine";
@@ -99,6 +105,8 @@ pub struct RunConfig {
     pub scan_throttle: Duration,
     /// The most pods trustwatch keeps quarantined in the cluster, all policies together.
     pub max_quarantined: u32,
+    /// Namespaces besides the operator's own where TrustRoots may reference Secrets.
+    pub secret_namespaces: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +124,7 @@ impl RunConfig {
             leader_election: None,
             scan_throttle: DEFAULT_SCAN_THROTTLE,
             max_quarantined: DEFAULT_MAX_QUARANTINED,
+            secret_namespaces: vec![],
         }
     }
 }
@@ -152,6 +161,43 @@ pub struct Context {
     pub verdicts: std::sync::Mutex<HashMap<String, PodVerdicts>>,
     /// Asks every policy to scan again (trust data changed).
     pub rescan: futures::channel::mpsc::UnboundedSender<()>,
+    /// Pods' registry credentials read recently (`registry.usePodPullSecrets`).
+    pub pull_configs: tokio::sync::Mutex<pull::PullCache>,
+    /// True once every cache has listed: no scan runs on a partial view of the cluster (it
+    /// would delete the reports of the workloads it has not seen yet).
+    pub synced: Arc<std::sync::atomic::AtomicBool>,
+    /// Quarantine decisions are taken one policy at a time, against the pods labelled now:
+    /// the cache, corrected by the labels this process wrote that the cache has not seen yet.
+    pub quarantine: tokio::sync::Mutex<QuarantineLedger>,
+}
+
+/// The quarantine labels this process set or removed recently: (namespace, pod) -> labelled.
+#[derive(Debug, Default)]
+pub struct QuarantineLedger {
+    pub recent: HashMap<(String, String), bool>,
+}
+
+impl QuarantineLedger {
+    /// Pods labelled quarantined in the cluster: the cache, corrected by recent writes (which
+    /// are forgotten once the cache agrees).
+    pub fn count(&mut self, pods: &Store<Pod>) -> u32 {
+        use kube::ResourceExt;
+        let mut labelled: std::collections::HashSet<(String, String)> = pods
+            .state()
+            .iter()
+            .filter(|p| p.labels().get(crate::crd::QUARANTINED_LABEL).is_some_and(|v| v == "true"))
+            .map(|p| (p.namespace().unwrap_or_default(), p.name_any()))
+            .collect();
+        self.recent.retain(|k, on| labelled.contains(k) != *on);
+        for (k, on) in &self.recent {
+            if *on {
+                labelled.insert(k.clone());
+            } else {
+                labelled.remove(k);
+            }
+        }
+        labelled.len() as u32
+    }
 }
 
 impl Context {
@@ -233,6 +279,9 @@ pub async fn run(
         rechecks: Default::default(),
         verdicts: Default::default(),
         rescan: rescan_tx,
+        quarantine: Default::default(),
+        synced: Default::default(),
+        pull_configs: Default::default(),
     });
 
     // Our own status writes must not trigger scans: only spec (generation), annotation
@@ -273,14 +322,27 @@ pub async fn run(
         let (pods, namespaces, replicasets, jobs, network_policies) =
             (pods.clone(), namespaces.clone(), replicasets.clone(), jobs.clone(), network_policies.clone());
         let (tr_store, pol_store) = (tr_store.clone(), pol_store.clone());
+        let synced = ctx.synced.clone();
         async move {
-            let _ = pods.wait_until_ready().await;
-            let _ = namespaces.wait_until_ready().await;
-            let _ = replicasets.wait_until_ready().await;
-            let _ = jobs.wait_until_ready().await;
-            let _ = network_policies.wait_until_ready().await;
-            let _ = tr_store.wait_until_ready().await;
-            let _ = pol_store.wait_until_ready().await;
+            // Say which cache is late, so a slow or refused list shows in the logs.
+            let waiting = async {
+                macro_rules! wait {
+                    ($store:expr, $what:literal) => {
+                        while tokio::time::timeout(Duration::from_secs(10), $store.wait_until_ready()).await.is_err() {
+                            tracing::warn!(cache = $what, "still waiting for the first list of {}", $what);
+                        }
+                    };
+                }
+                wait!(pods, "pods");
+                wait!(namespaces, "namespaces");
+                wait!(replicasets, "replicasets");
+                wait!(jobs, "jobs");
+                wait!(network_policies, "networkpolicies");
+                wait!(tr_store, "trustroots");
+                wait!(pol_store, "imagetrustpolicies");
+            };
+            waiting.await;
+            synced.store(true, std::sync::atomic::Ordering::SeqCst);
             ready.store(true, std::sync::atomic::Ordering::SeqCst);
             tracing::info!("caches synced; ready");
         }
@@ -328,11 +390,29 @@ pub async fn run(
         .for_each(|_| future::ready(()));
     // Pod, namespace and trust data changes re-run every policy, at most once per throttle
     // period: a steady stream of pod changes delays a scan by one period, never forever.
-    let changes = futures::stream::select(futures::stream::select(pod_changes, ns_changes), rescan_rx);
-    let throttled = triggers::throttle(futures::stream::select(kick(), changes), config.scan_throttle);
+    // A pod or namespace change scans only the policies that select its namespace.
+    let everything = rescan_rx.map(|()| triggers::Change::Everything);
+    let changes = futures::stream::select(futures::stream::select(pod_changes, ns_changes), everything);
+    let (all_tx, all_rx) = futures::channel::mpsc::unbounded::<()>();
+    let refs = {
+        let ctx = ctx.clone();
+        let pol_store = pol_store.clone();
+        changes.filter_map(move |change| {
+            let refs = match change {
+                triggers::Change::Everything => {
+                    let _ = all_tx.unbounded_send(());
+                    vec![]
+                }
+                triggers::Change::Namespace(ns) => policies_selecting(&ctx, &pol_store, &ns),
+            };
+            future::ready(Some(futures::stream::iter(refs)))
+        })
+    }
+    .flatten();
     let policies = Controller::for_stream(pol_changes, pol_store)
         .with_config(ControllerConfig::default().concurrency(2))
-        .reconcile_all_on(throttled)
+        .reconcile_all_on(triggers::throttle(futures::stream::select(kick(), all_rx), config.scan_throttle))
+        .reconcile_on(triggers::throttle_each(refs, config.scan_throttle))
         .shutdown_on_signal()
         .run(policy::reconcile, policy::error_policy, ctx)
         .for_each(|_| future::ready(()));
@@ -343,6 +423,28 @@ pub async fn run(
     // A graceful stop hands the Lease over at once instead of letting it expire.
     leadership.release().await;
     result
+}
+
+/// The policies whose namespace selection includes `namespace`.
+fn policies_selecting(
+    ctx: &Context,
+    policies: &Store<crate::crd::ImageTrustPolicy>,
+    namespace: &str,
+) -> Vec<kube::runtime::reflector::ObjectRef<crate::crd::ImageTrustPolicy>> {
+    use kube::ResourceExt;
+    let labels = ctx
+        .namespaces
+        .state()
+        .iter()
+        .find(|n| n.name_any() == namespace)
+        .map(|n| n.labels().clone())
+        .unwrap_or_default();
+    policies
+        .state()
+        .iter()
+        .filter(|p| p.spec.selects_namespace(namespace, &labels, ctx.operator_namespace()))
+        .map(|p| kube::runtime::reflector::ObjectRef::from_obj(p.as_ref()))
+        .collect()
 }
 
 /// Polls a watch stream for as long as the process runs (so its cache stays warm), and passes

@@ -147,6 +147,10 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
         patch_status(&policies, &name, &invalid_policy_status(policy, &errors, now)).await?;
         return Ok(Action::await_change());
     }
+    if !ctx.synced.load(std::sync::atomic::Ordering::SeqCst) {
+        debug!(policy = %name, "waiting for the caches to sync before the first scan");
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let roots = ctx.roots.read().await.clone();
     let waiting = roots_not_loaded_yet(ctx, &policy.spec, &roots);
     if !waiting.is_empty() {
@@ -154,11 +158,15 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let pods = gather_pods(ctx, &policy.spec);
-    let plan = plan(&policy.spec, &pods);
+    let pull_roots: BTreeSet<String> =
+        roots.iter().filter(|(_, r)| r.uses_pod_pull_secrets()).map(|(n, _)| n.clone()).collect();
+    let plan = plan(&policy.spec, &pods, &pull_roots);
     let referenced: BTreeSet<&str> = policy.spec.images.iter().flat_map(|r| r.roots()).collect();
     let missing: Vec<String> = referenced.into_iter().filter(|r| !roots.contains_key(*r)).map(str::to_string).collect();
     let force = take_recheck(ctx, policy, &pods);
-    let results = verify_all(&plan.keys(), &roots, now, force, Some(&ctx.metrics)).await;
+    let keys = plan.keys();
+    let pulls = super::pull::read_pull_configs(ctx, keys.iter().filter_map(|k| k.pull.as_ref())).await;
+    let results = verify_all(&keys, &roots, now, force, Some(&ctx.metrics), &pulls).await;
 
     let stored = stored_reports(ctx, &name).await?;
     let stored_statuses = || stored.iter().filter_map(|((ns, _), s)| s.as_ref().map(|s| (ns.as_str(), s)));
@@ -169,9 +177,9 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
     let history = entry_history(stored_statuses());
     let network_policies: Vec<NetworkPolicyView> =
         ctx.network_policies.state().iter().map(|np| NetworkPolicyView::from_resource(np)).collect();
-    let cluster_quarantined =
-        ctx.pods.state().iter().filter(|p| p.labels().get(QUARANTINED_LABEL).is_some_and(|v| v == "true")).count()
-            as u32;
+    // One policy at a time decides and applies quarantines, so the cluster-wide cap holds.
+    let mut ledger = ctx.quarantine.lock().await;
+    let cluster_quarantined = ledger.count(&ctx.pods);
     let warnings = roots.iter().map(|(n, r)| (n.clone(), r.expiry_warning)).collect();
     let outcome = decide(&DecideInput {
         policy: &name,
@@ -189,8 +197,10 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
         now,
     });
 
+    let applied = apply_quarantine(ctx, &outcome, &mut ledger).await;
+    drop(ledger);
+    applied?;
     let write_errors = write_reports(ctx, &name, &outcome, &stored, now).await;
-    apply_quarantine(ctx, &outcome).await?;
     apply_network_policies(ctx, &outcome).await?;
     let status = policy_status(policy, &outcome, &missing, &write_errors, now);
     let mut events = outcome.events.clone();
@@ -205,6 +215,15 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
         &outcome.quarantined_by_namespace,
         policy.spec.interval_period().as_secs_f64(),
         now.as_second() as f64,
+    );
+    let signature_expiry =
+        outcome.signature_expiry.iter().map(|(k, t)| (k.clone(), t.duration_since(now).as_secs_f64())).collect();
+    ctx.metrics.set_migration(
+        &name,
+        &outcome.by_format,
+        &outcome.migration,
+        &outcome.notary_only_by_root,
+        &signature_expiry,
     );
     info!(
         policy = %name,
@@ -326,14 +345,18 @@ fn ignore_not_found<T>(r: Result<T, kube::Error>) -> Result<(), Error> {
     }
 }
 
-async fn apply_quarantine(ctx: &Context, outcome: &ScanOutcome) -> Result<(), Error> {
+async fn apply_quarantine(
+    ctx: &Context,
+    outcome: &ScanOutcome,
+    ledger: &mut super::QuarantineLedger,
+) -> Result<(), Error> {
     for change in &outcome.quarantine {
-        let (ns, pod) = match change {
-            QuarantineChange::Add { namespace, pod, .. } | QuarantineChange::Remove { namespace, pod } => {
-                (namespace, pod)
-            }
+        let (ns, pod, on) = match change {
+            QuarantineChange::Add { namespace, pod, .. } => (namespace, pod, true),
+            QuarantineChange::Remove { namespace, pod } => (namespace, pod, false),
         };
         patch_quarantine(ctx, ns, pod, change).await?;
+        ledger.recent.insert((ns.clone(), pod.clone()), on);
         info!(namespace = %ns, pod = %pod, change = ?change, "quarantine changed");
     }
     Ok(())

@@ -1,44 +1,191 @@
-//! Trust roots at run time: a `TrustRoot` spec turned into a trust engine, and the
-//! verifications of a scan plan run against the engines (shared by the operator and
-//! `trustwatch audit`).
+//! Trust roots at run time: a `TrustRoot` spec turned into a verifier of its kind, and the
+//! verifications of a scan plan run against them through the one seam every format shares
+//! ([`crate::verifier::Verifier`]). Shared by the operator and `trustwatch audit`.
 
-use crate::crd::TrustRootSpec;
-use crate::engine::{Resolution, ResolveOptions, TrustEngine};
+use crate::cosign::{CosignKey, CosignVerifier, LogKey, TrustConfig as CosignConfig};
+use crate::crd::{KeySource, Retirement, TrustRootSpec};
+use crate::engine::TrustEngine;
 use crate::fetch::{Credentials, NotaryHttp, ServerConfig};
 use crate::image::ImageRef;
+use crate::oci::{DockerConfig, RegistryClient, RegistryConfig};
 use crate::scanner::VerifyKey;
+use crate::scanner::pods::PullRef;
 use crate::tuf::{Anchors, PinnedKey};
 use crate::verdict::Verdict;
-use crate::verifier::SignatureFormat;
+use crate::verifier::{Resolution, SignatureFormat, Verifier, VerifyRequest};
 use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How many verifications run at once.
 pub const VERIFY_CONCURRENCY: usize = 16;
 
+/// What a trust root needs from outside its spec: Secret and ConfigMap contents, read by the
+/// controller (or given on the command line offline).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExternalInputs {
+    /// Notary v1: credentials for the server's token service.
+    pub notary_credentials: Option<Credentials>,
+    /// Notation and cosign: registry credentials (a docker config), as raw JSON.
+    pub registry_config: Option<Vec<u8>>,
+    /// The running pod's own credentials (`registry.usePodPullSecrets`), merged over those.
+    pub pod_registry_config: Option<Vec<u8>>,
+    /// The contents of the ConfigMap and Secret keys the spec references, by `kind/name/key`.
+    pub pem: BTreeMap<String, String>,
+}
+
+/// The key under which [`ExternalInputs::pem`] holds a referenced key: `ConfigMap/NAME/KEY`.
+pub fn pem_key(kind: &str, name: &str, key: &str) -> String {
+    format!("{kind}/{name}/{key}")
+}
+
+/// The verifier of a trust root, by kind.
+pub enum Backend {
+    NotaryV1(TrustEngine<NotaryHttp>),
+    Cosign(CosignVerifier),
+}
+
+impl Backend {
+    pub fn verifier(&self) -> &dyn Verifier {
+        match self {
+            Backend::NotaryV1(e) => e,
+            Backend::Cosign(c) => c,
+        }
+    }
+
+    /// The Notary v1 engine, for the per-repository refresh and status of that kind.
+    pub fn notary(&self) -> Option<&TrustEngine<NotaryHttp>> {
+        match self {
+            Backend::NotaryV1(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// A trust root ready to verify.
 pub struct TrustRootRuntime {
     pub name: String,
-    pub credentials: Option<Credentials>,
-    /// The spec it was built from: a changed spec means a new runtime (and a fresh trust state).
+    /// The spec and outside inputs it was built from: when either changes, a new runtime (and
+    /// a fresh trust state, seeded from status) replaces it.
     pub spec: TrustRootSpec,
-    pub engine: TrustEngine<NotaryHttp>,
+    pub inputs: ExternalInputs,
+    pub backend: Backend,
     pub expiry_warning: SignedDuration,
     pub refresh_interval: Duration,
+    /// Notary v1: the canonical key IDs of the pinned root keys.
     pub pinned_key_ids: Vec<String>,
+    /// Notary v1: when the server is a known retiring endpoint.
+    pub retirement: Option<Retirement>,
+    /// `registry.usePodPullSecrets`: a verifier per set of pod credentials (by a hash of the
+    /// merged docker configuration), each with its own registry client and caches.
+    pull_backends: std::sync::Mutex<HashMap<u64, Arc<Backend>>>,
+}
+
+/// The most credential sets a trust root keeps a verifier for (each holds its own caches).
+const MAX_PULL_BACKENDS: usize = 256;
+
+impl TrustRootRuntime {
+    pub fn kind(&self) -> SignatureFormat {
+        self.spec.kind()
+    }
+
+    /// Whether the trust root reads registries with each pod's own pull credentials.
+    pub fn uses_pod_pull_secrets(&self) -> bool {
+        self.spec.registry.as_ref().is_some_and(|r| r.use_pod_pull_secrets) && self.spec.server.is_none()
+    }
+
+    /// The verifier for a pod's credentials (a docker configuration, merged over the trust
+    /// root's own), built once per distinct set.
+    pub fn backend_with_credentials(&self, docker_config: &[u8]) -> Result<Arc<Backend>, Vec<String>> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        docker_config.hash(&mut h);
+        let key = h.finish();
+        if let Some(b) = self.pull_backends.lock().expect("pull backends poisoned").get(&key) {
+            return Ok(b.clone());
+        }
+        let mut inputs = self.inputs.clone();
+        inputs.pod_registry_config = Some(docker_config.to_vec());
+        let backend = Arc::new(match self.kind() {
+            SignatureFormat::Cosign => Backend::Cosign(build_cosign(&self.spec, &inputs)?),
+            _ => return Err(vec!["spec.registry.usePodPullSecrets applies to Notation and cosign trust roots".into()]),
+        });
+        let mut map = self.pull_backends.lock().expect("pull backends poisoned");
+        if map.len() >= MAX_PULL_BACKENDS {
+            map.clear();
+        }
+        map.insert(key, backend.clone());
+        Ok(backend)
+    }
+}
+
+/// Known retirements of Notary v1 endpoints, by host suffix: (host or `.suffix`, date, source).
+pub const RETIRING_ENDPOINTS: &[(&str, &str, &str)] = &[
+    (
+        "notary.docker.io",
+        "2026-12-08",
+        "Docker: Docker Content Trust retirement notice, https://docs.docker.com/engine/security/trust/ (notary.docker.io shuts down on 2026-12-08; move to Notation or cosign)",
+    ),
+    (
+        ".azurecr.io",
+        "2028-03-31",
+        "Microsoft: Azure Container Registry content trust is removed on 2028-03-31, https://learn.microsoft.com/azure/container-registry/container-registry-content-trust (move to Notation)",
+    ),
+];
+
+/// The retirement of a Notary server, if it is a known retiring endpoint.
+pub fn retirement_of(server: &str) -> Option<Retirement> {
+    let host = server.split("://").nth(1).unwrap_or(server).split(['/', ':']).next().unwrap_or_default();
+    RETIRING_ENDPOINTS.iter().find(|(h, _, _)| if h.starts_with('.') { host.ends_with(h) } else { host == *h }).map(
+        |(h, date, source)| Retirement {
+            endpoint: if h.starts_with('.') { host.to_string() } else { h.to_string() },
+            date: date.to_string(),
+            source: source.to_string(),
+        },
+    )
 }
 
 /// Builds the runtime of a trust root. Errors name the field to fix.
 pub fn build_trust_root(
     name: &str,
     spec: &TrustRootSpec,
-    credentials: Option<Credentials>,
+    inputs: ExternalInputs,
     tweak: impl FnOnce(&mut ServerConfig),
 ) -> Result<TrustRootRuntime, Vec<String>> {
     spec.validate()?;
+    let expiry_warning =
+        SignedDuration::try_from(spec.expiry_warning_period()).unwrap_or(SignedDuration::from_hours(168));
+    let mut runtime = TrustRootRuntime {
+        name: name.to_string(),
+        spec: spec.clone(),
+        inputs: inputs.clone(),
+        backend: match spec.kind() {
+            SignatureFormat::NotaryV1 => build_notary(spec, &inputs, tweak)?,
+            SignatureFormat::Cosign => Backend::Cosign(build_cosign(spec, &inputs)?),
+            SignatureFormat::Notation => {
+                return Err(vec!["spec.notation: Notation trust roots are not wired into the operator yet".into()]);
+            }
+        },
+        expiry_warning,
+        refresh_interval: spec.refresh_period(),
+        pinned_key_ids: vec![],
+        retirement: spec.server.as_deref().and_then(retirement_of),
+        pull_backends: Default::default(),
+    };
+    if let Backend::NotaryV1(e) = &runtime.backend {
+        runtime.pinned_key_ids = e.anchors().pinned.iter().map(|p| p.canonical_id.clone()).collect();
+    }
+    Ok(runtime)
+}
+
+fn build_notary(
+    spec: &TrustRootSpec,
+    inputs: &ExternalInputs,
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> Result<Backend, Vec<String>> {
+    let server = spec.server.as_deref().expect("validated: a Notary v1 trust root has a server");
     let mut pinned = vec![];
     let mut errors = vec![];
     for (i, k) in spec.root_keys.iter().enumerate() {
@@ -47,54 +194,101 @@ pub fn build_trust_root(
             Err(e) => errors.push(format!("spec.rootKeys[{i}].publicKey: {e}")),
         }
     }
-    let Some(server) = &spec.server else {
-        return Err(vec!["spec: only Notary v1 trust roots (spec.server) are wired in yet".into()]);
-    };
     let mut config = ServerConfig::new(server);
     config.ca_pem = spec.ca_bundle.clone();
-    config.credentials = credentials;
+    config.credentials = inputs.notary_credentials.clone();
     tweak(&mut config);
-    let config_credentials = config.credentials.clone();
-    let http = match NotaryHttp::new(config) {
-        Ok(h) => Some(h),
-        Err(e) => {
-            errors.push(format!("spec: {e}"));
-            None
-        }
-    };
+    let http = NotaryHttp::new(config).map_err(|e| vec![format!("spec: {e}")]);
     if !errors.is_empty() {
         return Err(errors);
     }
-    let expiry_warning =
-        SignedDuration::try_from(spec.expiry_warning_period()).unwrap_or(SignedDuration::from_hours(168));
-    let pinned_key_ids = pinned.iter().map(|p| p.canonical_id.clone()).collect();
     let anchors = Anchors { pinned, revoked: spec.revoked_keys.iter().cloned().collect() };
-    Ok(TrustRootRuntime {
-        name: name.to_string(),
-        credentials: config_credentials,
-        spec: spec.clone(),
-        engine: TrustEngine::new(http.expect("checked above"), anchors),
-        expiry_warning,
-        refresh_interval: spec.refresh_period(),
-        pinned_key_ids,
-    })
+    Ok(Backend::NotaryV1(TrustEngine::new(http?, anchors)))
+}
+
+/// The registry client of a Notation or cosign trust root.
+pub fn registry_client(spec: &TrustRootSpec, inputs: &ExternalInputs) -> Result<Arc<RegistryClient>, Vec<String>> {
+    let access = spec.registry.clone().unwrap_or_default();
+    let mut config =
+        RegistryConfig { ca_pem: access.ca_bundle.clone(), plain_http: access.plain_http, ..Default::default() };
+    if let Some(raw) = &inputs.registry_config {
+        config.credentials = DockerConfig::parse(raw).map_err(|e| vec![format!("spec.registry.authSecretRef: {e}")])?;
+    }
+    if let Some(raw) = &inputs.pod_registry_config {
+        let pod = DockerConfig::parse(raw).map_err(|e| vec![format!("the pod's imagePullSecrets: {e}")])?;
+        config.credentials.merge(pod);
+    }
+    RegistryClient::new(config).map(Arc::new).map_err(|e| vec![format!("spec.registry: {e}")])
+}
+
+/// The PEM of a key source: inline, or from the ConfigMap or Secret key the inputs hold.
+pub fn key_pem(source: &KeySource, inputs: &ExternalInputs) -> Result<String, String> {
+    if let Some(pem) = &source.public_key {
+        return Ok(pem.clone());
+    }
+    let (kind, r) = match (&source.config_map_key_ref, &source.secret_key_ref) {
+        (Some(r), _) => ("ConfigMap", r),
+        (None, Some(r)) => ("Secret", r),
+        (None, None) => return Err("has no publicKey, configMapKeyRef or secretKeyRef".into()),
+    };
+    inputs
+        .pem
+        .get(&pem_key(kind, &r.name, &r.key))
+        .cloned()
+        .ok_or_else(|| format!("{kind} {} has no key {:?} (or cannot be read)", r.name, r.key))
+}
+
+fn build_cosign(spec: &TrustRootSpec, inputs: &ExternalInputs) -> Result<CosignVerifier, Vec<String>> {
+    let c = spec.cosign.as_ref().expect("validated: a cosign trust root");
+    let mut errors = vec![];
+    let mut keys = vec![];
+    for (i, k) in c.keys.iter().enumerate() {
+        let key = key_pem(k, inputs)
+            .and_then(|pem| CosignKey::from_pem(&k.name, &pem))
+            .and_then(|key| if k.rsa_pss { key.with_rsa_pss() } else { Ok(key) });
+        match key {
+            Ok(key) => keys.push(key),
+            Err(e) => errors.push(format!("spec.cosign.keys[{i}] ({:?}): {e}", k.name)),
+        }
+    }
+    let mut log_keys = vec![];
+    for (i, k) in c.log_keys.iter().enumerate() {
+        match key_pem(k, inputs).and_then(|pem| LogKey::from_pem(&k.name, &pem)) {
+            Ok(key) => log_keys.push(key),
+            Err(e) => errors.push(format!("spec.cosign.logKeys[{i}] ({:?}): {e}", k.name)),
+        }
+    }
+    let client = registry_client(spec, inputs);
+    if let Err(e) = &client {
+        errors.extend(e.iter().cloned());
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let trust = CosignConfig { keys, required_annotations: c.annotations.clone(), log_keys };
+    Ok(CosignVerifier::new(client.expect("checked"), trust))
 }
 
 /// Runs every verification of a plan, at most [`VERIFY_CONCURRENCY`] at once. Trust data is
 /// refreshed when older than the trust root's refresh interval (so a scan of many pods costs
 /// one refresh per repository), or always when `force` is set.
+/// Registry credentials of pods, read by the controller: a merged docker configuration per
+/// [`PullRef`], or why it could not be read.
+pub type PullConfigs = HashMap<PullRef, Result<Vec<u8>, String>>;
+
 pub async fn verify_all(
     keys: &BTreeSet<VerifyKey>,
     roots: &HashMap<String, Arc<TrustRootRuntime>>,
     now: Timestamp,
     force: bool,
     metrics: Option<&crate::telemetry::Metrics>,
+    pulls: &PullConfigs,
 ) -> HashMap<VerifyKey, Resolution> {
     let started = Instant::now();
     futures::stream::iter(keys.iter().cloned())
         .map(|key| async move {
             let t = Instant::now();
-            let r = verify_one(&key, roots, now, force, started).await;
+            let r = verify_one(&key, roots, now, force, started, pulls).await;
             if let Some(m) = metrics {
                 m.record_verification(&key.trust_root, r.verdict, t.elapsed().as_secs_f64());
             }
@@ -111,16 +305,16 @@ async fn verify_one(
     now: Timestamp,
     force: bool,
     started: Instant,
+    pulls: &PullConfigs,
 ) -> Resolution {
     let image = match ImageRef::parse(&key.image) {
         Ok(i) => i,
-        Err(e) => {
-            return unavailable(key, "InvalidImageReference", Verdict::Unsigned, e);
-        }
+        Err(e) => return unavailable(key, SignatureFormat::NotaryV1, "InvalidImageReference", Verdict::Unsigned, e),
     };
     let Some(root) = roots.get(&key.trust_root) else {
         return unavailable(
             key,
+            SignatureFormat::NotaryV1,
             "TrustRootNotReady",
             Verdict::TrustDataUnavailable,
             format!(
@@ -131,13 +325,62 @@ async fn verify_one(
     };
     let fresh_since =
         if force { started } else { Instant::now().checked_sub(root.refresh_interval).unwrap_or(started) };
-    let opts = ResolveOptions { signers: key.signers.clone(), now, expiry_warning: root.expiry_warning };
-    root.engine.verify(&image, &opts, fresh_since).await
+    let request =
+        VerifyRequest { image: &image, signers: &key.signers, now, expiry_warning: root.expiry_warning, fresh_since };
+    match &key.pull {
+        None => root.backend.verifier().verify(request).await,
+        Some(pull) => {
+            let config = match pulls.get(pull) {
+                Some(Ok(c)) => c.clone(),
+                Some(Err(e)) => {
+                    return unavailable(
+                        key,
+                        root.kind(),
+                        "PullSecretUnreadable",
+                        Verdict::TrustDataUnavailable,
+                        e.clone(),
+                    );
+                }
+                None => b"{}".to_vec(),
+            };
+            match root.backend_with_credentials(&config) {
+                Ok(backend) => {
+                    tracing::debug!(trust_root = %key.trust_root, namespace = %pull.namespace, secrets = ?pull.secrets, bytes = config.len(), "verifying with the pod's pull credentials");
+                    backend.verifier().verify(request).await
+                }
+                Err(es) => {
+                    unavailable(key, root.kind(), "PullSecretUnusable", Verdict::TrustDataUnavailable, es.join("; "))
+                }
+            }
+        }
+    }
 }
 
-fn unavailable(key: &VerifyKey, reason: &str, verdict: Verdict, message: String) -> Resolution {
+fn unavailable(
+    key: &VerifyKey,
+    format: SignatureFormat,
+    reason: &str,
+    verdict: Verdict,
+    message: String,
+) -> Resolution {
     match ImageRef::parse(&key.image) {
-        Ok(image) => Resolution::new(SignatureFormat::NotaryV1, &image, verdict, reason, message),
-        Err(_) => Resolution::unparsed(SignatureFormat::NotaryV1, &key.image, verdict, reason, message),
+        Ok(image) => Resolution::new(format, &image, verdict, reason, message),
+        Err(_) => Resolution::unparsed(format, &key.image, verdict, reason, message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_retiring_notary_endpoints_are_recognized_with_their_date_and_source() {
+        let r = retirement_of("https://notary.docker.io").unwrap();
+        assert_eq!((r.endpoint.as_str(), r.date.as_str()), ("notary.docker.io", "2026-12-08"));
+        assert!(r.source.contains("docs.docker.com"));
+        let r = retirement_of("https://myregistry.azurecr.io:443/").unwrap();
+        assert_eq!((r.endpoint.as_str(), r.date.as_str()), ("myregistry.azurecr.io", "2028-03-31"));
+        assert!(retirement_of("https://notary.example.com").is_none());
+        assert!(retirement_of("https://evil-notary.docker.io.example.com").is_none());
     }
 }

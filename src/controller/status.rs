@@ -1,6 +1,7 @@
 //! Status of TrustRoots and ImageTrustPolicies, computed purely from what a reconcile
 //! gathered and `now`.
 
+use super::roots::TrustRootRuntime;
 use crate::crd::condition::{reasons, types};
 use crate::crd::{
     ImageTrustPolicy, ImageTrustPolicyStatus, NextExpiry, RepositoryTrust, SignerKeys, TrustRoot, TrustRootStatus,
@@ -17,20 +18,31 @@ use std::collections::{BTreeMap, BTreeSet};
 pub enum RootState<'a> {
     /// The spec or its secret cannot be used: (reason, message).
     Invalid(&'a str, String),
-    Ready {
-        pinned_key_ids: &'a [String],
-        views: &'a [(String, RepoView)],
-    },
+    /// Notary v1: the repositories in use, refreshed.
+    Ready { runtime: &'a TrustRootRuntime, views: &'a [(String, RepoView)] },
+    /// Notation or cosign: the configuration is loaded; trust data is read per image.
+    Registry { runtime: &'a TrustRootRuntime },
 }
 
 pub fn trust_root_status(tr: &TrustRoot, state: RootState<'_>, now: Timestamp) -> TrustRootStatus {
     let generation = tr.metadata.generation;
     let mut status = tr.status.clone().unwrap_or_default();
     status.observed_generation = generation;
+    status.kind = Some(tr.spec.kind());
     let (ok, reason, message) = match state {
         RootState::Invalid(reason, message) => (false, reason.to_string(), message),
-        RootState::Ready { pinned_key_ids, views } => {
-            status.pinned_key_ids = pinned_key_ids.to_vec();
+        RootState::Registry { runtime } => {
+            status.retirement = None;
+            let what = match &tr.spec.cosign {
+                Some(c) => format!("{} cosign keys loaded; signatures are read from the registry", c.keys.len()),
+                None => "Notation trust policy loaded; signatures are read from the registry".to_string(),
+            };
+            let _ = runtime;
+            (true, reasons::READY.to_string(), what)
+        }
+        RootState::Ready { runtime, views } => {
+            status.pinned_key_ids = runtime.pinned_key_ids.clone();
+            status.retirement = runtime.retirement.clone();
             let old: BTreeMap<String, RepositoryTrust> =
                 status.repositories.iter().map(|r| (r.gun.clone(), r.clone())).collect();
             status.repositories = views.iter().map(|(gun, v)| repository_trust(gun, v, old.get(gun))).collect();
@@ -52,6 +64,18 @@ pub fn trust_root_status(tr: &TrustRoot, state: RootState<'_>, now: Timestamp) -
         }
     };
     set_condition(&mut status.conditions, new_condition(types::READY, ok, &reason, message, generation, Time(now)));
+    let retiring = match &status.retirement {
+        Some(r) => new_condition(
+            types::ENDPOINT_RETIRING,
+            true,
+            reasons::NOTARY_V1_RETIRING,
+            format!("{} stops serving Notary v1 on {}. Source: {}", r.endpoint, r.date, r.source),
+            generation,
+            Time(now),
+        ),
+        None => new_condition(types::ENDPOINT_RETIRING, false, reasons::NOT_RETIRING, "", generation, Time(now)),
+    };
+    set_condition(&mut status.conditions, retiring);
     status
 }
 

@@ -62,19 +62,29 @@ fn key<K: Resource>(o: &K) -> String {
     format!("{}/{}", o.meta().namespace.as_deref().unwrap_or_default(), o.meta().name.as_deref().unwrap_or_default())
 }
 
+/// What changed, for the policies it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Change {
+    /// Something in this namespace (a pod, or the namespace's labels).
+    Namespace(String),
+    /// Anything at all (a relist, trust data): every policy.
+    Everything,
+}
+
 impl PodFingerprints {
-    /// `Some(())` when the watch event changes something a scan looks at.
-    pub fn relevant(&mut self, event: Result<watcher::Event<Pod>, watcher::Error>) -> Option<()> {
+    /// The change a watch event makes, when it changes something a scan looks at.
+    pub fn relevant(&mut self, event: Result<watcher::Event<Pod>, watcher::Error>) -> Option<Change> {
+        let ns = |p: &Pod| Change::Namespace(p.metadata.namespace.clone().unwrap_or_default());
         match event.ok()? {
             watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
                 let fp = pod_fingerprint(&p);
-                (self.seen.insert(key(&p), fp) != Some(fp)).then_some(())
+                (self.seen.insert(key(&p), fp) != Some(fp)).then(|| ns(&p))
             }
             watcher::Event::Delete(p) => {
                 self.seen.remove(&key(&p));
-                Some(())
+                Some(ns(&p))
             }
-            watcher::Event::InitDone => Some(()),
+            watcher::Event::InitDone => Some(Change::Everything),
             watcher::Event::Init => None,
         }
     }
@@ -91,19 +101,20 @@ impl NamespaceLabels {
     pub fn relevant(
         &mut self,
         event: Result<watcher::Event<PartialObjectMeta<Namespace>>, watcher::Error>,
-    ) -> Option<()> {
+    ) -> Option<Change> {
+        let ns = |n: &PartialObjectMeta<Namespace>| Change::Namespace(n.metadata.name.clone().unwrap_or_default());
         match event.ok()? {
             watcher::Event::Apply(n) | watcher::Event::InitApply(n) => {
                 let mut h = DefaultHasher::new();
                 n.metadata.labels.hash(&mut h);
                 let fp = h.finish();
-                (self.seen.insert(key(&n), fp) != Some(fp)).then_some(())
+                (self.seen.insert(key(&n), fp) != Some(fp)).then(|| ns(&n))
             }
             watcher::Event::Delete(n) => {
                 self.seen.remove(&key(&n));
-                Some(())
+                Some(ns(&n))
             }
-            watcher::Event::InitDone => Some(()),
+            watcher::Event::InitDone => Some(Change::Everything),
             watcher::Event::Init => None,
         }
     }
@@ -120,6 +131,59 @@ pub fn spec_or_lifecycle<K: Resource>(obj: &K) -> Option<u64> {
     meta.finalizers.hash(&mut h);
     meta.deletion_timestamp.as_ref().map(|t| t.0.as_second()).hash(&mut h);
     Some(h.finish())
+}
+
+/// Throttles each distinct item on its own: an item passes at once when it did not pass in the
+/// last `period`, else once at the end of that period however often it arrived meanwhile.
+/// (Per policy: a busy namespace delays no scan of a policy that does not select it.)
+pub fn throttle_each<T, S>(input: S, period: Duration) -> impl Stream<Item = T> + Send + 'static
+where
+    T: Clone + Eq + std::hash::Hash + Send + 'static,
+    S: Stream<Item = T> + Send + 'static,
+{
+    use std::collections::HashSet;
+    use tokio::time::Instant;
+    let (tx, rx) = futures::channel::mpsc::unbounded::<T>();
+    tokio::spawn(async move {
+        let mut input = Box::pin(input.fuse());
+        let mut last: HashMap<T, Instant> = HashMap::new();
+        let mut pending: HashSet<T> = HashSet::new();
+        loop {
+            let now = Instant::now();
+            // Items whose quiet period is over go out.
+            let due: Vec<T> =
+                pending.iter().filter(|t| last.get(*t).is_none_or(|l| now >= *l + period)).cloned().collect();
+            for t in due {
+                pending.remove(&t);
+                last.insert(t.clone(), now);
+                if tx.unbounded_send(t).is_err() {
+                    return;
+                }
+            }
+            let next = pending.iter().filter_map(|t| last.get(t)).map(|l| *l + period).min();
+            let item = match next {
+                Some(at) => tokio::select! {
+                    item = input.next() => item,
+                    _ = tokio::time::sleep_until(at) => continue,
+                },
+                None => input.next().await,
+            };
+            let Some(item) = item else { return };
+            match last.get(&item) {
+                Some(l) if Instant::now() < *l + period => {
+                    pending.insert(item);
+                }
+                _ => {
+                    last.insert(item.clone(), Instant::now());
+                    if tx.unbounded_send(item).is_err() {
+                        return;
+                    }
+                }
+            }
+            last.retain(|_, l| Instant::now() < *l + period * 4);
+        }
+    });
+    rx
 }
 
 /// Passes the first trigger at once, then at most one per `period`: triggers arriving within
@@ -176,11 +240,12 @@ mod tests {
     #[test]
     fn only_updates_to_what_a_scan_reads_are_relevant() {
         let mut f = PodFingerprints::default();
-        assert_eq!(f.relevant(Ok(watcher::Event::Apply(pod("r@sha256:1", "True", "1")))), Some(()));
+        let ns = Some(Change::Namespace("ns".into()));
+        assert_eq!(f.relevant(Ok(watcher::Event::Apply(pod("r@sha256:1", "True", "1")))), ns);
         // A new resource version and another condition: nothing a scan reads.
         assert_eq!(f.relevant(Ok(watcher::Event::Apply(pod("r@sha256:1", "False", "2")))), None);
-        assert_eq!(f.relevant(Ok(watcher::Event::Apply(pod("r@sha256:2", "False", "3")))), Some(()));
-        assert_eq!(f.relevant(Ok(watcher::Event::Delete(pod("r@sha256:2", "False", "4")))), Some(()));
+        assert_eq!(f.relevant(Ok(watcher::Event::Apply(pod("r@sha256:2", "False", "3")))), ns);
+        assert_eq!(f.relevant(Ok(watcher::Event::Delete(pod("r@sha256:2", "False", "4")))), ns);
     }
 
     #[tokio::test(start_paused = true)]
@@ -202,5 +267,28 @@ mod tests {
             at.push(start.elapsed().as_secs());
         }
         assert_eq!(at, vec![0, 5, 10, 15]);
+    }
+}
+
+#[cfg(test)]
+mod throttle_each_tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn each_item_is_throttled_on_its_own() {
+        let (tx, rx) = futures::channel::mpsc::unbounded::<&'static str>();
+        let out = throttle_each(rx, Duration::from_secs(5));
+        tokio::pin!(out);
+        let start = tokio::time::Instant::now();
+        tx.unbounded_send("a").unwrap();
+        tx.unbounded_send("a").unwrap();
+        tx.unbounded_send("b").unwrap();
+        let mut seen = vec![];
+        for _ in 0..3 {
+            let item = out.next().await.unwrap();
+            seen.push((item, start.elapsed().as_secs()));
+        }
+        // "b" is not held back by "a"; the second "a" comes once, at the end of its period.
+        assert_eq!(seen, vec![("a", 0), ("b", 0), ("a", 5)]);
     }
 }

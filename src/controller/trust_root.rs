@@ -1,18 +1,18 @@
 //! The TrustRoot controller: turns each TrustRoot into a trust engine, refreshes the
 //! repositories in use every refresh interval and reports them in status.
 
-use super::roots::{TrustRootRuntime, build_trust_root};
+use super::roots::{ExternalInputs, TrustRootRuntime, build_trust_root, pem_key};
 use super::status::{RootState, memory_from_status, trust_root_status, trust_root_status_changed};
 use super::{Context, Error};
 use crate::crd::condition::reasons;
-use crate::crd::{API_VERSION, FIELD_MANAGER, SecretRef, TrustRoot, TrustRootStatus};
+use crate::crd::{API_VERSION, FIELD_MANAGER, SecretRef, TrustRoot, TrustRootSpec, TrustRootStatus};
 use crate::engine::RepoView;
 use crate::fetch::Credentials;
 use crate::telemetry::repository_seconds_left;
 use base64::Engine as _;
 use jiff::Timestamp;
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -66,33 +66,116 @@ pub fn credentials_from_secret(data: &BTreeMap<String, ByteString>, server: &str
     Ok(Credentials { username: u.to_string(), password: p.to_string() })
 }
 
-async fn read_credentials(ctx: &Context, r: &SecretRef, server: &str) -> Result<Credentials, String> {
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &r.namespace);
-    let secret = api.get(&r.name).await.map_err(|e| format!("cannot read Secret {}/{}: {e}", r.namespace, r.name))?;
-    credentials_from_secret(&secret.data.unwrap_or_default(), server)
-        .map_err(|e| format!("Secret {}/{}: {e}", r.namespace, r.name))
+/// Secrets are read only in the operator's namespace, or in a namespace the operator was
+/// told to trust (`trustwatch run --secret-namespace`): a TrustRoot is cluster-scoped, and
+/// whoever may create one must not be able to make the operator read any Secret.
+fn check_secret_namespace(ctx: &Context, field: &str, namespace: &str) -> Result<(), String> {
+    if namespace == ctx.operator_namespace() || ctx.config.secret_namespaces.iter().any(|n| n == namespace) {
+        return Ok(());
+    }
+    Err(format!(
+        "{field}: Secrets are read only in the operator's namespace ({}); move the Secret there, or start the operator with --secret-namespace {namespace} and grant it a Role to get Secrets in {namespace}",
+        ctx.operator_namespace()
+    ))
 }
 
-/// Reuses the runtime while spec and credentials are unchanged; otherwise builds a new one,
+async fn read_secret(ctx: &Context, field: &str, r: &SecretRef) -> Result<BTreeMap<String, ByteString>, String> {
+    check_secret_namespace(ctx, field, &r.namespace)?;
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &r.namespace);
+    let secret =
+        api.get(&r.name).await.map_err(|e| format!("{field}: cannot read Secret {}/{}: {e}", r.namespace, r.name))?;
+    Ok(secret.data.unwrap_or_default())
+}
+
+/// Reads what the spec references outside itself: credentials, and the PEM of keys and
+/// certificates kept in ConfigMaps or Secrets of the operator's namespace.
+async fn gather_inputs(ctx: &Context, spec: &TrustRootSpec) -> Result<ExternalInputs, String> {
+    let mut inputs = ExternalInputs::default();
+    if let Some(r) = &spec.auth_secret_ref {
+        let data = read_secret(ctx, "spec.authSecretRef", r).await?;
+        let server = spec.server.as_deref().unwrap_or_default();
+        inputs.notary_credentials = Some(
+            credentials_from_secret(&data, server).map_err(|e| format!("Secret {}/{}: {e}", r.namespace, r.name))?,
+        );
+    }
+    if let Some(r) = spec.registry.as_ref().and_then(|a| a.auth_secret_ref.as_ref()) {
+        let data = read_secret(ctx, "spec.registry.authSecretRef", r).await?;
+        let cfg = data.get(".dockerconfigjson").ok_or_else(|| {
+            format!(
+                "Secret {}/{} has no .dockerconfigjson (create it with kubectl create secret docker-registry)",
+                r.namespace, r.name
+            )
+        })?;
+        inputs.registry_config = Some(cfg.0.clone());
+    }
+    let ns = ctx.operator_namespace().to_string();
+    for (kind, name, key) in referenced_keys(spec) {
+        let text = match kind {
+            "ConfigMap" => {
+                let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+                let cm = api.get(name).await.map_err(|e| format!("cannot read ConfigMap {ns}/{name}: {e}"))?;
+                cm.data.unwrap_or_default().get(key).cloned()
+            }
+            _ => {
+                let data =
+                    read_secret(ctx, "secretKeyRef", &SecretRef { name: name.into(), namespace: ns.clone() }).await?;
+                data.get(key).map(|b| String::from_utf8_lossy(&b.0).into_owned())
+            }
+        };
+        let text = text.ok_or_else(|| format!("{kind} {ns}/{name} has no key {key:?}"))?;
+        inputs.pem.insert(pem_key(kind, name, key), text);
+    }
+    Ok(inputs)
+}
+
+/// Every (kind, name, key) of a ConfigMap or Secret the spec's keys and certificates name.
+fn referenced_keys(spec: &TrustRootSpec) -> Vec<(&'static str, &str, &str)> {
+    type Refs<'a> = (&'a Option<crate::crd::KeyRef>, &'a Option<crate::crd::KeyRef>);
+    let mut refs: Vec<Refs<'_>> = vec![];
+    if let Some(c) = &spec.cosign {
+        refs.extend(c.keys.iter().chain(&c.log_keys).map(|k| (&k.config_map_key_ref, &k.secret_key_ref)));
+    }
+    if let Some(n) = &spec.notation {
+        let s = &n.trust_stores;
+        refs.extend(
+            s.ca.iter().chain(&s.signing_authority).chain(&s.tsa).map(|c| (&c.config_map_key_ref, &c.secret_key_ref)),
+        );
+    }
+    let mut out = vec![];
+    for (cm, sec) in refs {
+        if let Some(r) = cm {
+            out.push(("ConfigMap", r.name.as_str(), r.key.as_str()));
+        }
+        if let Some(r) = sec {
+            out.push(("Secret", r.name.as_str(), r.key.as_str()));
+        }
+    }
+    out
+}
+
+/// Reuses the runtime while spec and inputs are unchanged; otherwise builds a new one,
 /// seeded with the trusted versions and signers its status remembers.
 async fn ensure_runtime(
     ctx: &Context,
     tr: &TrustRoot,
-    credentials: Option<Credentials>,
+    inputs: ExternalInputs,
 ) -> Result<Arc<TrustRootRuntime>, Vec<String>> {
     let name = tr.name_any();
-    if let Some(rt) = ctx.roots.read().await.get(&name) {
-        if rt.spec == tr.spec && rt.credentials == credentials {
-            return Ok(rt.clone());
-        }
+    if let Some(rt) = ctx.roots.read().await.get(&name)
+        && rt.spec == tr.spec
+        && rt.inputs == inputs
+    {
+        return Ok(rt.clone());
     }
     let metrics = ctx.metrics.clone();
     let label = name.clone();
-    let rt = build_trust_root(&name, &tr.spec, credentials, move |c| c.metrics = Some((metrics, label)))?;
-    for (gun, memory) in memory_from_status(tr.status.as_ref()) {
-        rt.engine.remember(&gun, memory).await;
-        // Repositories in use before the restart stay in use.
-        rt.engine.repository_slot(&gun);
+    let rt = build_trust_root(&name, &tr.spec, inputs, move |c| c.metrics = Some((metrics, label)))?;
+    if let Some(engine) = rt.backend.notary() {
+        for (gun, memory) in memory_from_status(tr.status.as_ref()) {
+            engine.remember(&gun, memory).await;
+            // Repositories in use before the restart stay in use.
+            engine.repository_slot(&gun);
+        }
     }
     let rt = Arc::new(rt);
     ctx.roots.write().await.insert(name.clone(), rt.clone());
@@ -104,13 +187,12 @@ async fn refresh(tr: &TrustRoot, ctx: &Context) -> Result<Action, Error> {
     let name = tr.name_any();
     let now = Timestamp::now();
     let api: Api<TrustRoot> = Api::all(ctx.client.clone());
-    let credentials = match &tr.spec.auth_secret_ref {
-        None => Ok(None),
-        Some(r) => read_credentials(ctx, r, tr.spec.server.as_deref().unwrap_or_default()).await.map(Some),
-    };
-    let runtime = match credentials {
-        Err(msg) => Err((reasons::AUTH_SECRET_INVALID, msg)),
-        Ok(c) => ensure_runtime(ctx, tr, c).await.map_err(|es| (reasons::INVALID_SPEC, es.join("; "))),
+    let runtime = match tr.spec.validate() {
+        Err(es) => Err((reasons::INVALID_SPEC, es.join("; "))),
+        Ok(()) => match gather_inputs(ctx, &tr.spec).await {
+            Err(msg) => Err((reasons::AUTH_SECRET_INVALID, msg)),
+            Ok(inputs) => ensure_runtime(ctx, tr, inputs).await.map_err(|es| (reasons::INVALID_SPEC, es.join("; "))),
+        },
     };
     let runtime = match runtime {
         Ok(rt) => rt,
@@ -122,20 +204,32 @@ async fn refresh(tr: &TrustRoot, ctx: &Context) -> Result<Action, Error> {
             return Ok(Action::requeue(Duration::from_secs(60)));
         }
     };
-
+    ctx.metrics.set_warning_window(&name, runtime.expiry_warning.as_secs_f64());
+    let retirement = runtime.retirement.as_ref().and_then(|r| {
+        let at = format!("{}T00:00:00Z", r.date).parse::<Timestamp>().ok()?;
+        Some((r.endpoint.as_str(), at.as_second() as f64))
+    });
+    let warning = crate::crd::parse_duration(&tr.spec.retirement_warning).unwrap_or_default().as_secs_f64();
+    ctx.metrics.set_retirement(&name, retirement, warning);
+    let Some(engine) = runtime.backend.notary() else {
+        // Notation and cosign trust data lives in the registries, next to each image: it is
+        // read when images are verified, at the policies' intervals.
+        let status = trust_root_status(tr, RootState::Registry { runtime: &runtime }, now);
+        patch_status(&api, &name, tr.status.as_ref(), &status).await?;
+        return Ok(Action::requeue(runtime.refresh_interval));
+    };
     let fresh_since = Instant::now().checked_sub(runtime.refresh_interval).unwrap_or_else(Instant::now);
     let mut views: Vec<(String, RepoView)> = vec![];
-    for gun in runtime.engine.repositories() {
-        let view = runtime.engine.repository(&gun, now, fresh_since).await;
+    for gun in engine.repositories() {
+        let view = engine.repository(&gun, now, fresh_since).await;
         ctx.metrics.record_refresh(&name, view.result.is_ok(), now.as_second() as f64);
         if let Err(e) = &view.result {
             warn!(trust_root = %name, gun = %gun, reason = e.reason(), error = %e, "trust data refresh failed");
         }
         views.push((gun, view));
     }
-    record_expiry_metrics(ctx, &name, &runtime, &views, now);
-    let status =
-        trust_root_status(tr, RootState::Ready { pinned_key_ids: &runtime.pinned_key_ids, views: &views }, now);
+    record_expiry_metrics(ctx, &name, &views, now);
+    let status = trust_root_status(tr, RootState::Ready { runtime: &runtime, views: &views }, now);
     let changed = patch_status(&api, &name, tr.status.as_ref(), &status).await?;
     if changed {
         // Trust data changed: policies re-verify now rather than at their next interval.
@@ -144,14 +238,7 @@ async fn refresh(tr: &TrustRoot, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::requeue(runtime.refresh_interval))
 }
 
-fn record_expiry_metrics(
-    ctx: &Context,
-    name: &str,
-    rt: &TrustRootRuntime,
-    views: &[(String, RepoView)],
-    now: Timestamp,
-) {
-    ctx.metrics.set_warning_window(name, rt.expiry_warning.as_secs_f64());
+fn record_expiry_metrics(ctx: &Context, name: &str, views: &[(String, RepoView)], now: Timestamp) {
     let mut all = vec![];
     for (gun, v) in views {
         let Ok(repo) = &v.result else { continue };

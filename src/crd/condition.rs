@@ -16,6 +16,8 @@ pub mod types {
     /// ImageTrustPolicy: the last scan wanted to quarantine more pods than `quarantineLimit`
     /// (per scan) or `--max-quarantined` (for the whole cluster) allows.
     pub const QUARANTINE_LIMITED: &str = "QuarantineLimited";
+    /// TrustRoot: its Notary server is a known retiring endpoint.
+    pub const ENDPOINT_RETIRING: &str = "EndpointRetiring";
     /// ImageTrustPolicy: some quarantined pods are not isolated (hostNetwork, or another
     /// NetworkPolicy allows their traffic).
     pub const QUARANTINE_INEFFECTIVE: &str = "QuarantineIneffective";
@@ -62,6 +64,10 @@ pub mod reasons {
     pub const ALLOWED_BY_OTHER_POLICY: &str = "AllowedByOtherNetworkPolicy";
     /// Some reports could not be written (the others were).
     pub const REPORT_WRITE_FAILED: &str = "ReportWriteFailed";
+    /// The Notary v1 endpoint has an announced end of service.
+    pub const NOTARY_V1_RETIRING: &str = "NotaryV1Retiring";
+    /// No end of service is known for the endpoint.
+    pub const NOT_RETIRING: &str = "NotRetiring";
     /// The policy is being deleted: its pods are released.
     pub const DELETING: &str = "Deleting";
 }

@@ -60,6 +60,13 @@ use serde::{Deserialize, Serialize};
         json_path = ".status.summary.failing",
         description = "Containers running an image that failed verification"
     ),
+    printcolumn(
+        name = "Migration",
+        type_ = "string",
+        json_path = ".status.migration",
+        description = "NotaryV1Only, SuccessorVerified or SuccessorFailing",
+        priority = 1
+    ),
     printcolumn(name = "Last Verified", type_ = "date", json_path = ".status.lastVerified"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
@@ -107,6 +114,13 @@ pub struct ImageTrustReportStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub containers: Vec<ContainerVerification>,
+
+    /// Where the workload stands in the migration off Docker Content Trust: NotaryV1Only when
+    /// any of its containers depends on Notary v1 alone, SuccessorFailing when a successor
+    /// signature fails, SuccessorVerified when every container has a Notation or cosign
+    /// signature that verifies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MigrationState>,
 
     /// How many entries did not fit in `containers` (the least severe ones are left out).
     #[serde(default, skip_serializing_if = "Option::is_none")]

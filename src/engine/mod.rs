@@ -57,12 +57,25 @@ struct Slot {
 pub struct TrustEngine<S> {
     source: S,
     anchors: Anchors,
+    /// Bytes of trust data one repository may hold, all documents together.
+    budget: u64,
     slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
 }
 
 impl<S: Source> TrustEngine<S> {
     pub fn new(source: S, anchors: Anchors) -> Self {
-        TrustEngine { source, anchors, slots: Mutex::new(HashMap::new()) }
+        TrustEngine {
+            source,
+            anchors,
+            budget: tuf::metadata::limits::REPOSITORY_BUDGET,
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Another memory budget per repository than [`tuf::metadata::limits::REPOSITORY_BUDGET`].
+    pub fn with_repository_budget(mut self, bytes: u64) -> Self {
+        self.budget = bytes;
+        self
     }
 
     pub fn anchors(&self) -> &Anchors {
@@ -112,7 +125,8 @@ impl<S: Source> TrustEngine<S> {
         }
         let started = Instant::now();
         let fetch = ForGun { source: &self.source, gun };
-        let result = tuf::update(&fetch, gun, s.trusted.as_deref(), &s.memory, &self.anchors, now).await;
+        let result =
+            tuf::update_within(&fetch, gun, s.trusted.as_deref(), &s.memory, &self.anchors, now, self.budget).await;
         let result = match result {
             Ok(repo) => {
                 let repo = Arc::new(repo);
@@ -135,6 +149,25 @@ impl<S: Source> TrustEngine<S> {
             Ok(repo) => resolve(repo, image, opts),
             Err(e) => from_error(image, e),
         }
+    }
+}
+
+/// Notary v1 behind the verification seam: refresh the image's repository (when older than
+/// `fresh_since`), then resolve the tag and compare the running digest.
+impl<S: Source + 'static> crate::verifier::Verifier for TrustEngine<S> {
+    fn format(&self) -> crate::verifier::SignatureFormat {
+        crate::verifier::SignatureFormat::NotaryV1
+    }
+
+    fn verify<'a>(&'a self, request: crate::verifier::VerifyRequest<'a>) -> futures::future::BoxFuture<'a, Resolution> {
+        Box::pin(async move {
+            let opts = ResolveOptions {
+                signers: request.signers.to_vec(),
+                now: request.now,
+                expiry_warning: request.expiry_warning,
+            };
+            self.verify(request.image, &opts, request.fresh_since).await
+        })
     }
 }
 

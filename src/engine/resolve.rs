@@ -156,18 +156,32 @@ fn resolve_default(repo: &TrustedRepo, image: &ImageRef, base: Resolution) -> Re
     let gun = image.gun();
     let what = describe(image);
     if image.tag.is_some() {
-        // As the reference client does, a role that fails its checks is skipped and the next
-        // one in DCT order is tried; it adds no trust. Only when no valid role signed the tag
-        // does its failure become the answer (it explains why the tag is not trusted).
-        let mut failure = None;
+        // Roles are consulted in DCT order and the first that signed the tag decides. A role
+        // ahead that failed its checks adds no trust, but it is never skipped in favour of a
+        // lower role's failing verdict: the lower role may hold an older signature (a drift
+        // against it, while the role ahead signs the running digest, would be false). So a
+        // lower role may only confirm: its Verified for the very digest running stands (with
+        // no running digest, not while the role ahead is unreadable: what it says the tag is
+        // is unknown), unless the role ahead was tampered with, which is how an attacker
+        // would hide a newer signature to let an older one stand. Any other answer is the
+        // failure of the role ahead: TrustDataUnavailable for an outage, the integrity
+        // failure itself otherwise.
+        let mut ahead: Option<(String, TufError)> = None;
         for role in default_roles(repo) {
             match find(repo, &role, image) {
-                Finding::Signed { role, digest } => return check_digest(image, base, role, digest),
-                Finding::Failed(e) => failure = failure.or(Some((role, e))),
+                Finding::Signed { role, digest } => {
+                    let r = check_digest(image, base.clone(), role.clone(), digest);
+                    let Some((failed, e)) = &ahead else { return r };
+                    let confirms = r.verdict == Verdict::Verified
+                        && e.verdict() != Verdict::Tampered
+                        && (image.digest.is_some() || !e.is_outage());
+                    return if confirms { r } else { failed_ahead(base, failed, e, &role, &what) };
+                }
+                Finding::Failed(e) => ahead = ahead.or(Some((role, e))),
                 Finding::NotSigned => {}
             }
         }
-        if let Some((role, e)) = failure {
+        if let Some((role, e)) = ahead {
             return failed_role(base, &role, &e);
         }
     } else {
@@ -204,12 +218,32 @@ fn resolve_default(repo: &TrustedRepo, image: &ImageRef, base: Resolution) -> Re
     base.with(Verdict::Unsigned, "NoSignedTarget", format!("{gun} has no signed target for {what}"))
 }
 
+/// A lower role answered while `failed`, ahead of it in DCT order, could not be trusted.
+fn failed_ahead(base: Resolution, failed: &str, e: &TufError, lower: &str, what: &str) -> Resolution {
+    let why = if e.is_outage() { "could not be read" } else { "failed its checks" };
+    let r = failed_role(base, failed, e);
+    let message =
+        format!("{failed}, consulted before {lower} for {what}, {why} ({e}); {lower}'s answer cannot stand in for it");
+    let (verdict, reason) = (r.verdict, r.reason.clone());
+    r.with(verdict, reason, message)
+}
+
 fn resolve_required(repo: &TrustedRepo, image: &ImageRef, required: &[String], base: Resolution) -> Resolution {
     let what = describe(image);
     let mut found: Vec<(String, String)> = vec![];
     let mut failures: Vec<Resolution> = vec![];
     for role in required {
         let exists = role == "targets" || repo.delegations.contains_key(role);
+        if !exists && let Some((parent, e)) = failed_ancestor(repo, role) {
+            // Not reached because the role above it failed: unknown, not missing.
+            let cause = match e {
+                TufError::DelegatorFailed { cause, .. } => cause.clone(),
+                other => Box::new(other.clone()),
+            };
+            let e = TufError::DelegatorFailed { role: role.clone(), parent: parent.to_string(), cause };
+            failures.push(failed_role(base.clone(), role, &e));
+            continue;
+        }
         if !exists {
             let r = match revoked_signer_for(repo, image, Some(std::slice::from_ref(role))) {
                 Some(_) => base.clone().with(
@@ -256,6 +290,28 @@ fn resolve_required(repo: &TrustedRepo, image: &ImageRef, required: &[String], b
     r
 }
 
+/// The nearest delegation above `role` (by name: notary names a role below the one that
+/// delegates it) that the repository holds, when it failed.
+fn failed_ancestor<'a>(repo: &'a TrustedRepo, role: &str) -> Option<(&'a str, &'a TufError)> {
+    let mut cur = role;
+    while let Some((parent, _)) = cur.rsplit_once('/') {
+        if parent == "targets" {
+            return None;
+        }
+        match repo.delegations.get(parent) {
+            Some(d) => {
+                return match &d.outcome {
+                    DelegationOutcome::Failed(e) => Some((d.name.as_str(), e)),
+                    // A verified parent that does not list it: it really is not delegated.
+                    _ => None,
+                };
+            }
+            None => cur = parent,
+        }
+    }
+    None
+}
+
 fn describe(image: &ImageRef) -> String {
     match (&image.tag, &image.digest) {
         (Some(t), _) => format!("tag {t:?}"),
@@ -264,7 +320,16 @@ fn describe(image: &ImageRef) -> String {
     }
 }
 
+/// A role that could not be trusted is the answer. An outage says so in its reason
+/// (`RoleUnavailable`): it is never a revocation, a drift or "unsigned".
 fn failed_role(base: Resolution, role: &str, e: &TufError) -> Resolution {
+    if e.is_outage() {
+        return base.with(
+            Verdict::TrustDataUnavailable,
+            "RoleUnavailable",
+            format!("signer {role} could not be read: {e} ({})", e.reason()),
+        );
+    }
     base.with(e.verdict(), e.reason(), format!("signer {role} cannot be trusted: {e}"))
 }
 

@@ -83,6 +83,9 @@ pub struct ScanOutcome {
     pub migration: BTreeMap<MigrationState, u64>,
     /// Containers that depend on Notary v1 alone, by the Notary v1 trust root they depend on.
     pub notary_only_by_root: BTreeMap<String, u64>,
+    /// The earliest expiry of Notation and cosign signatures (`signature`) and their
+    /// certificates (`certificate`) among the running containers, by trust root.
+    pub signature_expiry: BTreeMap<(String, String), Timestamp>,
     /// The verdict of every (namespace, pod, container) this scan: the next scan's `previous`.
     pub verdicts: HashMap<(String, String, String), Verdict>,
     /// When a verdict or a quarantine will change by itself (an expiry, the start of a warning
@@ -235,6 +238,7 @@ pub fn decide(input: &DecideInput<'_>) -> ScanOutcome {
             by_format: BTreeMap::new(),
             migration: BTreeMap::new(),
             notary_only_by_root: BTreeMap::new(),
+            signature_expiry: BTreeMap::new(),
             verdicts: HashMap::new(),
             next_change: None,
         },
@@ -302,6 +306,13 @@ impl Scan<'_> {
             }
             if let Some(r) = &j.resolution {
                 *self.out.by_format.entry(r.format).or_default() += 1;
+                if let (Some(exp), Some(k)) = (r.expires, &j.key)
+                    && r.format != SignatureFormat::NotaryV1
+                {
+                    let kind = if r.expires_role.as_deref() == Some("signature") { "signature" } else { "certificate" };
+                    let slot = self.out.signature_expiry.entry((k.trust_root.clone(), kind.into())).or_insert(exp);
+                    *slot = (*slot).min(exp);
+                }
             }
             if let Some(m) = j.migration {
                 *self.out.migration.entry(m).or_default() += 1;
@@ -528,6 +539,11 @@ impl Scan<'_> {
             .into_iter()
             .map(|((namespace, workload), (mut containers, summary, quarantine))| {
                 let verdict = Verdict::worst(containers.iter().map(|c| c.verdict));
+                let states: Vec<MigrationState> = containers.iter().filter_map(|c| c.migration).collect();
+                let migration = [MigrationState::NotaryV1Only, MigrationState::SuccessorFailing]
+                    .into_iter()
+                    .find(|m| states.contains(m))
+                    .or_else(|| states.first().copied());
                 let omitted = bound_entries(&mut containers);
                 let quarantine = (input.spec.action == PolicyAction::Quarantine).then_some(quarantine);
                 ReportPlan {
@@ -540,6 +556,7 @@ impl Scan<'_> {
                         summary: Some(summary),
                         last_verified: Some(Time(input.now)),
                         containers,
+                        migration,
                         omitted,
                         quarantine,
                     },

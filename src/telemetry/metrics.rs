@@ -301,6 +301,61 @@ impl Metrics {
         }
     }
 
+    /// The migration view of one scan of `policy`: containers by format and by migration state
+    /// (every value gets a series), containers that depend on a Notary v1 trust root alone, and
+    /// the earliest Notation/cosign signature and certificate expiries in seconds.
+    pub fn set_migration(
+        &self,
+        policy: &str,
+        by_format: &BTreeMap<crate::verifier::SignatureFormat, u64>,
+        migration: &BTreeMap<crate::crd::MigrationState, u64>,
+        notary_only_by_root: &BTreeMap<String, u64>,
+        signature_expiry: &BTreeMap<(String, String), f64>,
+    ) {
+        let mut table = self.gauges.lock().expect("gauge table poisoned");
+        let p = policy.to_string();
+        if let Some(f) = table.get_mut(names::CONTAINERS_BY_FORMAT) {
+            for fmt in crate::verifier::SignatureFormat::ALL {
+                let n = by_format.get(&fmt).copied().unwrap_or(0);
+                f.series.insert(vec![p.clone(), fmt.as_str().to_string()], n as f64);
+            }
+        }
+        if let Some(f) = table.get_mut(names::MIGRATION_CONTAINERS) {
+            for st in crate::crd::MigrationState::ALL {
+                let n = migration.get(&st).copied().unwrap_or(0);
+                f.series.insert(vec![p.clone(), st.as_str().to_string()], n as f64);
+            }
+        }
+        if let Some(f) = table.get_mut(names::NOTARY_ONLY_CONTAINERS) {
+            for v in f.series.iter_mut().filter(|(k, _)| k[0] == p).map(|(_, v)| v) {
+                *v = 0.0;
+            }
+            for (root, n) in notary_only_by_root {
+                f.series.insert(vec![p.clone(), root.clone()], *n as f64);
+            }
+        }
+        if let Some(f) = table.get_mut(names::SIGNATURE_EXPIRY_SECONDS) {
+            f.series.retain(|k, _| k[0] != p);
+            for ((root, kind), secs) in signature_expiry {
+                f.series.insert(vec![p.clone(), root.clone(), kind.clone()], *secs);
+            }
+        }
+    }
+
+    /// A trust root's Notary server retires at `at_unix_secs` (or no known retirement).
+    pub fn set_retirement(&self, trust_root: &str, retirement: Option<(&str, f64)>, warning_secs: f64) {
+        let mut table = self.gauges.lock().expect("gauge table poisoned");
+        if let Some(f) = table.get_mut(names::ENDPOINT_RETIREMENT_TIMESTAMP_SECONDS) {
+            f.series.retain(|k, _| k[0] != trust_root);
+            if let Some((endpoint, at)) = retirement {
+                f.series.insert(vec![trust_root.to_string(), endpoint.to_string()], at);
+            }
+        }
+        if let Some(f) = table.get_mut(names::RETIREMENT_WARNING_SECONDS) {
+            f.series.insert(vec![trust_root.to_string()], warning_secs);
+        }
+    }
+
     /// One reconcile of `controller` (e.g. `policy`, `trustroot`).
     pub fn record_reconcile(&self, controller: &str, ok: bool, seconds: f64) {
         let c = KeyValue::new("controller", controller.to_string());
@@ -322,6 +377,10 @@ impl Metrics {
                 names::QUARANTINED_PODS,
                 names::SCAN_INTERVAL_SECONDS,
                 names::SCAN_LAST_COMPLETED_TIMESTAMP_SECONDS,
+                names::CONTAINERS_BY_FORMAT,
+                names::MIGRATION_CONTAINERS,
+                names::NOTARY_ONLY_CONTAINERS,
+                names::SIGNATURE_EXPIRY_SECONDS,
             ],
             policy,
         );
@@ -335,6 +394,8 @@ impl Metrics {
                 names::REPOSITORY_EXPIRY_SECONDS,
                 names::EXPIRY_WARNING_SECONDS,
                 names::TRUST_REFRESH_LAST_SUCCESS_TIMESTAMP_SECONDS,
+                names::ENDPOINT_RETIREMENT_TIMESTAMP_SECONDS,
+                names::RETIREMENT_WARNING_SECONDS,
             ],
             trust_root,
         );
@@ -406,6 +467,36 @@ const GAUGES: &[GaugeDef] = &[
         help: "The scan interval of a policy, in seconds.",
     },
     GaugeDef { name: names::BUILD_INFO, labels: &["version"], help: "Always 1; the version label names the build." },
+    GaugeDef {
+        name: names::CONTAINERS_BY_FORMAT,
+        labels: &["policy", "format"],
+        help: "Covered containers by the signature format that decided their verdict (NotaryV1, Notation, Cosign).",
+    },
+    GaugeDef {
+        name: names::MIGRATION_CONTAINERS,
+        labels: &["policy", "state"],
+        help: "Containers by migration state off Docker Content Trust (NotaryV1Only, SuccessorVerified, SuccessorFailing).",
+    },
+    GaugeDef {
+        name: names::NOTARY_ONLY_CONTAINERS,
+        labels: &["policy", "trust_root"],
+        help: "Containers whose running digest depends on a Notary v1 trust root alone.",
+    },
+    GaugeDef {
+        name: names::ENDPOINT_RETIREMENT_TIMESTAMP_SECONDS,
+        labels: &["trust_root", "endpoint"],
+        help: "Unix time a trust root's Notary server is announced to stop serving (notary.docker.io: 2026-12-08).",
+    },
+    GaugeDef {
+        name: names::RETIREMENT_WARNING_SECONDS,
+        labels: &["trust_root"],
+        help: "How long before a retirement the EndpointRetiring alert fires (spec.retirementWarning), in seconds.",
+    },
+    GaugeDef {
+        name: names::SIGNATURE_EXPIRY_SECONDS,
+        labels: &["policy", "trust_root", "kind"],
+        help: "Seconds until the earliest expiry of a Notation or cosign signature (kind signature) or of its certificates (kind certificate) among running containers.",
+    },
     GaugeDef {
         name: names::LEADER,
         labels: &["identity"],

@@ -56,9 +56,21 @@ pub mod names {
     pub const BUILD_INFO: &str = "trustwatch_build_info";
     /// gauge {identity}
     pub const LEADER: &str = "trustwatch_leader";
+    /// gauge {policy, format}
+    pub const CONTAINERS_BY_FORMAT: &str = "trustwatch_containers_by_format";
+    /// gauge {policy, state}
+    pub const MIGRATION_CONTAINERS: &str = "trustwatch_migration_containers";
+    /// gauge {policy, trust_root}
+    pub const NOTARY_ONLY_CONTAINERS: &str = "trustwatch_notary_only_containers";
+    /// gauge {trust_root, endpoint}
+    pub const ENDPOINT_RETIREMENT_TIMESTAMP_SECONDS: &str = "trustwatch_endpoint_retirement_timestamp_seconds";
+    /// gauge {trust_root}
+    pub const RETIREMENT_WARNING_SECONDS: &str = "trustwatch_retirement_warning_seconds";
+    /// gauge {policy, trust_root, kind}
+    pub const SIGNATURE_EXPIRY_SECONDS: &str = "trustwatch_signature_expiry_seconds";
 
     /// Every exported name.
-    pub const ALL: [&str; 17] = [
+    pub const ALL: [&str; 23] = [
         CONTAINERS,
         QUARANTINED_PODS,
         VERIFICATIONS_TOTAL,
@@ -76,6 +88,12 @@ pub mod names {
         RECONCILE_DURATION_SECONDS,
         BUILD_INFO,
         LEADER,
+        CONTAINERS_BY_FORMAT,
+        MIGRATION_CONTAINERS,
+        NOTARY_ONLY_CONTAINERS,
+        ENDPOINT_RETIREMENT_TIMESTAMP_SECONDS,
+        RETIREMENT_WARNING_SECONDS,
+        SIGNATURE_EXPIRY_SECONDS,
     ];
 }
 

@@ -16,6 +16,12 @@ fn recorded() -> Metrics {
     m.set_policy("prod", &counts, &quarantined, 300.0, 1_700_000_100.0);
     m.record_reconcile("policy", false, 0.5);
     m.set_leader("trustwatch-0", true);
+    let formats = BTreeMap::from([(crate::verifier::SignatureFormat::Cosign, 2)]);
+    let migration = BTreeMap::from([(crate::crd::MigrationState::NotaryV1Only, 3)]);
+    let only = BTreeMap::from([("dct".to_string(), 3)]);
+    let sig = BTreeMap::from([(("nv".to_string(), "certificate".to_string()), 7200.0)]);
+    m.set_migration("prod", &formats, &migration, &only, &sig);
+    m.set_retirement("dct", Some(("notary.docker.io", 1_796_688_000.0)), 2_592_000.0);
     m
 }
 
@@ -45,6 +51,14 @@ fn every_metric_is_exported_with_its_exact_name_and_labels() {
         r#"trustwatch_reconcile_duration_seconds_count{controller="policy"} 1"#,
         &format!(r#"trustwatch_build_info{{version="{}"}} 1"#, env!("CARGO_PKG_VERSION")),
         r#"trustwatch_leader{identity="trustwatch-0"} 1"#,
+        r#"trustwatch_containers_by_format{format="Cosign",policy="prod"} 2"#,
+        r#"trustwatch_containers_by_format{format="Notation",policy="prod"} 0"#,
+        r#"trustwatch_migration_containers{policy="prod",state="NotaryV1Only"} 3"#,
+        r#"trustwatch_migration_containers{policy="prod",state="SuccessorVerified"} 0"#,
+        r#"trustwatch_notary_only_containers{policy="prod",trust_root="dct"} 3"#,
+        r#"trustwatch_endpoint_retirement_timestamp_seconds{endpoint="notary.docker.io",trust_root="dct"} 1796688000"#,
+        r#"trustwatch_retirement_warning_seconds{trust_root="dct"} 2592000"#,
+        r#"trustwatch_signature_expiry_seconds{kind="certificate",policy="prod",trust_root="nv"} 7200"#,
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
     }

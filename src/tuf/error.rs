@@ -76,6 +76,27 @@ pub enum TufError {
     InvalidKey { keyid: String, detail: String },
     #[error("{role} metadata is not valid: {detail}")]
     InvalidMetadata { role: String, detail: String },
+    #[error(
+        "root version {version} does not anchor {gun}: no root certificate names it (no valid leaf \
+         certificates; the root certificates name {names:?})"
+    )]
+    GunMismatch { version: u64, gun: String, names: Vec<String> },
+    #[error("certificate of key {keyid} used by {role} is not valid before {not_before}")]
+    CertificateNotYetValid { role: String, keyid: String, not_before: String },
+    #[error(
+        "{role} is still delegated, but the snapshot no longer lists it (version {version} was trusted): \
+         its signatures were withdrawn without a new delegation, a rollback"
+    )]
+    RoleVanished { role: String, version: u64 },
+    #[error(
+        "the server no longer has {role} metadata for this repository, which was verified before \
+         (the server lost its data or a proxy misroutes: not evidence that the images are unsigned)"
+    )]
+    Vanished { role: String },
+    #[error("{role} would bring the trust data of the repository to {needed} bytes, over its {limit}-byte budget")]
+    RepositoryTooLarge { role: String, limit: u64, needed: u64 },
+    #[error("{role} cannot be verified: {parent}, which delegates it, failed: {cause}")]
+    DelegatorFailed { role: String, parent: String, cause: Box<TufError> },
 }
 
 impl TufError {
@@ -100,7 +121,19 @@ impl TufError {
             TufError::CertificateExpired { .. } => "CertificateExpired",
             TufError::InvalidKey { .. } => "InvalidKey",
             TufError::InvalidMetadata { .. } => "InvalidMetadata",
+            TufError::GunMismatch { .. } => "GunMismatch",
+            TufError::CertificateNotYetValid { .. } => "CertificateNotYetValid",
+            TufError::RoleVanished { .. } => "RoleVanished",
+            TufError::Vanished { .. } => "TrustDataVanished",
+            TufError::RepositoryTooLarge { .. } => "RepositoryTooLarge",
+            TufError::DelegatorFailed { cause, .. } => cause.reason(),
         }
+    }
+
+    /// True when the trust data could not be obtained (network, server, vanished data), as
+    /// opposed to data that arrived and failed a check.
+    pub fn is_outage(&self) -> bool {
+        self.verdict() == Verdict::TrustDataUnavailable
     }
 
     /// The verdict an image gets when its repository (or the role it needs) fails this way.
@@ -120,12 +153,24 @@ impl TufError {
             | TufError::NoHash { .. }
             | TufError::Rollback { .. }
             | TufError::RootVersionMismatch { .. }
-            | TufError::InvalidMetadata { .. } => Verdict::Tampered,
-            TufError::SignatureThreshold { .. } | TufError::UntrustedRoot { .. } | TufError::InvalidKey { .. } => {
-                Verdict::SignatureInvalid
-            }
+            | TufError::InvalidMetadata { .. }
+            | TufError::RoleVanished { .. }
+            | TufError::RepositoryTooLarge { .. } => Verdict::Tampered,
+            TufError::SignatureThreshold { .. }
+            | TufError::UntrustedRoot { .. }
+            | TufError::InvalidKey { .. }
+            | TufError::GunMismatch { .. }
+            | TufError::CertificateNotYetValid { .. } => Verdict::SignatureInvalid,
             TufError::SignedByRevokedKeys { .. } => Verdict::SignerRevoked,
             TufError::Expired { .. } | TufError::CertificateExpired { .. } => Verdict::TrustDataExpired,
+            // Trust data verified before and now missing. Chosen over Tampered: a 404 is not
+            // signed, anyone between us and the server can answer it (like a 503), and its
+            // real causes are operational (a server that restarted with memory storage, a
+            // restored database, an ingress path change). It proves nothing about the images,
+            // so it must not read "unsigned"; the remembered versions stay, so the data cannot
+            // come back older, and `onUnavailable: Fail` makes it fail closed.
+            TufError::Vanished { .. } => Verdict::TrustDataUnavailable,
+            TufError::DelegatorFailed { cause, .. } => cause.verdict(),
         }
     }
 }

@@ -48,6 +48,11 @@ pub struct PublicKey {
     pub spki_der: Vec<u8>,
     /// `notAfter` of the certificate, for x509 key types.
     pub cert_not_after: Option<Timestamp>,
+    /// `notBefore` of the certificate, for x509 key types.
+    pub cert_not_before: Option<Timestamp>,
+    /// The subject common name of the certificate, for x509 key types (a root certificate
+    /// names the GUN it anchors).
+    pub cert_common_name: Option<String>,
 }
 
 /// Key ID as Notary computes it: sha256 hex of the canonical JSON of
@@ -71,7 +76,7 @@ impl PublicKey {
             return Err(format!("listed as {listed_id} but its content hashes to {id}"));
         }
         let raw = B64.decode(doc.keyval.public.as_bytes()).map_err(|e| format!("public key is not base64: {e}"))?;
-        let (verifier, spki_der, not_after, bare_type) = match doc.keytype.as_str() {
+        let (verifier, spki_der, cert, bare_type) = match doc.keytype.as_str() {
             "ecdsa" => {
                 let (v, der) = ecdsa_from_spki(&raw)?;
                 (v, der, None, "ecdsa")
@@ -91,19 +96,33 @@ impl PublicKey {
             }
             "ecdsa-x509" | "rsa-x509" => {
                 let pem = std::str::from_utf8(&raw).map_err(|_| "certificate is not PEM text".to_string())?;
-                let (spki, not_after) = cert_spki(pem)?;
-                if doc.keytype == "ecdsa-x509" {
-                    let (v, der) = ecdsa_from_spki(&spki)?;
-                    (v, der, Some(not_after), "ecdsa")
-                } else {
-                    let (v, der) = rsa_from_spki(&spki)?;
-                    (v, der, Some(not_after), "rsa")
-                }
+                let cert = cert_info(pem)?;
+                let (v, der) =
+                    if doc.keytype == "ecdsa-x509" { ecdsa_from_spki(&cert.spki)? } else { rsa_from_spki(&cert.spki)? };
+                (v, der, Some(cert), if doc.keytype == "ecdsa-x509" { "ecdsa" } else { "rsa" })
             }
             other => return Err(format!("unsupported key type {other:?}")),
         };
         let canonical_id = if bare_type == "ed25519" { id.clone() } else { key_id(bare_type, &B64.encode(&spki_der)) };
-        Ok(PublicKey { id, canonical_id, keytype: doc.keytype.clone(), verifier, spki_der, cert_not_after: not_after })
+        Ok(PublicKey {
+            id,
+            canonical_id,
+            keytype: doc.keytype.clone(),
+            verifier,
+            spki_der,
+            cert_not_after: cert.as_ref().map(|c| c.not_after),
+            cert_not_before: cert.as_ref().map(|c| c.not_before),
+            cert_common_name: cert.and_then(|c| c.common_name),
+        })
+    }
+
+    /// Why the certificate of this key does not make it usable at `now` (bare keys always are).
+    pub fn unusable_at(&self, now: Timestamp) -> Option<CertValidity> {
+        match (self.cert_not_before, self.cert_not_after) {
+            (Some(nb), _) if now < nb => Some(CertValidity::NotYetValid(nb)),
+            (_, Some(na)) if na <= now => Some(CertValidity::Expired(na)),
+            _ => None,
+        }
     }
 
     /// Verifies `sig` over `msg` with `method`. A method that does not fit the key type fails.
@@ -153,16 +172,56 @@ fn rsa_from_spki(der: &[u8]) -> Result<(Verifier, Vec<u8>), String> {
     Ok((Verifier::Rsa(Box::new(pk)), der))
 }
 
-/// SPKI DER and `notAfter` of a PEM certificate.
-pub fn cert_spki(pem: &str) -> Result<(Vec<u8>, Timestamp), String> {
+/// Why a certificate is not valid at some instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertValidity {
+    NotYetValid(Timestamp),
+    Expired(Timestamp),
+}
+
+/// What trust decisions read from a key's certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    /// SPKI DER of the certified key.
+    pub spki: Vec<u8>,
+    pub not_before: Timestamp,
+    pub not_after: Timestamp,
+    /// Subject CN, when the subject has one.
+    pub common_name: Option<String>,
+}
+
+/// Key, validity and subject CN of a PEM certificate.
+pub fn cert_info(pem: &str) -> Result<CertInfo, String> {
     use x509_cert::der::{DecodePem, Encode};
     let cert =
         x509_cert::Certificate::from_pem(pem.trim().as_bytes()).map_err(|e| format!("invalid certificate: {e}"))?;
     let tbs = cert.tbs_certificate();
     let spki = tbs.subject_public_key_info().to_der().map_err(|e| e.to_string())?;
-    let secs = tbs.validity().not_after.to_unix_duration().as_secs();
-    let not_after = Timestamp::from_second(secs as i64).map_err(|e| e.to_string())?;
-    Ok((spki, not_after))
+    let time = |t: &x509_cert::time::Time| {
+        Timestamp::from_second(t.to_unix_duration().as_secs() as i64).map_err(|e| e.to_string())
+    };
+    let common_name =
+        tbs.subject().common_name().map_err(|e| format!("certificate subject is not readable: {e}"))?.map(String::from);
+    Ok(CertInfo {
+        spki,
+        not_before: time(&tbs.validity().not_before)?,
+        not_after: time(&tbs.validity().not_after)?,
+        common_name,
+    })
+}
+
+/// SPKI DER and `notAfter` of a PEM certificate.
+pub fn cert_spki(pem: &str) -> Result<(Vec<u8>, Timestamp), String> {
+    cert_info(pem).map(|c| (c.spki, c.not_after))
+}
+
+/// Notary's `MatchCNToGun` (trustpinning/certs.go): "checks that the common name in a cert is
+/// valid for the given gun. This allows wildcards as suffixes, e.g. `namespace/*`".
+pub fn common_name_matches_gun(common_name: &str, gun: &str) -> bool {
+    match common_name.strip_suffix('*') {
+        Some(prefix) => gun.starts_with(prefix.trim_end_matches('*')),
+        None => common_name == gun,
+    }
 }
 
 /// A root key pinned by the operator: a PEM public key or a PEM certificate, compared with
@@ -239,6 +298,18 @@ MCX9jbQJOjveVn/eW72oAvuhgxcEKy5kRmxKs38HQFxAc/xrReqi8A70mA==
         assert!(pinned.matches(&key));
         assert_eq!(key.canonical_id, key.id);
         assert_eq!(pinned.canonical_id, key.id);
+    }
+
+    #[test]
+    fn a_root_certificate_names_its_gun_exactly_or_by_a_trailing_wildcard() {
+        let gun = "registry.example.com/team/app";
+        assert!(common_name_matches_gun(gun, gun));
+        assert!(!common_name_matches_gun("registry.example.com/team/other", gun));
+        assert!(!common_name_matches_gun("registry.example.com/team/app/sub", gun));
+        assert!(common_name_matches_gun("registry.example.com/team/*", gun));
+        assert!(common_name_matches_gun("*", gun));
+        assert!(!common_name_matches_gun("registry.example.com/other/*", gun));
+        assert!(!common_name_matches_gun("", gun));
     }
 
     #[test]

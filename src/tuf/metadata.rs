@@ -20,6 +20,10 @@ pub mod limits {
     pub const MAX_ROOT_ROTATIONS: u64 = 256;
     pub const MAX_DELEGATIONS: usize = 256;
     pub const MAX_DELEGATION_DEPTH: usize = 8;
+    /// What all documents of one repository together may hold (root, timestamp, snapshot,
+    /// targets and every delegation): 256 delegations of a few KiB are a large repository;
+    /// 256 of 32 MiB would be an attack on the verifier's memory.
+    pub const REPOSITORY_BUDGET: u64 = 64 * 1024 * 1024;
 }
 
 /// Go's `encoding/json` writes nil slices and maps as `null` (notary does so after a
@@ -185,6 +189,26 @@ pub struct SignatureCount {
     pub invalid: BTreeSet<String>,
     /// Key IDs that signed but are not (or no longer) authorized for the role, or are revoked.
     pub unauthorized: BTreeSet<String>,
+    /// The public key (SPKI DER) behind each ID in `valid`: one key may be listed under
+    /// several IDs (its certificate form and its bare form).
+    pub public_keys: BTreeMap<String, Vec<u8>>,
+}
+
+impl SignatureCount {
+    /// TUF 5.3.4: "When computing the THRESHOLD each KEY MUST only contribute one SIGNATURE."
+    /// A key ID only names a key, and one key listed under its x509 ID and its bare-key ID
+    /// would otherwise sign once under each name: count distinct public keys.
+    pub fn distinct_keys(&self) -> u64 {
+        let keys: BTreeSet<&[u8]> =
+            self.valid.iter().map(|id| self.public_keys.get(id).map(Vec::as_slice).unwrap_or(id.as_bytes())).collect();
+        keys.len() as u64
+    }
+
+    /// Drops a key ID from the valid signatures (a key not usable now).
+    pub fn discount(&mut self, id: &str) {
+        self.valid.remove(id);
+        self.public_keys.remove(id);
+    }
 }
 
 /// Counts signatures over `canonical` from `authorized` keys; `revoked` key IDs never count.
@@ -194,7 +218,12 @@ pub fn count_signatures(
     authorized: &BTreeMap<String, PublicKey>,
     revoked: &BTreeSet<String>,
 ) -> SignatureCount {
-    let mut out = SignatureCount { valid: BTreeSet::new(), invalid: BTreeSet::new(), unauthorized: BTreeSet::new() };
+    let mut out = SignatureCount {
+        valid: BTreeSet::new(),
+        invalid: BTreeSet::new(),
+        unauthorized: BTreeSet::new(),
+        public_keys: BTreeMap::new(),
+    };
     for sig in signatures {
         let Some(key) = authorized.get(&sig.keyid) else {
             out.unauthorized.insert(sig.keyid.clone());
@@ -207,6 +236,7 @@ pub fn count_signatures(
         let ok = B64.decode(sig.sig.as_bytes()).map(|raw| key.verify(&sig.method, &raw, canonical)).unwrap_or(false);
         if ok {
             out.valid.insert(key.id.clone());
+            out.public_keys.insert(key.id.clone(), key.spki_der.clone());
         } else {
             out.invalid.insert(key.id.clone());
         }
@@ -222,7 +252,7 @@ pub fn check_threshold(role: &str, count: &SignatureCount, threshold: u64) -> Re
     if threshold == 0 {
         return Err(TufError::InvalidMetadata { role: role.into(), detail: "threshold is 0".into() });
     }
-    let valid = count.valid.len() as u64;
+    let valid = count.distinct_keys();
     if valid >= threshold {
         return Ok(());
     }
@@ -400,6 +430,7 @@ mod tests {
             valid: BTreeSet::new(),
             invalid: BTreeSet::new(),
             unauthorized: BTreeSet::from(["k1".to_string()]),
+            public_keys: BTreeMap::new(),
         };
         assert!(matches!(check_threshold("targets/releases", &c, 1), Err(TufError::SignedByRevokedKeys { .. })));
         c.invalid.insert("k2".into());
@@ -410,6 +441,26 @@ mod tests {
         c.valid.insert("k3".into());
         assert!(check_threshold("targets/releases", &c, 1).is_ok());
         assert!(check_threshold("targets/releases", &c, 2).is_err());
+    }
+
+    #[test]
+    fn one_public_key_under_two_key_ids_counts_once() {
+        let c = SignatureCount {
+            valid: BTreeSet::from(["x509-id".to_string(), "bare-id".to_string(), "other".to_string()]),
+            invalid: BTreeSet::new(),
+            unauthorized: BTreeSet::new(),
+            public_keys: BTreeMap::from([
+                ("x509-id".to_string(), b"alice".to_vec()),
+                ("bare-id".to_string(), b"alice".to_vec()),
+                ("other".to_string(), b"bob".to_vec()),
+            ]),
+        };
+        assert_eq!(c.distinct_keys(), 2);
+        assert!(check_threshold("targets/releases", &c, 2).is_ok());
+        assert!(matches!(
+            check_threshold("targets/releases", &c, 3),
+            Err(TufError::SignatureThreshold { valid: 2, threshold: 3, .. })
+        ));
     }
 
     #[test]

@@ -12,4 +12,4 @@ pub mod updater;
 pub use error::{FetchError, TufError};
 pub use keys::PinnedKey;
 pub use repo::{DelegationOutcome, DelegationState, Expiry, RemovedSigner, TrustMemory, TrustedRepo};
-pub use updater::{Anchors, Fetch, update};
+pub use updater::{Anchors, Fetch, update, update_within};

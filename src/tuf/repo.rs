@@ -43,7 +43,8 @@ pub enum DelegationOutcome {
     Verified(Box<Verified<Targets>>),
     /// Listed in targets but no file is listed in the snapshot: it has signed nothing.
     Unpublished,
-    /// The role's file failed a check; the role counts as not having signed anything.
+    /// The role's file failed a check, or (`TufError::DelegatorFailed`) the role that
+    /// delegates it did: the role counts as not having signed anything, and is not removed.
     Failed(TufError),
 }
 
@@ -86,6 +87,9 @@ pub struct TrustedRepo {
     pub delegations: BTreeMap<String, DelegationState>,
     /// Delegation roles trusted earlier and no longer delegated.
     pub removed: BTreeMap<String, RemovedSigner>,
+    /// Versions trusted before this state (persisted memory and the previous state), so a role
+    /// that fails or cannot be reached this time keeps its rollback protection.
+    pub remembered: BTreeMap<String, u64>,
 }
 
 /// An expiry of something the chain depends on.
@@ -114,6 +118,15 @@ impl TrustedRepo {
                 versions.insert(name.clone(), v.doc.signed.version);
             }
             signers.insert(name.clone(), d.keyids.iter().cloned().collect());
+        }
+        // A role still delegated (verified or not this time) keeps the highest version ever
+        // trusted; a removed role is forgotten, so that it may be delegated afresh.
+        for (role, v) in &self.remembered {
+            let top = matches!(role.as_str(), "root" | "timestamp" | "snapshot" | "targets");
+            if top || self.delegations.contains_key(role) {
+                let e = versions.entry(role.clone()).or_insert(*v);
+                *e = (*e).max(*v);
+            }
         }
         TrustMemory { versions, signers, removed: self.removed.clone() }
     }

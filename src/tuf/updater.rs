@@ -6,7 +6,7 @@
 //! [`Fetch`] implementation, so the same code serves the operator, the CLI, tests and fuzzing.
 
 use super::error::{FetchError, TufError};
-use super::keys::{PinnedKey, PublicKey};
+use super::keys::{self, CertValidity, PinnedKey, PublicKey};
 use super::metadata::{
     self, FileMeta, Parsed, Role, Root, Snapshot, Targets, check_expiry, check_file_meta, check_rollback,
     check_threshold, count_signatures, limits, load_keys,
@@ -62,27 +62,141 @@ pub async fn update<F: Fetch>(
     anchors: &Anchors,
     now: Timestamp,
 ) -> Result<TrustedRepo, TufError> {
-    // 5.2: Load the trusted root metadata file.
+    update_within(f, gun, prev, memory, anchors, now, limits::REPOSITORY_BUDGET).await
+}
+
+/// What one update reads, besides the documents.
+struct Ctx<'a, F> {
+    f: &'a F,
+    gun: &'a str,
+    prev: Option<&'a TrustedRepo>,
+    memory: &'a TrustMemory,
+    anchors: &'a Anchors,
+    now: Timestamp,
+}
+
+impl<F> Ctx<'_, F> {
+    /// Trust data of this repository was verified before (in this process or, through the
+    /// persisted memory, in an earlier one).
+    fn seen_before(&self) -> bool {
+        self.prev.is_some() || !self.memory.versions.is_empty()
+    }
+
+    /// The highest version of `role` trusted so far, wherever it is remembered.
+    fn trusted_version(&self, role: &str) -> Option<u64> {
+        let from_prev = self.prev.and_then(|p| {
+            let live = match role {
+                "root" => Some(p.root.doc.signed.version),
+                "timestamp" => Some(p.timestamp.doc.signed.version),
+                "snapshot" => Some(p.snapshot.doc.signed.version),
+                "targets" => Some(p.targets.doc.signed.version),
+                _ => match p.delegations.get(role).map(|d| &d.outcome) {
+                    Some(DelegationOutcome::Verified(v)) => Some(v.doc.signed.version),
+                    _ => None,
+                },
+            };
+            live.max(p.remembered.get(role).copied())
+        });
+        from_prev.max(self.memory.versions.get(role).copied())
+    }
+
+    /// The error for a document the server answers 404 for.
+    fn missing(&self, role: &str) -> TufError {
+        if self.seen_before() {
+            TufError::Vanished { role: role.into() }
+        } else {
+            TufError::NotFound { role: role.into() }
+        }
+    }
+}
+
+/// TUF bounds every download ("up to X number of bytes"); the budget bounds all documents of
+/// one repository together, so that 256 delegations listed at 32 MiB each cannot make the
+/// verifier hold 8 GiB for one repository.
+struct Budget {
+    limit: u64,
+    used: u64,
+}
+
+impl Budget {
+    fn new(limit: u64) -> Budget {
+        Budget { limit, used: 0 }
+    }
+
+    /// Accounts for `bytes` of `role`, refusing what would go over the budget.
+    fn take(&mut self, role: &str, bytes: u64) -> Result<(), TufError> {
+        let needed = self.used.saturating_add(bytes);
+        if needed > self.limit {
+            return Err(TufError::RepositoryTooLarge { role: role.into(), limit: self.limit, needed });
+        }
+        self.used = needed;
+        Ok(())
+    }
+
+    /// Downloads a document whose length no parent lists, reading at most `limit` bytes or what
+    /// is left of the budget, and accounts for it.
+    async fn fetch_unlisted<F: Fetch>(
+        &mut self,
+        f: &F,
+        name: &str,
+        role: &str,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, TufError> {
+        let left = self.limit.saturating_sub(self.used);
+        let bytes = match f.fetch(name, limit.min(left)).await {
+            Err(FetchError::TooLarge { .. }) if left < limit => {
+                return Err(TufError::RepositoryTooLarge {
+                    role: role.into(),
+                    limit: self.limit,
+                    needed: self.used.saturating_add(left).saturating_add(1),
+                });
+            }
+            other => other?,
+        };
+        if let Some(b) = &bytes {
+            self.take(role, b.len() as u64)?;
+        }
+        Ok(bytes)
+    }
+}
+
+/// [`update`] with another memory budget for the repository (all documents together).
+pub async fn update_within<F: Fetch>(
+    f: &F,
+    gun: &str,
+    prev: Option<&TrustedRepo>,
+    memory: &TrustMemory,
+    anchors: &Anchors,
+    now: Timestamp,
+    budget: u64,
+) -> Result<TrustedRepo, TufError> {
+    let ctx = Ctx { f, gun, prev, memory, anchors, now };
+    // 5.2: "Load the trusted root metadata file. [...] Note that the expiration of the trusted
+    // root metadata file does not matter, because we will attempt to update it in the next
+    // step." 5.3.1: "the client MUST download intermediate root metadata files, until the
+    // latest available one is reached." Every update, before anything is judged: an expired
+    // trusted root with a successor on the server recovers without a restart.
     let mut root = match prev {
-        Some(p) => p.root.clone(),
-        None => bootstrap_root(f, memory, anchors).await?,
+        Some(p) => walk_root(&ctx, p.root.clone()).await?,
+        None => bootstrap_root(&ctx, budget).await?,
     };
-    let mut walked = prev.is_none();
+    let mut retried = false;
     loop {
-        match refresh_from_root(f, gun, &root, prev, memory, anchors, now).await {
+        match refresh_from_root(&ctx, &root, &mut Budget::new(budget)).await {
             Ok(repo) => return Ok(repo),
             Err(Attempt::RootChanged(e))
             | Err(Attempt::Failed(e @ (TufError::SignatureThreshold { .. } | TufError::SignedByRevokedKeys { .. })))
-                if !walked =>
+                if !retried =>
             {
-                // A new root (rotated timestamp, snapshot or targets keys) is found through
-                // `<N+1>.root.json`; with no newer root, the original failure stands.
-                let next = walk_root(f, root.clone(), anchors).await?;
+                // A root published while this update ran (rotated timestamp, snapshot or
+                // targets keys) is found through `<N+1>.root.json`; with no newer root, the
+                // original failure stands.
+                let next = walk_root(&ctx, root.clone()).await?;
                 if next.doc.signed.version == root.doc.signed.version {
                     return Err(e);
                 }
                 root = next;
-                walked = true;
+                retried = true;
             }
             Err(Attempt::RootChanged(e)) | Err(Attempt::Failed(e)) => return Err(e),
         }
@@ -109,8 +223,29 @@ fn top_role_keys(root: &Root, role: &str) -> Result<(BTreeMap<String, PublicKey>
     Ok((load_keys(role, &root.keys, &rk.keyids)?, rk.threshold))
 }
 
+/// The root keys that may sign a root of `gun`. Notary binds a root to its repository through
+/// the certificate: `validRootLeafCerts` (trustpinning/certs.go) keeps only the root keys
+/// whose certificate passes `MatchCNToGun` ("Validate that this leaf certificate has a CN
+/// that matches the gun"), and `ValidateRoot` refuses a root with none ("unable to retrieve
+/// valid leaf certificates"). Without it, one repository's genuine metadata, served for
+/// another GUN, would verify whenever both share a root key, which `notary init` does for
+/// every GUN of a trust dir.
+fn gun_root_keys(root: &Parsed<Root>, gun: &str) -> Result<(BTreeMap<String, PublicKey>, u64), TufError> {
+    let (keys, threshold) = top_role_keys(&root.signed, "root")?;
+    let mut names: Vec<String> = keys.values().filter_map(|k| k.cert_common_name.clone()).collect();
+    names.dedup();
+    let valid: BTreeMap<String, PublicKey> = keys
+        .into_iter()
+        .filter(|(_, k)| k.cert_common_name.as_deref().is_some_and(|cn| keys::common_name_matches_gun(cn, gun)))
+        .collect();
+    if valid.is_empty() {
+        return Err(TufError::GunMismatch { version: root.signed.version, gun: gun.into(), names });
+    }
+    Ok((valid, threshold))
+}
+
 /// Counts signatures of `role` and checks the threshold. With `now`, keys whose x509
-/// certificate has expired do not count.
+/// certificate is not valid at `now` (expired, or before its `notBefore`) do not count.
 fn check_signed<T>(
     doc: &Parsed<T>,
     keys: &BTreeMap<String, PublicKey>,
@@ -118,27 +253,27 @@ fn check_signed<T>(
     revoked: &BTreeSet<String>,
     now: Option<Timestamp>,
 ) -> Result<(), TufError> {
-    let count = count_signatures(&doc.canonical, &doc.signatures, keys, revoked);
-    let expired: Vec<&PublicKey> = count
-        .valid
-        .iter()
-        .filter_map(|id| keys.get(id))
-        .filter(|k| matches!((k.cert_not_after, now), (Some(t), Some(n)) if t <= n))
-        .collect();
-    let mut usable = count.clone();
-    for k in &expired {
-        usable.valid.remove(&k.id);
-    }
-    match check_threshold(&doc.role, &usable, threshold) {
-        Err(_) if !expired.is_empty() && count.valid.len() as u64 >= threshold => {
-            let k = expired[0];
-            Err(TufError::CertificateExpired {
-                role: doc.role.clone(),
-                keyid: k.id.clone(),
-                expires: k.cert_not_after.map(|t| t.to_string()).unwrap_or_default(),
-            })
+    let mut count = count_signatures(&doc.canonical, &doc.signatures, keys, revoked);
+    let with_all = count.distinct_keys();
+    let mut unusable = None;
+    if let Some(now) = now {
+        for id in count.valid.clone() {
+            if let Some(why) = keys.get(&id).and_then(|k| k.unusable_at(now)) {
+                count.discount(&id);
+                unusable.get_or_insert((id, why));
+            }
         }
-        other => other,
+    }
+    match (check_threshold(&doc.role, &count, threshold), unusable) {
+        (Err(_), Some((keyid, why))) if with_all >= threshold => Err(match why {
+            CertValidity::Expired(t) => {
+                TufError::CertificateExpired { role: doc.role.clone(), keyid, expires: t.to_string() }
+            }
+            CertValidity::NotYetValid(t) => {
+                TufError::CertificateNotYetValid { role: doc.role.clone(), keyid, not_before: t.to_string() }
+            }
+        }),
+        (other, _) => other,
     }
 }
 
@@ -170,10 +305,10 @@ fn check_top_role<T>(
 }
 
 /// True when the root is signed by the pinned keys: at least one pinned key is among its
-/// root keys and signed it, and its own root threshold is met.
-fn check_anchored(doc: &Parsed<Root>, anchors: &Anchors) -> Result<(), TufError> {
+/// root keys for `gun` and signed it, and its own root threshold is met.
+fn check_anchored(doc: &Parsed<Root>, anchors: &Anchors, gun: &str) -> Result<(), TufError> {
     let version = doc.signed.version;
-    let (keys, threshold) = top_role_keys(&doc.signed, "root")?;
+    let (keys, threshold) = gun_root_keys(doc, gun)?;
     let pinned: Vec<&PublicKey> = keys.values().filter(|k| anchors.pinned.iter().any(|p| p.matches(k))).collect();
     if pinned.is_empty() {
         let listed: Vec<&str> = keys.values().map(|k| k.canonical_id.as_str()).collect();
@@ -191,12 +326,16 @@ fn check_anchored(doc: &Parsed<Root>, anchors: &Anchors) -> Result<(), TufError>
 }
 
 /// Finds the first root the pinned keys sign and walks forward from it to the newest root.
-async fn bootstrap_root<F: Fetch>(f: &F, memory: &TrustMemory, anchors: &Anchors) -> Result<Verified<Root>, TufError> {
-    let bytes = f.fetch("root.json", limits::ROOT).await?.ok_or(TufError::NotFound { role: "root".into() })?;
+async fn bootstrap_root<F: Fetch>(ctx: &Ctx<'_, F>, budget: u64) -> Result<Verified<Root>, TufError> {
+    let (f, anchors, gun) = (ctx.f, ctx.anchors, ctx.gun);
+    let bytes = Budget::new(budget)
+        .fetch_unlisted(f, "root.json", "root", limits::ROOT)
+        .await?
+        .ok_or_else(|| ctx.missing("root"))?;
     let latest = parse_root(&bytes)?;
     let latest_version = latest.signed.version;
-    check_rollback("root", memory.versions.get("root").copied(), latest_version)?;
-    let anchor = match check_anchored(&latest, anchors) {
+    check_rollback("root", ctx.memory.versions.get("root").copied(), latest_version)?;
+    let anchor = match check_anchored(&latest, anchors, gun) {
         Ok(()) => Verified { doc: latest, meta: file_meta(&bytes) },
         Err(first_err) => {
             // The pinned key may belong to an older root that was rotated since: look for the
@@ -209,7 +348,7 @@ async fn bootstrap_root<F: Fetch>(f: &F, memory: &TrustMemory, anchors: &Anchors
                 if doc.signed.version != v {
                     return Err(TufError::RootVersionMismatch { expected: v, found: doc.signed.version });
                 }
-                if check_anchored(&doc, anchors).is_ok() {
+                if check_anchored(&doc, anchors, gun).is_ok() {
                     found = Some(Verified { doc, meta: file_meta(&b) });
                     break;
                 }
@@ -217,7 +356,7 @@ async fn bootstrap_root<F: Fetch>(f: &F, memory: &TrustMemory, anchors: &Anchors
             found.ok_or(first_err)?
         }
     };
-    let root = walk_root(f, anchor, anchors).await?;
+    let root = walk_root(ctx, anchor).await?;
     if root.doc.signed.version < latest_version {
         return Err(TufError::UntrustedRoot {
             version: latest_version,
@@ -228,30 +367,30 @@ async fn bootstrap_root<F: Fetch>(f: &F, memory: &TrustMemory, anchors: &Anchors
 }
 
 /// 5.3: Update the root metadata file.
-async fn walk_root<F: Fetch>(f: &F, mut cur: Verified<Root>, anchors: &Anchors) -> Result<Verified<Root>, TufError> {
+async fn walk_root<F: Fetch>(ctx: &Ctx<'_, F>, mut cur: Verified<Root>) -> Result<Verified<Root>, TufError> {
     for _ in 0..limits::MAX_ROOT_ROTATIONS {
-        // 5.3.2: "Try downloading version N+1 of the root metadata file [...] If this file
+        // 5.3.3: "Try downloading version N+1 of the root metadata file [...] If this file
         // is not available [...] then go to step 5.3.10."
         let next = cur.doc.signed.version + 1;
-        let Some(bytes) = f.fetch(&format!("{next}.root.json"), limits::ROOT).await? else {
+        let Some(bytes) = ctx.f.fetch(&format!("{next}.root.json"), limits::ROOT).await? else {
             return Ok(cur);
         };
         let doc = parse_root(&bytes)?;
-        // 5.3.4: "Check for a rollback attack. The version number of the new root metadata
-        // (version N+1) MUST be exactly the version in the trusted root metadata (version N)
-        // incremented by one."
+        // 5.3.5: "Check for a rollback attack. [...] Effectively, this means checking that
+        // the version number signed in the new root metadata file is indeed N+1."
         if doc.signed.version != next {
             return Err(TufError::RootVersionMismatch { expected: next, found: doc.signed.version });
         }
-        // 5.3.3: "Check signatures. Version N+1 of the root metadata file MUST have been signed
-        // by: (1) a threshold of keys specified in the trusted root metadata file (version N),
-        // and (2) a threshold of keys specified in the new root metadata file being validated
-        // (version N+1)."
-        let (old_keys, old_threshold) = top_role_keys(&cur.doc.signed, "root")?;
-        check_signed(&doc, &old_keys, old_threshold, &anchors.revoked, None)?;
-        let (new_keys, new_threshold) = top_role_keys(&doc.signed, "root")?;
-        check_signed(&doc, &new_keys, new_threshold, &anchors.revoked, None)?;
-        // 5.3.5: "Note that the expiration of the new (intermediate) root metadata file does
+        // 5.3.4: "Version N+1 of the root metadata file MUST have been signed by: (1) a
+        // threshold of keys specified in the trusted root metadata file (version N), and (2) a
+        // threshold of keys specified in the new root metadata file being validated (version
+        // N+1)." Both sets are the root keys certified for this GUN, as notary's
+        // `ValidateRoot` takes them (expiry is judged later, at 5.3.10, for the final root).
+        let (old_keys, old_threshold) = gun_root_keys(&cur.doc, ctx.gun)?;
+        check_signed(&doc, &old_keys, old_threshold, &ctx.anchors.revoked, None)?;
+        let (new_keys, new_threshold) = gun_root_keys(&doc, ctx.gun)?;
+        check_signed(&doc, &new_keys, new_threshold, &ctx.anchors.revoked, None)?;
+        // 5.3.6: "Note that the expiration of the new (intermediate) root metadata file does
         // not matter yet, because we will check for it in step 5.3.10."
         cur = Verified { doc, meta: file_meta(&bytes) };
     }
@@ -284,38 +423,33 @@ async fn fetch_listed<F: Fetch, T: Role>(
     Ok(Verified { doc, meta: meta.clone() })
 }
 
-fn trusted_version(prev: Option<u64>, memory: &TrustMemory, role: &str) -> Option<u64> {
-    prev.max(memory.versions.get(role).copied())
-}
-
 async fn refresh_from_root<F: Fetch>(
-    f: &F,
-    gun: &str,
+    ctx: &Ctx<'_, F>,
     root: &Verified<Root>,
-    prev: Option<&TrustedRepo>,
-    memory: &TrustMemory,
-    anchors: &Anchors,
-    now: Timestamp,
+    budget: &mut Budget,
 ) -> Result<TrustedRepo, Attempt> {
-    let revoked = &anchors.revoked;
+    let (f, prev, now) = (ctx.f, ctx.prev, ctx.now);
+    let revoked = &ctx.anchors.revoked;
     // 5.3.10: "Check for a freeze attack. The expiration timestamp in the trusted root
     // metadata file MUST be higher than the fixed update start time."
     check_expiry(&root.doc, now)?;
-    let (root_keys, root_threshold) = top_role_keys(&root.doc.signed, "root")?;
-    // An expired root certificate makes the root unusable (as the notary client does).
+    let (root_keys, root_threshold) = gun_root_keys(&root.doc, ctx.gun)?;
+    // A root certificate not valid now makes the root unusable (as the notary client does).
     check_signed(&root.doc, &root_keys, root_threshold, revoked, Some(now))?;
+    budget.take("root", root.meta.length)?;
 
     // 5.4.1: "Download the timestamp metadata file, up to X number of bytes."
-    let ts_bytes =
-        f.fetch("timestamp.json", limits::TIMESTAMP).await?.ok_or(TufError::NotFound { role: "timestamp".into() })?;
+    let ts_bytes = budget
+        .fetch_unlisted(f, "timestamp.json", "timestamp", limits::TIMESTAMP)
+        .await?
+        .ok_or_else(|| ctx.missing("timestamp"))?;
     let ts = metadata::parse::<Snapshot>("timestamp", &ts_bytes, limits::TIMESTAMP, "Timestamp")?;
     // 5.4.2: "Check signatures. The new timestamp metadata file must have been signed by a
     // threshold of keys specified in the trusted root metadata file."
     check_top_role(&ts, &root.doc.signed, "timestamp", revoked, now)?;
     // 5.4.3.1: "The version number of the trusted timestamp metadata file, if any, MUST be
     // less than or equal to the version number of the new timestamp metadata file."
-    let prev_ts = prev.map(|p| p.timestamp.doc.signed.version);
-    check_rollback("timestamp", trusted_version(prev_ts, memory, "timestamp"), ts.signed.version)?;
+    check_rollback("timestamp", ctx.trusted_version("timestamp"), ts.signed.version)?;
     // 5.4.4: "Check for a freeze attack. The expiration timestamp in the new timestamp
     // metadata file MUST be higher than the fixed update start time."
     check_expiry(&ts, now)?;
@@ -329,6 +463,7 @@ async fn refresh_from_root<F: Fetch>(
         .meta
         .get("snapshot")
         .ok_or(TufError::NotListed { role: "snapshot".into(), listed_in: "timestamp".into() })?;
+    budget.take("snapshot", snap_meta.length)?;
     let snapshot: Verified<Snapshot> = match prev.filter(|p| p.snapshot.same_as(snap_meta)) {
         Some(p) => p.snapshot.clone(),
         None => {
@@ -336,8 +471,7 @@ async fn refresh_from_root<F: Fetch>(
             // any, listed in the trusted timestamp metadata."
             let s: Verified<Snapshot> = fetch_listed(f, "snapshot", "timestamp", snap_meta).await?;
             // 5.5.5: rollback: never accept an older snapshot than the one trusted.
-            let prev_v = prev.map(|p| p.snapshot.doc.signed.version);
-            check_rollback("snapshot", trusted_version(prev_v, memory, "snapshot"), s.doc.signed.version)?;
+            check_rollback("snapshot", ctx.trusted_version("snapshot"), s.doc.signed.version)?;
             s
         }
     };
@@ -371,6 +505,7 @@ async fn refresh_from_root<F: Fetch>(
         .meta
         .get("targets")
         .ok_or(TufError::NotListed { role: "targets".into(), listed_in: "snapshot".into() })?;
+    budget.take("targets", targets_meta.length)?;
     let targets: Verified<Targets> = match prev.filter(|p| p.targets.same_as(targets_meta)) {
         Some(p) => p.targets.clone(),
         None => {
@@ -378,8 +513,7 @@ async fn refresh_from_root<F: Fetch>(
             // any, listed in the trusted snapshot metadata."
             let t: Verified<Targets> = fetch_listed(f, "targets", "snapshot", targets_meta).await?;
             // 5.6.4: rollback.
-            let prev_v = prev.map(|p| p.targets.doc.signed.version);
-            check_rollback("targets", trusted_version(prev_v, memory, "targets"), t.doc.signed.version)?;
+            check_rollback("targets", ctx.trusted_version("targets"), t.doc.signed.version)?;
             t
         }
     };
@@ -389,10 +523,13 @@ async fn refresh_from_root<F: Fetch>(
     // 5.6.5: "Check for a freeze attack."
     check_expiry(&targets.doc, now)?;
 
-    let delegations = walk_delegations(f, &targets, &snapshot, prev, memory, revoked, now).await;
+    let delegations = walk_delegations(ctx, &targets, &snapshot, budget).await;
 
     // Roles trusted before and no longer delegated are remembered as removed signers, with
     // what they had signed, so a running image signed only by them reads `SignerRevoked`.
+    // Roles whose parent could not be verified are in `delegations` (failed, not walked), so
+    // an outage never lands here.
+    let memory = ctx.memory;
     let mut removed: BTreeMap<String, RemovedSigner> = memory.removed.clone();
     if let Some(p) = prev {
         removed.extend(p.removed.clone());
@@ -430,12 +567,22 @@ async fn refresh_from_root<F: Fetch>(
     }
     removed.retain(|name, _| !delegations.contains_key(name));
 
+    // Versions trusted before, kept for roles that did not verify this time (a failing or
+    // unreachable delegation keeps its rollback protection through the outage).
+    let mut remembered = memory.versions.clone();
+    if let Some(p) = prev {
+        for (role, v) in p.memory().versions {
+            let e = remembered.entry(role).or_insert(v);
+            *e = (*e).max(v);
+        }
+    }
+
     let mut all_keys = BTreeMap::new();
     for role in root.doc.signed.roles.keys() {
         all_keys.extend(top_role_keys(&root.doc.signed, role)?.0);
     }
     Ok(TrustedRepo {
-        gun: gun.to_string(),
+        gun: ctx.gun.to_string(),
         root: root.clone(),
         timestamp,
         snapshot,
@@ -443,6 +590,7 @@ async fn refresh_from_root<F: Fetch>(
         root_keys: all_keys,
         delegations,
         removed,
+        remembered,
     })
 }
 
@@ -450,13 +598,10 @@ async fn refresh_from_root<F: Fetch>(
 /// lists is never fetched, even though the server still serves its stale file). Each role is
 /// checked on its own: a failing delegation does not fail the repository, it signs nothing.
 async fn walk_delegations<F: Fetch>(
-    f: &F,
+    ctx: &Ctx<'_, F>,
     targets: &Verified<Targets>,
     snapshot: &Verified<Snapshot>,
-    prev: Option<&TrustedRepo>,
-    memory: &TrustMemory,
-    revoked: &BTreeSet<String>,
-    now: Timestamp,
+    budget: &mut Budget,
 ) -> BTreeMap<String, DelegationState> {
     let mut out = BTreeMap::new();
     let mut queue: VecDeque<(String, metadata::Delegations, usize)> = VecDeque::new();
@@ -478,14 +623,13 @@ async fn walk_delegations<F: Fetch>(
                 keys: BTreeMap::new(),
                 outcome: DelegationOutcome::Unpublished,
             };
-            state.outcome =
-                match check_delegation(f, role, &parent, &delegations, snapshot, prev, memory, revoked, now).await {
-                    Ok((keys, outcome)) => {
-                        state.keys = keys;
-                        outcome
-                    }
-                    Err(e) => DelegationOutcome::Failed(e),
-                };
+            state.outcome = match check_delegation(ctx, role, &parent, &delegations, snapshot, budget).await {
+                Ok((keys, outcome)) => {
+                    state.keys = keys;
+                    outcome
+                }
+                Err(e) => DelegationOutcome::Failed(e),
+            };
             if let DelegationOutcome::Verified(v) = &state.outcome {
                 if let Some(children) = &v.doc.signed.delegations {
                     if depth < limits::MAX_DELEGATION_DEPTH && !children.roles.is_empty() {
@@ -496,21 +640,95 @@ async fn walk_delegations<F: Fetch>(
             out.insert(role.name.clone(), state);
         }
     }
+    carry_unreached(&mut out, &targets.doc.signed, ctx.prev, ctx.memory);
     out
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The role that delegates `role` when only its name is known: notary names a delegation
+/// below the role that delegates it (`targets/releases/qa` is delegated by `targets/releases`).
+fn parent_of(role: &str) -> &str {
+    role.rsplit_once('/').map_or("targets", |(p, _)| p)
+}
+
+/// Roles trusted before (in the previous state, or by name in the persisted memory) that the
+/// walk did not reach. A parent that fails to load (timeout, 5xx, expired, invalid) is not a
+/// removal: a role is removed only when its verified parent stops listing it (or the parent
+/// itself is removed). The children of a failing parent keep their previous state, failed
+/// with the parent's error, so they are neither trusted nor reported as revoked.
+fn carry_unreached(
+    out: &mut BTreeMap<String, DelegationState>,
+    targets: &Targets,
+    prev: Option<&TrustedRepo>,
+    memory: &TrustMemory,
+) {
+    let mut known: BTreeMap<String, DelegationState> = memory
+        .signers
+        .iter()
+        .map(|(name, keyids)| {
+            let state = DelegationState {
+                name: name.clone(),
+                parent: parent_of(name).to_string(),
+                keyids: keyids.iter().cloned().collect(),
+                threshold: 1,
+                // What it may sign is not remembered: it could have signed anything.
+                paths: Some(vec![String::new()]),
+                path_hash_prefixes: None,
+                keys: BTreeMap::new(),
+                outcome: DelegationOutcome::Unpublished,
+            };
+            (name.clone(), state)
+        })
+        .collect();
+    if let Some(p) = prev {
+        known.extend(p.delegations.iter().map(|(n, d)| (n.clone(), d.clone())));
+    }
+    let mut unreached: Vec<DelegationState> = known.into_values().filter(|d| !out.contains_key(&d.name)).collect();
+    // Parents before children: a parent carried over decides for its children.
+    unreached.sort_by_key(|d| d.name.matches('/').count());
+    for mut d in unreached {
+        let lists =
+            |ds: &Option<metadata::Delegations>| ds.as_ref().is_some_and(|x| x.roles.iter().any(|r| r.name == d.name));
+        let cause = match d.parent.as_str() {
+            "targets" => lists(&targets.delegations).then(|| too_many(&d.name)),
+            parent => match out.get(parent).map(|p| &p.outcome) {
+                Some(DelegationOutcome::Verified(v)) => lists(&v.doc.signed.delegations).then(|| too_many(&d.name)),
+                Some(DelegationOutcome::Failed(TufError::DelegatorFailed { cause, .. })) => Some((**cause).clone()),
+                Some(DelegationOutcome::Failed(e)) => Some(e.clone()),
+                // Still delegated, with no file, while a role below it was trusted.
+                Some(DelegationOutcome::Unpublished) => {
+                    Some(TufError::NotListed { role: parent.to_string(), listed_in: "snapshot".into() })
+                }
+                // The parent is gone (removed, or never delegated): so are its children.
+                None => None,
+            },
+        };
+        if let Some(cause) = cause {
+            d.outcome = DelegationOutcome::Failed(TufError::DelegatorFailed {
+                role: d.name.clone(),
+                parent: d.parent.clone(),
+                cause: Box::new(cause),
+            });
+            out.insert(d.name.clone(), d);
+        }
+    }
+}
+
+fn too_many(role: &str) -> TufError {
+    TufError::InvalidMetadata {
+        role: role.into(),
+        detail: format!("not walked: the repository delegates more than {} roles", limits::MAX_DELEGATIONS),
+    }
+}
+
 async fn check_delegation<F: Fetch>(
-    f: &F,
+    ctx: &Ctx<'_, F>,
     role: &metadata::DelegatedRole,
     parent: &str,
     delegations: &metadata::Delegations,
     snapshot: &Verified<Snapshot>,
-    prev: Option<&TrustedRepo>,
-    memory: &TrustMemory,
-    revoked: &BTreeSet<String>,
-    now: Timestamp,
+    budget: &mut Budget,
 ) -> Result<(BTreeMap<String, PublicKey>, DelegationOutcome), TufError> {
+    let (revoked, now) = (&ctx.anchors.revoked, ctx.now);
     // Notary requires a delegated role to be named below the role that delegates it.
     if !role.name.starts_with(&format!("{parent}/")) {
         return Err(TufError::InvalidMetadata {
@@ -519,21 +737,31 @@ async fn check_delegation<F: Fetch>(
         });
     }
     let keys = load_keys(&role.name, &delegations.keys, &role.keyids)?;
+    let trusted = ctx.trusted_version(&role.name);
     let Some(listed) = snapshot.doc.signed.meta.get(&role.name) else {
-        return Ok((keys, DelegationOutcome::Unpublished));
+        // 5.5.5: "any targets metadata filename that was listed in the trusted snapshot
+        // metadata file, if any, MUST continue to be listed in the new snapshot metadata
+        // file." Notary drops a role from the snapshot when it removes its delegation; a role
+        // still delegated that vanishes once trusted is a rollback by whoever signs the
+        // snapshot (its key is on the publisher's machine), not a role that signed nothing.
+        return match trusted {
+            Some(version) => Err(TufError::RoleVanished { role: role.name.clone(), version }),
+            None => Ok((keys, DelegationOutcome::Unpublished)),
+        };
     };
-    let prev_state = prev.and_then(|p| p.delegations.get(&role.name));
+    budget.take(&role.name, listed.length)?;
+    let prev_state = ctx.prev.and_then(|p| p.delegations.get(&role.name));
     let reusable = prev_state.and_then(|d| match &d.outcome {
         DelegationOutcome::Verified(v) if v.same_as(listed) => Some((**v).clone()),
         _ => None,
     });
     let doc = match reusable {
         Some(v) => v,
-        None => fetch_listed::<F, Targets>(f, &role.name, "snapshot", listed).await?,
+        None => fetch_listed::<F, Targets>(ctx.f, &role.name, "snapshot", listed).await?,
     };
     // 5.6.7.2.2: the delegated role's metadata must be signed by a threshold of the keys the
-    // delegating role lists for it; revoked keys and expired certificates never count.
-    let remembered = memory.signers.get(&role.name);
+    // delegating role lists for it; revoked keys and certificates not valid now never count.
+    let remembered = ctx.memory.signers.get(&role.name);
     let earlier = prev_state.map(|d| &d.keyids);
     let emptied = (role.keyids.len() as u64) < role.threshold;
     check_signed(&doc.doc, &keys, role.threshold, revoked, Some(now)).map_err(|e| {
@@ -544,11 +772,7 @@ async fn check_delegation<F: Fetch>(
                 || revoked.contains(k)
         })
     })?;
-    let prev_v = prev_state.and_then(|d| match &d.outcome {
-        DelegationOutcome::Verified(v) => Some(v.doc.signed.version),
-        _ => None,
-    });
-    check_rollback(&role.name, trusted_version(prev_v, memory, &role.name), doc.doc.signed.version)?;
+    check_rollback(&role.name, trusted, doc.doc.signed.version)?;
     check_expiry(&doc.doc, now)?;
     Ok((keys, DelegationOutcome::Verified(Box::new(doc))))
 }

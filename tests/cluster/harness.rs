@@ -274,6 +274,15 @@ impl Operator {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Every call the operator made was authorized by its RBAC: nothing in its log was
+    /// forbidden.
+    pub fn assert_authorized(&self) {
+        let logs = self.logs();
+        let denied: Vec<&str> =
+            logs.lines().filter(|l| l.contains("forbidden") || l.contains("403 Forbidden")).take(5).collect();
+        assert!(denied.is_empty(), "calls refused by RBAC:\n{}", denied.join("\n"));
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }

@@ -85,7 +85,7 @@ async fn quarantine_isolates_and_is_released_when_trusted_again_and_when_the_pol
     w.apply(&w.policy("quarantine", json!({"action": "Quarantine"})));
     w.start_kubelet();
     w.apply(&deployment(ns, "web", &format!("{}:v1", w.repo("shop/web")), 2));
-    let _op = w.operator();
+    let op = w.operator();
     w.report_verdict(ns, "deployment-web-quarantine", "DigestDrift").await;
     let nps: Api<NetworkPolicy> = Api::namespaced(w.client.clone(), ns);
     eventually("both pods are quarantined and the deny-all NetworkPolicy exists", REACT, || async {
@@ -145,6 +145,7 @@ async fn quarantine_isolates_and_is_released_when_trusted_again_and_when_the_pol
         }
     })
     .await;
+    op.assert_authorized();
     w.cleanup().await;
 }
 

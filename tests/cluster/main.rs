@@ -13,6 +13,8 @@ mod harness;
 mod world;
 
 mod crds;
+mod formats;
+mod guardrails;
 mod lifecycle;
 mod operations;
 mod verdicts;

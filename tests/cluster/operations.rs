@@ -221,7 +221,12 @@ async fn long_policy_names_label_their_reports_and_long_event_notes_are_cut_to_f
     })
     .await;
     let r = reports.values().next().unwrap();
-    let label = r.metadata.labels.as_ref().unwrap().get("trustwatch.dev/policy").unwrap();
+    let label = r
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("trustwatch.dev/policy"))
+        .unwrap_or_else(|| panic!("the report has the policy label: {r:#?}"));
     assert!(label.len() <= 63, "{label}");
     assert_eq!(r.status.as_ref().unwrap().policy.as_deref(), Some(policy.as_str()));
     let pod = w.pods(ns, "app=web").await.remove(0).metadata.name.unwrap();

@@ -47,7 +47,7 @@ async fn every_workload_kind_gets_a_report_with_the_verdict_of_the_digest_it_run
     }
     // What `kubectl create job --from=cronjob/nightly` does: a Job owned by the CronJob.
     w.cp.kubectl(&["-n", ns, "create", "job", "nightly-manual", "--from=cronjob/nightly"]).unwrap();
-    let _op = w.operator();
+    let op = w.operator();
 
     for (report, verdict) in [
         ("deployment-web-verdicts", "Verified"),
@@ -142,5 +142,6 @@ async fn every_workload_kind_gets_a_report_with_the_verdict_of_the_digest_it_run
         }
     })
     .await;
+    op.assert_authorized();
     w.cleanup().await;
 }

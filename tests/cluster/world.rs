@@ -341,3 +341,148 @@ impl World {
         self.signer.delegation_add(&self.repo(repo), role, &key, None);
     }
 }
+
+/// A docker-registry that wants basic credentials (htpasswd), with pushes and lookups that
+/// present them.
+pub struct AuthRegistry {
+    child: std::process::Child,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl AuthRegistry {
+    pub fn start(user: &str, password: &str) -> AuthRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let auth = crate::support::oci::htpasswd_auth(dir.path(), user, password);
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry is installed (make deps)");
+        let r = AuthRegistry { child, port, user: user.into(), password: password.into(), dir };
+        for _ in 0..100 {
+            if r.curl(&["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("{}/v2/", r.url())]) == "200" {
+                return r;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the authenticated docker-registry did not start");
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.host())
+    }
+
+    fn curl(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("curl")
+            .arg("-u")
+            .arg(format!("{}:{}", self.user, self.password))
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn push_blob(&self, repo: &str, bytes: &[u8]) -> (String, usize) {
+        use sha2::Digest;
+        let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
+        let headers = self.curl(&[
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-X",
+            "POST",
+            &format!("{}/v2/{repo}/blobs/uploads/", self.url()),
+        ]);
+        let loc = headers
+            .lines()
+            .find_map(|l| l.strip_prefix("Location: ").or_else(|| l.strip_prefix("location: ")))
+            .expect("upload location")
+            .trim()
+            .to_string();
+        let loc = if loc.starts_with("http") { loc } else { format!("{}{loc}", self.url()) };
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let file = self.dir.path().join("blob");
+        std::fs::write(&file, bytes).unwrap();
+        let code = self.curl(&[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            &format!("@{}", file.display()),
+            &format!("{loc}{sep}digest={digest}"),
+        ]);
+        assert_eq!(code, "201", "blob upload");
+        (digest, bytes.len())
+    }
+
+    /// Pushes a one-layer image; returns its manifest digest.
+    pub fn push(&self, repo: &str, tag: &str, content: &str) -> String {
+        use sha2::Digest;
+        let (layer, layer_size) = self.push_blob(repo, content.as_bytes());
+        let config =
+            format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#);
+        let (cfg, cfg_size) = self.push_blob(repo, config.as_bytes());
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cfg}","size":{cfg_size}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{layer_size}}}]}}"#
+        );
+        let file = self.dir.path().join("manifest");
+        std::fs::write(&file, &manifest).unwrap();
+        let code = self.curl(&[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.oci.image.manifest.v1+json",
+            "--data-binary",
+            &format!("@{}", file.display()),
+            &format!("{}/v2/{repo}/manifests/{tag}", self.url()),
+        ]);
+        assert_eq!(code, "201", "manifest push");
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(manifest.as_bytes())))
+    }
+
+    /// A docker `config.json` with this registry's credentials.
+    pub fn docker_config(&self) -> String {
+        use base64::Engine as _;
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.user, self.password));
+        json!({"auths": {self.host(): {"auth": auth}}}).to_string()
+    }
+}
+
+impl Drop for AuthRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -92,11 +92,14 @@ impl Workload {
 
 pub fn workloads(signed: &Signed) -> Vec<Workload> {
     let w = |name, image: String, initially, once_signed| Workload { name, image, initially, once_signed };
+    // The images never pull, so no container reports an imageID: each is pinned by digest,
+    // which is what the runtime would run (a tag alone is never verified).
+    let pinned = |repo: &str| format!("{repo}:v1@sha256:{}", sha_hex(&format!("{repo}:v1")));
     vec![
-        w("signed", format!("{APP}:v1"), Verdict::Verified, Verdict::Verified),
+        w("signed", format!("{APP}:v1@{}", signed.app_v1), Verdict::Verified, Verdict::Verified),
         w("drifted", format!("{APP}:v1@{}", signed.app_other), Verdict::DigestDrift, Verdict::DigestDrift),
-        w("unsigned", format!("{UNSIGNED}:v1"), Verdict::Unsigned, Verdict::Verified),
-        w("revoked", format!("{PAYMENTS}:v1"), Verdict::SignerRevoked, Verdict::SignerRevoked),
+        w("unsigned", pinned(UNSIGNED), Verdict::Unsigned, Verdict::Verified),
+        w("revoked", pinned(PAYMENTS), Verdict::SignerRevoked, Verdict::SignerRevoked),
     ]
 }
 

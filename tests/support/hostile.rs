@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::notary::{NotaryServer, Upstream};
@@ -53,6 +53,16 @@ pub enum Rule {
     },
     /// Close the connection without answering.
     Close,
+    /// Forward to the upstream server with the first `from` in the path replaced by `to`
+    /// (serve one repository's genuine metadata for another GUN).
+    Rewrite {
+        from: String,
+        to: String,
+    },
+    /// `302 Found` to `<location><path>` (the requested path, query included).
+    Redirect {
+        location: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +89,7 @@ pub struct HostileServer {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
     task: JoinHandle<()>,
+    scheme: &'static str,
 }
 
 struct Request {
@@ -86,7 +97,11 @@ struct Request {
     authorization: Option<String>,
 }
 
-async fn read_request(stream: &mut TcpStream) -> Option<Request> {
+/// A connection: plain TCP or TLS.
+trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
+
+async fn read_request<S: Conn>(stream: &mut S) -> Option<Request> {
     let mut r = BufReader::new(stream);
     let mut line = String::new();
     r.read_line(&mut line).await.ok()?;
@@ -115,6 +130,7 @@ async fn read_request(stream: &mut TcpStream) -> Option<Request> {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        302 => "Found",
         304 => "Not Modified",
         400 => "Bad Request",
         401 => "Unauthorized",
@@ -128,7 +144,7 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-async fn respond(stream: &mut TcpStream, status: u16, headers: &[(&str, String)], body: &[u8]) {
+async fn respond<S: Conn>(stream: &mut S, status: u16, headers: &[(&str, String)], body: &[u8]) {
     let mut head =
         format!("HTTP/1.1 {status} {}\r\nConnection: close\r\nContent-Length: {}\r\n", reason(status), body.len());
     for (k, v) in headers {
@@ -163,7 +179,7 @@ async fn fetch_upstream(up: &Option<Upstream2>, path: &str) -> Result<(u16, Stri
     Ok((status, ct, body))
 }
 
-async fn pass(stream: &mut TcpStream, up: &Option<Upstream2>, path: &str, flip: Option<usize>) {
+async fn pass<S: Conn>(stream: &mut S, up: &Option<Upstream2>, path: &str, flip: Option<usize>) {
     match fetch_upstream(up, path).await {
         Ok((status, ct, mut body)) => {
             if let Some(i) = flip {
@@ -178,7 +194,7 @@ async fn pass(stream: &mut TcpStream, up: &Option<Upstream2>, path: &str, flip: 
     }
 }
 
-async fn stream_forever(stream: &mut TcpStream, chunk: usize, interval: Duration) {
+async fn stream_forever<S: Conn>(stream: &mut S, chunk: usize, interval: Duration) {
     let head = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: text/plain\r\n\
                 Transfer-Encoding: chunked\r\n\r\n";
     if stream.write_all(head.as_bytes()).await.is_err() {
@@ -199,7 +215,7 @@ async fn stream_forever(stream: &mut TcpStream, chunk: usize, interval: Duration
     }
 }
 
-async fn oversized(stream: &mut TcpStream, bytes: usize) {
+async fn oversized<S: Conn>(stream: &mut S, bytes: usize) {
     let head =
         format!("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {bytes}\r\n\r\n");
     if stream.write_all(head.as_bytes()).await.is_err() {
@@ -226,7 +242,7 @@ async fn oversized(stream: &mut TcpStream, bytes: usize) {
     let _ = stream.flush().await;
 }
 
-async fn handle(mut stream: TcpStream, state: Arc<Mutex<State>>, up: Arc<Option<Upstream2>>) {
+async fn handle<S: Conn>(mut stream: S, state: Arc<Mutex<State>>, up: Arc<Option<Upstream2>>) {
     let Some(req) = read_request(&mut stream).await else { return };
     let bare = req.path.split('?').next().unwrap_or("").to_string();
     let (rule, auth) = {
@@ -277,12 +293,49 @@ async fn handle(mut stream: TcpStream, state: Arc<Mutex<State>>, up: Arc<Option<
             respond(&mut stream, 401, &h, br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#).await
         }
         Rule::Close => {}
+        Rule::Rewrite { from, to } => pass(&mut stream, &up, &req.path.replacen(&from, &to, 1), None).await,
+        Rule::Redirect { location } => {
+            let h = [("Location", format!("{location}{}", req.path))];
+            respond(&mut stream, 302, &h, b"").await
+        }
     }
 }
 
 impl HostileServer {
     /// Start on 127.0.0.1:<free port>. With `None`, Pass-like rules answer 502.
     pub async fn start(upstream: Option<Upstream>) -> HostileServer {
+        Self::start_with(upstream, None, "127.0.0.1:0").await
+    }
+
+    /// The same proxy over TLS with this certificate chain and key (PEM), e.g. where only an
+    /// https:// server is accepted (TrustRoot). `url()` is then `https://127.0.0.1:PORT`.
+    pub async fn start_tls(upstream: Option<Upstream>, cert_pem: &str, key_pem: &str) -> HostileServer {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<_, _>>().expect("cert PEM");
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key PEM");
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("TLS server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        Self::start_with(upstream, Some(acceptor), "127.0.0.1:0").await
+    }
+
+    /// Listening on `bind` (e.g. "0.0.0.0:0" to be reachable on a non-loopback address).
+    pub async fn start_on(upstream: Option<Upstream>, bind: &str) -> HostileServer {
+        Self::start_with(upstream, None, bind).await
+    }
+
+    async fn start_with(
+        upstream: Option<Upstream>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        bind: &str,
+    ) -> HostileServer {
         let up = upstream.map(|u| {
             let cert = reqwest::Certificate::from_pem(u.ca_pem.as_bytes()).expect("CA PEM");
             let client = reqwest::Client::builder()
@@ -293,19 +346,33 @@ impl HostileServer {
             Upstream2 { url: u.url.trim_end_matches('/').to_string(), client }
         });
         let up = Arc::new(up);
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = TcpListener::bind(bind).await.expect("bind");
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
         let st = state.clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let task = tokio::spawn(async move {
             let mut conns = JoinSet::new();
             loop {
                 while conns.try_join_next().is_some() {}
                 let Ok((sock, _)) = listener.accept().await else { continue };
-                conns.spawn(handle(sock, st.clone(), up.clone()));
+                let (st, up) = (st.clone(), up.clone());
+                match &tls {
+                    None => {
+                        conns.spawn(handle(sock, st, up));
+                    }
+                    Some(acceptor) => {
+                        let acceptor = acceptor.clone();
+                        conns.spawn(async move {
+                            if let Ok(stream) = acceptor.accept(sock).await {
+                                handle(stream, st, up).await
+                            }
+                        });
+                    }
+                }
             }
         });
-        HostileServer { addr, state, task }
+        HostileServer { addr, state, task, scheme }
     }
 
     /// Proxy in front of a running real server.
@@ -314,7 +381,7 @@ impl HostileServer {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -375,7 +442,13 @@ impl TokenServer {
 
     /// `field` is the JSON key of the token, e.g. "token" or "access_token".
     pub async fn start_with_field(field: &str, token: &str) -> TokenServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::start_on("127.0.0.1:0", field, token).await
+    }
+
+    /// Listening on `bind`, e.g. "0.0.0.0:0" to be reached on a non-loopback address
+    /// (`realm_at(host)`).
+    pub async fn start_on(bind: &str, field: &str, token: &str) -> TokenServer {
+        let listener = TcpListener::bind(bind).await.expect("bind");
         let addr = listener.local_addr().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let lg = log.clone();
@@ -405,6 +478,10 @@ impl TokenServer {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+    /// The realm as reached through `host` (an address of this machine).
+    pub fn realm_at(&self, host: &str) -> String {
+        format!("http://{host}:{}/token", self.addr.port())
     }
     /// The realm to put in a challenge: "http://127.0.0.1:PORT/token".
     pub fn realm(&self) -> String {

@@ -9,6 +9,8 @@
 //! ```text
 //! // ---- real stack (support::notary, re-exported here) ----
 //! NotaryServer::start(Variant::Local | Variant::WithSigner) -> NotaryServer   // killed on Drop
+//! NotaryServer::start_with_cert(variant, ServerCert::CaSigned | SelfSignedCa { san } | ExpiredLeaf)
+//!                                  // SelfSignedCa: `openssl req -x509` (CA:TRUE), ca_pem() is itself
 //!   .url() -> String ("https://127.0.0.1:PORT")   .ca_path() -> &Path   .ca_pem() -> String
 //!   .dir() -> &Path   .server_log() -> String   .signer_log() -> String   .variant() -> Variant
 //!   .upstream() -> Upstream (url + CA, for HostileServer)
@@ -63,13 +65,26 @@
 //!   .requests() -> Vec<String>           // paths (with query) in arrival order
 //!   .request_log() -> Vec<LoggedRequest { path, authorization: Option<String> }>
 //!   .clear_requests()
+//! HostileServer::start_tls(upstream, cert_pem, key_pem).await   // https://127.0.0.1:PORT
+//! HostileServer::start_on(upstream, "0.0.0.0:0").await          // reachable off loopback
 //! Rule::Pass | Serve{status, body} | FlipBit{byte_index} | Oversized{bytes} | Endless
 //!     | Trickle{chunk, interval_ms} | Delay{secs} | DelayMs{ms} | Status(u16)
 //!     | Unauthorized{realm_url} | Close
+//!     | Rewrite{from, to}      // forward with the path rewritten (A's documents for GUN B)
+//!     | Redirect{location}     // 302 to <location><path>
 //! TokenServer::start(token).await -> TokenServer   // GET /token?service=..&scope=.. -> {"token":..}
 //! TokenServer::start_with_field(field, token).await // e.g. "access_token"
 //!   .url() (base)  .realm() ("http://127.0.0.1:PORT/token")  .requests() -> Vec<LoggedRequest>
 //!   .basic_auth_seen() -> bool
+//! TokenServer::start_on(bind, field, token).await   .realm_at(host)
+//!
+//! // ---- real keys, real uploads (support::resign, re-exported here; blocking) ----
+//! client.signing_key(role, Some(gun) | None) -> p256 SigningKey   // from the trust dir
+//! delegation_key.signing_key() -> SigningKey
+//! Metadata::fetch(&server, gun, role) / Metadata::parse(bytes)  .signed (edit)  .resign(&[(keyid, &key)])
+//! key_id_of(&keys_map, &keyids, &key) -> String   // the ID a role lists that key under
+//! upload(&server, gun, &[(role, bytes)])          // POST, validated by the server like any publish
+//! listed_name(&server, gun, role) -> "<role>.<sha256 hex>.json"   file_meta(bytes) -> snapshot entry
 //! ```
 //!
 //! Notation: `support::notation` (not re-exported; `use support::notation::*`) has the notation
@@ -87,6 +102,7 @@ pub mod notary;
 pub mod notation;
 pub mod oci;
 pub mod registry;
+pub mod resign;
 
 #[allow(unused_imports)]
 pub use hostile::*;
@@ -94,3 +110,5 @@ pub use hostile::*;
 pub use notary::*;
 #[allow(unused_imports)]
 pub use registry::*;
+#[allow(unused_imports)]
+pub use resign::*;

@@ -143,12 +143,75 @@ fn wait_for(child: &mut Child, deadline: Instant, mut ready: impl FnMut() -> boo
     }
 }
 
+/// The TLS certificate the server presents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerCert {
+    /// A leaf for localhost/127.0.0.1 issued by a test CA; `ca_pem()` is the CA.
+    CaSigned,
+    /// What `openssl req -x509` makes by default: a self-signed certificate with
+    /// `basicConstraints=critical,CA:TRUE`, for this subjectAltName (e.g. "IP:127.0.0.1").
+    /// `ca_pem()` is that same certificate.
+    SelfSignedCa { san: &'static str },
+    /// A CA-signed leaf for localhost/127.0.0.1 that expired in 2020 (`openssl ca -enddate`).
+    ExpiredLeaf,
+}
+
+/// A self-signed CA:TRUE certificate (the openssl default for `req -x509`), also used as CA.
+fn gen_self_signed(dir: &Path, san: &str) {
+    run_checked(
+        Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+            .args(["-keyout", s(&dir.join("server.key")), "-out", s(&dir.join("server.crt"))])
+            .args(["-days", "30", "-subj", "/CN=notary-self-signed"])
+            .args(["-addext", &format!("subjectAltName={san}")]),
+    );
+    fs::copy(dir.join("server.crt"), dir.join("ca.crt")).unwrap();
+}
+
+/// Replaces the leaf with one issued by the same CA but valid only in January 2020.
+fn gen_expired_leaf(dir: &Path) {
+    let ca = dir.join("openssl-ca");
+    fs::create_dir_all(&ca).unwrap();
+    fs::write(ca.join("index.txt"), "").unwrap();
+    fs::write(ca.join("serial"), "01\n").unwrap();
+    fs::write(
+        ca.join("ca.cnf"),
+        "[ ca ]\ndefault_ca = d\n[ d ]\ndatabase = index.txt\nserial = serial\nnew_certs_dir = .\n\
+         default_md = sha256\npolicy = p\nunique_subject = no\n[ p ]\ncommonName = supplied\n[ ext ]\n\
+         subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         extendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .unwrap();
+    run_checked(
+        Command::new("openssl")
+            .current_dir(&ca)
+            .args(["ca", "-batch", "-config", "ca.cnf", "-extensions", "ext"])
+            .args(["-cert", s(&dir.join("ca.crt")), "-keyfile", s(&dir.join("ca.key"))])
+            .args(["-in", s(&dir.join("server.csr")), "-out", s(&dir.join("server.crt"))])
+            .args(["-startdate", "20200101000000Z", "-enddate", "20200201000000Z"]),
+    );
+}
+
 impl NotaryServer {
     /// Start a fresh server (own tempdir, CA, ports, memory storage). Panics with logs on failure.
     pub fn start(variant: Variant) -> NotaryServer {
+        Self::start_with_cert(variant, ServerCert::CaSigned)
+    }
+
+    /// Start a fresh server presenting this kind of TLS certificate.
+    pub fn start_with_cert(variant: Variant, cert: ServerCert) -> NotaryServer {
         let dir = tempfile::Builder::new().prefix("notary-srv-").tempdir().unwrap();
         let d = dir.path().to_path_buf();
-        gen_tls(&d);
+        match cert {
+            ServerCert::CaSigned => gen_tls(&d),
+            ServerCert::SelfSignedCa { san } => gen_self_signed(&d, san),
+            ServerCert::ExpiredLeaf => {
+                gen_tls(&d);
+                gen_expired_leaf(&d);
+            }
+        }
+        // A certificate made to fail verification is probed without verifying it.
+        let verified_probe = matches!(cert, ServerCert::CaSigned);
         let ca_path = d.join("ca.crt");
         let (key, crt) = (d.join("server.key"), d.join("server.crt"));
         let server_log = d.join("server.log");
@@ -205,7 +268,13 @@ impl NotaryServer {
             fs::write(&p, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
             let mut child = spawn_logged("notary-server", &p, &server_log);
             let health = format!("https://127.0.0.1:{port}/_notary_server/health");
-            let ready = || fetch_raw_url(&health, Some(&ca_path)).0 == 200;
+            let ready = || {
+                if verified_probe {
+                    fetch_raw_url(&health, Some(&ca_path)).0 == 200
+                } else {
+                    fetch_insecure(&health) == 200
+                }
+            };
             match wait_for(&mut child, deadline, ready) {
                 Wait::Ready => {
                     // a signer whose port was stolen may have answered the TCP probe and died
@@ -278,6 +347,16 @@ impl Drop for NotaryServer {
             kill(sg);
         }
     }
+}
+
+/// Status of a GET that does not verify the server certificate (readiness probes only).
+fn fetch_insecure(url: &str) -> u16 {
+    let out = Command::new("curl")
+        .args(["-sk", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}", url])
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn curl");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
 }
 
 /// Blocking GET with curl. Returns (status, body); status 0 means no HTTP answer at all.
@@ -636,13 +715,15 @@ pub fn parse_list(stdout: &str) -> Vec<ListedTarget> {
         if !in_body || line.trim().is_empty() {
             continue;
         }
+        // The last three columns never hold spaces; a name may (any Unicode whitespace).
         let f: Vec<&str> = line.split_whitespace().collect();
         assert!(f.len() >= 4, "unexpected `notary list` line: {line:?}");
+        let n = f.len();
         out.push(ListedTarget {
-            name: f[0].to_string(),
-            digest_hex: f[1].to_string(),
-            size: f[2].parse().unwrap_or_else(|_| panic!("size in {line:?}")),
-            role: f[3].to_string(),
+            name: f[..n - 3].join(" "),
+            digest_hex: f[n - 3].to_string(),
+            size: f[n - 2].parse().unwrap_or_else(|_| panic!("size in {line:?}")),
+            role: f[n - 1].to_string(),
         });
     }
     out

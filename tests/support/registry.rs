@@ -142,6 +142,18 @@ impl Registry {
         };
         Some(Pushed { digest: header("Docker-Content-Digest")?, size: header("Content-Length")?.parse().ok()? })
     }
+
+    /// The config digest of `repo:tag` (what a runtime reports as the image ID, `sha256:..`).
+    pub fn config_digest(&self, repo: &str, tag: &str) -> String {
+        let (_, body) = curl(&[
+            "-s",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+            &format!("{}/v2/{repo}/manifests/{tag}", self.url()),
+        ]);
+        let manifest: serde_json::Value = serde_json::from_slice(&body).expect("manifest JSON");
+        manifest["config"]["digest"].as_str().expect("config digest").to_string()
+    }
 }
 
 impl Drop for Registry {
