@@ -189,7 +189,10 @@ async fn notation_signed_workloads_agree_with_notation_verify_and_a_revoked_cert
     w.apply(&w.trust_root(json!({})));
     let rules = json!({"images": [{"pattern": format!("{}/**", w.registry.host()),
         "trustRoots": [w.name, notation_name], "require": "AnyOf"}]});
-    w.apply(&w.policy("anyof", rules));
+    w.apply(&w.policy("anyof", rules.clone()));
+    let mut all_of = rules;
+    all_of["images"][0]["require"] = json!("AllOf");
+    w.apply(&w.policy("allof", all_of));
     w.start_kubelet();
     for app in ["pay", "old", "plain", "dct"] {
         w.apply(&deployment(ns, app, &format!("{}:v1", w.repo(&format!("shop/{app}"))), 1));
@@ -212,6 +215,15 @@ async fn notation_signed_workloads_agree_with_notation_verify_and_a_revoked_cert
         let out = reference.notation_verify(&at(&w, &format!("shop/{app}")));
         assert_eq!(out.success(), notation_agrees, "{app}: notation verify said {}{}", out.stdout, out.stderr);
         assert_eq!(n.verdict.is_trusted(), out.success(), "{app}: trustwatch {n:?}, notation verify {}", out.stderr);
+    }
+    // AllOf: the Notation-only image also needs Notary v1, which never signed it.
+    for (app, verdict, migration) in [
+        ("pay", "Unsigned", SuccessorVerified),
+        ("old", "SignerRevoked", SuccessorFailing),
+        ("dct", "Unsigned", NotaryV1Only),
+    ] {
+        let r = w.report_verdict(ns, &format!("deployment-{app}-allof"), verdict).await;
+        assert_eq!(r.status.unwrap().migration, Some(migration), "{app}: the workload's migration under AllOf");
     }
     let old = entry(&w.reports(ns).await["deployment-old-anyof"]);
     assert_eq!(old.reason, "CertificateRevoked", "{old:?}");
