@@ -319,7 +319,10 @@ fn build_notation(
     let actions = Actions::with_overrides(level, &overrides).map_err(|e| format!("spec.notation.overrides: {e}"));
     let identities =
         TrustedIdentities::parse(&n.trusted_identities).map_err(|e| format!("spec.notation.trustedIdentities: {e}"));
+    // A revocation published by the CA is seen within one refresh interval (and one hour at
+    // most), not only at the CRL's nextUpdate.
     let mut options = ShellOptions::default();
+    options.revocation_max_age = options.revocation_max_age.min(spec.refresh_period());
     if let Some(t) = &n.revocation_timeout {
         match crate::crd::parse_duration(t) {
             Ok(d) => (options.revocation_timeout, options.ocsp_timeout) = (d, d),
