@@ -255,7 +255,14 @@ async fn a_restart_never_reads_as_an_outage_and_finished_pods_are_not_scanned() 
     w.apply(&deployment(ns, "web", &format!("{}:v1", w.repo("shop/web")), 2));
     w.apply(&job(ns, "once", &format!("{}:v1", w.repo("shop/job"))));
     let mut op = w.operator();
-    w.report_verdict(ns, "deployment-web-startup", "Verified").await;
+    // Both replicas running and verified (the kubelet writes each pod's digest when it gets to
+    // it; a pod not started yet is TrustDataUnavailable, which this policy would quarantine).
+    eventually("both web pods verified", REACT, || async {
+        let r = w.report_verdict(ns, "deployment-web-startup", "Verified").await;
+        let s = r.status.unwrap().summary.unwrap_or_default();
+        if (s.pods, s.verified) == (2, 2) { Ok(()) } else { Err(format!("{s:?}")) }
+    })
+    .await;
     w.report_verdict(ns, "job-once-startup", "Unsigned").await;
     op.stop();
 
