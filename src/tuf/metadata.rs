@@ -211,6 +211,16 @@ impl SignatureCount {
     }
 }
 
+/// Signature verifications (public-key operations) done by this process, all repositories
+/// together: what benchmarks read to tell signature work from cache hits. A counter, not
+/// state: nothing reads it to decide anything.
+static SIGNATURE_VERIFICATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many signatures this process has verified so far (see [`count_signatures`]).
+pub fn signature_verifications() -> u64 {
+    SIGNATURE_VERIFICATIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Counts signatures over `canonical` from `authorized` keys; `revoked` key IDs never count.
 pub fn count_signatures(
     canonical: &[u8],
@@ -233,7 +243,13 @@ pub fn count_signatures(
             out.unauthorized.insert(sig.keyid.clone());
             continue;
         }
-        let ok = B64.decode(sig.sig.as_bytes()).map(|raw| key.verify(&sig.method, &raw, canonical)).unwrap_or(false);
+        let ok = B64
+            .decode(sig.sig.as_bytes())
+            .map(|raw| {
+                SIGNATURE_VERIFICATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                key.verify(&sig.method, &raw, canonical)
+            })
+            .unwrap_or(false);
         if ok {
             out.valid.insert(key.id.clone());
             out.public_keys.insert(key.id.clone(), key.spki_der.clone());

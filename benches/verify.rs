@@ -1,0 +1,560 @@
+//! `make bench`, part 1 (issue 11, benchmarks 1, 2 and 6): cold verification beside the
+//! reference clients on the same real servers, warm cycles with unchanged trust data (requests
+//! per repository and per digest, time per cycle) and signature work per cycle.
+//!
+//! Every comparison is measured side by side in the same run, alternating the contenders, and
+//! reported as the median of `TRUSTWATCH_BENCH_REPS` runs (default 5). Wall time is measured
+//! around each process; CPU time (user + system) of the process comes from `bash`'s `times`.
+//! `TRUSTWATCH_BASELINE_BIN=<path to another trustwatch binary>` adds it as a contender (the
+//! before/after of an optimization in one run). Output: Markdown tables on stdout.
+//!
+//! The bench binary re-executes itself (`--child cosign|notation ...`) for the library path of
+//! the registry formats: a cold process, like `cosign verify` and `notation verify`, running
+//! `CosignVerifier` and the Notation core over the OCI client.
+
+#[path = "../tests/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use support::{NotaryClient, NotaryServer, Registry, Variant, sha_hex};
+use trustwatch::engine::{Source, TrustEngine};
+use trustwatch::fetch::{NotaryHttp, ServerConfig};
+use trustwatch::image::ImageRef;
+use trustwatch::tuf::{Anchors, FetchError, PinnedKey};
+
+const REPOS: usize = 200;
+const TAGS: usize = 3;
+/// Images per registry format (cosign, Notation).
+const REGISTRY_IMAGES: usize = 20;
+
+fn reps() -> usize {
+    std::env::var("TRUSTWATCH_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(5).max(1)
+}
+
+fn gun(i: usize) -> String {
+    format!("registry.bench/team{i:03}/app")
+}
+
+fn image(i: usize) -> String {
+    format!("{}:v0@sha256:{}", gun(i), sha_hex(&format!("{i}/0")))
+}
+
+/// One process run: wall and CPU seconds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cost {
+    wall: f64,
+    cpu: f64,
+}
+
+impl std::ops::AddAssign for Cost {
+    fn add_assign(&mut self, o: Cost) {
+        self.wall += o.wall;
+        self.cpu += o.cpu;
+    }
+}
+
+/// Runs `cmd` under bash, which reports the child's CPU time with `times`; panics when it fails.
+fn timed(cmd: &[String], env: &[(String, String)]) -> Cost {
+    let mut c = Command::new("bash");
+    c.arg("-c").arg(r#""$@" >/tmp/trustwatch-bench-last.out 2>&1; rc=$?; times; exit $rc"#).arg("_").args(cmd);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let t = Instant::now();
+    let out = c.output().expect("bash runs");
+    let wall = t.elapsed().as_secs_f64();
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            std::fs::read_to_string("/tmp/trustwatch-bench-last.out").unwrap_or_default()
+        );
+    }
+    // `times`: the shell's user/sys, then its children's: "0m0.045s 0m0.012s".
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().nth(1).unwrap_or_default();
+    let secs = |s: &str| {
+        let (m, rest) = s.split_once('m').unwrap_or(("0", s));
+        m.parse::<f64>().unwrap_or(0.0) * 60.0 + rest.trim_end_matches('s').parse::<f64>().unwrap_or(0.0)
+    };
+    let cpu = line.split_whitespace().map(secs).sum();
+    Cost { wall, cpu }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+/// A contender: a name and how to run it for rep `r` (fresh state made by the closure).
+type Runner<'a> = Box<dyn Fn(usize) -> Cost + 'a>;
+
+/// Runs every contender `reps()` times, alternating; returns (name, median wall, median cpu).
+fn compare(contenders: &[(String, Runner<'_>)]) -> Vec<(String, f64, f64)> {
+    let mut walls = vec![vec![]; contenders.len()];
+    let mut cpus = vec![vec![]; contenders.len()];
+    for r in 0..reps() {
+        for (i, (_, run)) in contenders.iter().enumerate() {
+            let c = run(r);
+            walls[i].push(c.wall);
+            cpus[i].push(c.cpu);
+        }
+    }
+    contenders
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| (n.clone(), median(walls[i].clone()), median(cpus[i].clone())))
+        .collect()
+}
+
+fn print_comparison(title: &str, goal: &str, rows: &[(String, f64, f64)]) {
+    println!("\n### {title}\n\ngoal: {goal}\n");
+    println!("| contender | wall (median) | CPU (median) | reference wall / trustwatch wall | reference CPU / trustwatch CPU |");
+    println!("|---|---|---|---|---|");
+    let (_, tw_wall, tw_cpu) = rows[0].clone();
+    for (name, wall, cpu) in rows {
+        println!(
+            "| {name} | {:.1} ms | {:.1} ms | {:.2}x | {:.2}x |",
+            wall * 1e3,
+            cpu * 1e3,
+            wall / tw_wall,
+            cpu / tw_cpu.max(1e-6)
+        );
+    }
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Counts the requests a [`Source`] makes, by document.
+struct Counting<S> {
+    inner: S,
+    root_probe: AtomicU64,
+    timestamp: AtomicU64,
+    other: AtomicU64,
+}
+
+impl<S: Source> Source for Counting<S> {
+    async fn fetch(&self, gun: &str, name: &str, limit: u64) -> Result<Option<Vec<u8>>, FetchError> {
+        let counter = if name == "timestamp.json" {
+            &self.timestamp
+        } else if name.ends_with(".root.json") && name != "root.json" {
+            &self.root_probe
+        } else {
+            &self.other
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.inner.fetch(gun, name, limit).await
+    }
+}
+
+impl<S> Counting<S> {
+    fn take(&self) -> (u64, u64, u64) {
+        (
+            self.root_probe.swap(0, Ordering::Relaxed),
+            self.timestamp.swap(0, Ordering::Relaxed),
+            self.other.swap(0, Ordering::Relaxed),
+        )
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let code = rt.block_on(child(&args[i + 1..]));
+        std::process::exit(code);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(bench());
+}
+
+async fn bench() {
+    let trustwatch = PathBuf::from(env!("CARGO_BIN_EXE_trustwatch"));
+    let baseline = std::env::var("TRUSTWATCH_BASELINE_BIN").ok().map(PathBuf::from);
+    println!("## Verification benchmarks (benches/verify.rs)\n");
+    println!("{} runs per contender, alternating; medians.", reps());
+
+    // ---- Notary v1: 200 repositories on one real notary-server -------------------------------
+    let server = NotaryServer::start(Variant::Local);
+    let signer = NotaryClient::new(&server);
+    let t = Instant::now();
+    let publish = |i: usize| {
+        signer.run(&["init", &gun(i)]);
+        for tag in 0..TAGS {
+            signer.run(&["addhash", &gun(i), &format!("v{tag}"), "10", "--sha256", &sha_hex(&format!("{i}/{tag}"))]);
+        }
+        signer.run(&["publish", &gun(i)]);
+    };
+    publish(0); // creates the root key every other repository reuses
+    std::thread::scope(|sc| {
+        for w in 0..4 {
+            let publish = &publish;
+            sc.spawn(move || {
+                for i in (1..REPOS).filter(|i| i % 4 == w) {
+                    publish(i);
+                }
+            });
+        }
+    });
+    eprintln!("published {REPOS} repositories in {:.0}s", t.elapsed().as_secs_f64());
+    let work = tempfile::tempdir().unwrap();
+    let root_pem = signer.root_cert_pem(&gun(0));
+    let root_path = work.path().join("root.pem");
+    std::fs::write(&root_path, &root_pem).unwrap();
+    let tw_verify = |bin: &Path, k: usize| -> Vec<String> {
+        let mut v = vec![
+            s(bin),
+            "verify".into(),
+            "--server".into(),
+            server.url(),
+            "--root-key".into(),
+            s(&root_path),
+            "--ca-file".into(),
+            s(server.ca_path()),
+        ];
+        v.extend((0..k).map(image));
+        v
+    };
+    // `notary list` per repository, each batch with a fresh trust dir (first use: it fetches
+    // and pins the root, as trustwatch verify without --state does).
+    let notary_list = |k: usize| -> Cost {
+        let client = NotaryClient::new(&server);
+        let mut total = Cost::default();
+        for i in 0..k {
+            let cmd = vec!["notary".to_string(), "-c".into(), s(&client.config_path()), "list".into(), gun(i)];
+            total += timed(&cmd, &[("HOME".into(), s(client.dir()))]);
+        }
+        total
+    };
+    for k in [1, 20, REPOS] {
+        let mut contenders: Vec<(String, Runner<'_>)> = vec![(
+            format!("trustwatch verify, {k} image(s) in one process"),
+            Box::new(move |_| timed(&tw_verify(&trustwatch, k), &[])),
+        )];
+        if let Some(b) = &baseline {
+            contenders.push((
+                format!("baseline trustwatch verify ({})", b.display()),
+                Box::new(move |_| timed(&tw_verify(b, k), &[])),
+            ));
+        }
+        contenders.push((format!("notary list, {k} repositories one after another"), Box::new(move |_| notary_list(k))));
+        let goal = if k == 1 { "single ≥ 2x faster than notary list" } else { "batch ≥ 10x faster" };
+        print_comparison(&format!("Notary v1, cold, {k} repositories"), goal, &compare(&contenders));
+    }
+
+    // ---- Warm cycles: trust data unchanged -----------------------------------------------------
+    let mut cfg = ServerConfig::new(&server.url());
+    cfg.ca_pem = Some(server.ca_pem());
+    let source = Counting {
+        inner: NotaryHttp::new(cfg).unwrap(),
+        root_probe: AtomicU64::new(0),
+        timestamp: AtomicU64::new(0),
+        other: AtomicU64::new(0),
+    };
+    let pinned = vec![PinnedKey::from_pem("root", &root_pem).unwrap()];
+    let engine = Arc::new(TrustEngine::new(source, Anchors { pinned, revoked: Default::default() }));
+    let cycle = |concurrency: usize| {
+        let engine = engine.clone();
+        async move {
+            let since = Instant::now();
+            let sigs = trustwatch::tuf::signature_verifications();
+            let t = Instant::now();
+            let ok = futures::stream::iter(0..REPOS)
+                .map(|i| {
+                    let engine = engine.clone();
+                    async move { engine.repository(&gun(i), Timestamp::now(), since).await.result.is_ok() }
+                })
+                .buffer_unordered(concurrency)
+                .filter(|ok| futures::future::ready(*ok))
+                .count()
+                .await;
+            assert_eq!(ok, REPOS, "every repository verifies");
+            (t.elapsed().as_secs_f64(), trustwatch::tuf::signature_verifications() - sigs)
+        }
+    };
+    let (cold_secs, cold_sigs) = cycle(16).await;
+    let cold_requests = engine.source().take();
+    println!("\n### Notary v1, warm cycles over {REPOS} repositories (trust data unchanged)\n");
+    println!("goal: requests per repository per cycle: the timestamp only; signatures verified: 0 beyond the timestamp\n");
+    println!("| cycle | time per cycle (median) | requests per repository: `<N+1>.root.json` probe / `timestamp.json` / other | signatures verified per repository |");
+    println!("|---|---|---|---|");
+    let per = |n: u64| n as f64 / REPOS as f64;
+    println!(
+        "| cold (first verification, 16 at once) | {:.0} ms | {:.2} / {:.2} / {:.2} | {:.2} |",
+        cold_secs * 1e3,
+        per(cold_requests.0),
+        per(cold_requests.1),
+        per(cold_requests.2),
+        per(cold_sigs)
+    );
+    for (what, concurrency) in [("warm, one repository after another", 1), ("warm, 16 repositories at once", 16)] {
+        let mut times = vec![];
+        let mut sigs = vec![];
+        let mut reqs = (0, 0, 0);
+        for _ in 0..reps() {
+            let (t, s) = cycle(concurrency).await;
+            times.push(t);
+            sigs.push(s as f64);
+            let r = engine.source().take();
+            reqs = (reqs.0 + r.0, reqs.1 + r.1, reqs.2 + r.2);
+        }
+        let n = (REPOS * reps()) as f64;
+        println!(
+            "| {what} | {:.1} ms | {:.2} / {:.2} / {:.2} | {:.2} |",
+            median(times) * 1e3,
+            reqs.0 as f64 / n,
+            reqs.1 as f64 / n,
+            reqs.2 as f64 / n,
+            median(sigs) / REPOS as f64
+        );
+    }
+
+    // ---- cosign ----------------------------------------------------------------------------
+    let registry = Registry::start();
+    let host = registry.host();
+    let oras = support::oci::Oras::new();
+    let cosign = support::oci::Cosign::new();
+    let (key, public) = cosign.generate_key_pair("bench");
+    let public_path = work.path().join("cosign.pub");
+    std::fs::write(&public_path, &public).unwrap();
+    let cosign_images: Vec<String> = (0..REGISTRY_IMAGES)
+        .map(|i| {
+            let d = oras.push(&format!("{host}/cosign/app{i:02}:v1"), &format!("cosign image {i}"));
+            let at = format!("{host}/cosign/app{i:02}@{d}");
+            cosign.sign(&at, &key, &[], &[]);
+            at
+        })
+        .collect();
+    let me = std::env::current_exe().unwrap();
+    let cosign_cli = |k: usize| -> Cost {
+        let mut total = Cost::default();
+        for img in &cosign_images[..k] {
+            let cmd = [
+                s(&support::oci::go_tool("cosign")),
+                "verify".into(),
+                "--key".into(),
+                s(&public_path),
+                "--insecure-ignore-tlog=true".into(),
+                "--allow-http-registry".into(),
+                "--allow-insecure-registry".into(),
+                img.clone(),
+            ];
+            total += timed(&cmd, &[("HOME".into(), s(cosign.dir())), ("TUF_ROOT".into(), s(&cosign.dir().join("tuf")))]);
+        }
+        total
+    };
+    for k in [1, REGISTRY_IMAGES] {
+        let lib = {
+            let mut v = vec![s(&me), "--child".into(), "cosign".into(), s(&public_path)];
+            v.extend(cosign_images[..k].iter().cloned());
+            v
+        };
+        let contenders: Vec<(String, Runner<'_>)> = vec![
+            (
+                format!("trustwatch CosignVerifier (library, one cold process), {k} image(s)"),
+                Box::new(move |_| timed(&lib, &[])),
+            ),
+            (format!("cosign verify, {k} image(s) one after another"), Box::new(move |_| cosign_cli(k))),
+        ];
+        let goal = if k == 1 { "single ≥ 2x faster than cosign verify" } else { "batch ≥ 10x faster" };
+        print_comparison(&format!("cosign, cold, {k} image(s)"), goal, &compare(&contenders));
+    }
+
+    // Warm: the same verifier, answers older than the cycle start are recomputed.
+    {
+        let client = Arc::new(
+            trustwatch::oci::RegistryClient::new(trustwatch::oci::RegistryConfig {
+                plain_http: true,
+                ..Default::default()
+            })
+            .unwrap(),
+        );
+        let trust = trustwatch::cosign::TrustConfig {
+            keys: vec![trustwatch::cosign::CosignKey::from_pem("bench", &public).unwrap()],
+            required_annotations: Default::default(),
+            log_keys: vec![],
+        };
+        let verifier = trustwatch::cosign::CosignVerifier::new(client.clone(), trust);
+        let images: Vec<ImageRef> = cosign_images.iter().map(|i| ImageRef::parse(i).unwrap()).collect();
+        let mut rows = vec![];
+        for label in ["cold", "warm 1", "warm 2"] {
+            let before = client.counts();
+            let since = Instant::now();
+            let t = Instant::now();
+            for img in &images {
+                let r = verifier.verify_image(img, Timestamp::now(), since).await;
+                assert!(r.verdict.is_trusted(), "{r:?}");
+            }
+            let after = client.counts();
+            rows.push((label, t.elapsed(), before, after));
+        }
+        println!("\n### cosign, warm cycles over {REGISTRY_IMAGES} digests (signatures unchanged)\n");
+        println!("goal: one referrers or tag lookup per digest, no envelope downloads\n");
+        println!("| cycle | time per cycle | per digest: manifest HEAD / manifest GET / blob GET / referrers / token | served from cache |");
+        println!("|---|---|---|---|");
+        let n = REGISTRY_IMAGES as f64;
+        for (label, t, b, a) in rows {
+            println!(
+                "| {label} | {:.1} ms | {:.2} / {:.2} / {:.2} / {:.2} / {:.2} | {:.2} |",
+                t.as_secs_f64() * 1e3,
+                (a.manifest_head - b.manifest_head) as f64 / n,
+                (a.manifest_get - b.manifest_get) as f64 / n,
+                (a.blob_get - b.blob_get) as f64 / n,
+                (a.referrers - b.referrers) as f64 / n,
+                (a.token - b.token) as f64 / n,
+                (a.cache_hits - b.cache_hits) as f64 / n,
+            );
+        }
+    }
+
+    // ---- Notation --------------------------------------------------------------------------
+    let nsigner = support::notation::Signer::new();
+    nsigner.generate_test("bench");
+    let policy = serde_json::json!({
+        "version": "1.0",
+        "trustPolicies": [{"name": "images", "registryScopes": ["*"],
+            "signatureVerification": {"level": "strict"}, "trustStores": ["ca:bench"], "trustedIdentities": ["*"]}]
+    });
+    let nverifier = support::notation::Verifier::new(&policy.to_string());
+    nverifier.add_cert("ca", "bench", &nsigner.test_cert_pem("bench"));
+    let notation_images: Vec<String> = (0..REGISTRY_IMAGES)
+        .map(|i| {
+            let p = registry.push_image(&format!("notation/app{i:02}"), "v1", &format!("notation image {i}"));
+            let at = format!("{host}/notation/app{i:02}@{}", p.digest);
+            nsigner.sign(&at, "jws", &[]);
+            at
+        })
+        .collect();
+    let xdg = nverifier.config_dir().parent().unwrap().to_path_buf();
+    let notation_cli = |k: usize| -> Cost {
+        let mut total = Cost::default();
+        for img in &notation_images[..k] {
+            let cmd =
+                [s(&support::notation::go_tool("notation")), "verify".into(), "--insecure-registry".into(), img.clone()];
+            total += timed(&cmd, &[("XDG_CONFIG_HOME".into(), s(&xdg)), ("XDG_CACHE_HOME".into(), s(&xdg.join("cache")))]);
+        }
+        total
+    };
+    for k in [1, REGISTRY_IMAGES] {
+        let lib = {
+            let mut v = vec![s(&me), "--child".into(), "notation".into(), s(&nverifier.config_dir())];
+            v.extend(notation_images[..k].iter().cloned());
+            v
+        };
+        let contenders: Vec<(String, Runner<'_>)> = vec![
+            (
+                format!("trustwatch Notation core over the OCI client (library, one cold process), {k} image(s)"),
+                Box::new(move |_| timed(&lib, &[])),
+            ),
+            (format!("notation verify, {k} image(s) one after another"), Box::new(move |_| notation_cli(k))),
+        ];
+        let goal = if k == 1 { "single ≥ 2x faster than notation verify" } else { "batch ≥ 10x faster" };
+        print_comparison(&format!("Notation, cold, {k} image(s)"), goal, &compare(&contenders));
+    }
+}
+
+/// The library path of a registry format in a cold process; exit 0 when every image verifies.
+async fn child(args: &[String]) -> i32 {
+    let now = Timestamp::now();
+    match args[0].as_str() {
+        "cosign" => {
+            let public = std::fs::read_to_string(&args[1]).unwrap();
+            let client = trustwatch::oci::RegistryClient::new(trustwatch::oci::RegistryConfig {
+                plain_http: true,
+                ..Default::default()
+            })
+            .unwrap();
+            let trust = trustwatch::cosign::TrustConfig {
+                keys: vec![trustwatch::cosign::CosignKey::from_pem("bench", &public).unwrap()],
+                required_annotations: Default::default(),
+                log_keys: vec![],
+            };
+            let verifier = trustwatch::cosign::CosignVerifier::new(Arc::new(client), trust);
+            let images: Vec<ImageRef> = args[2..].iter().map(|i| ImageRef::parse(i).unwrap()).collect();
+            let results = futures::stream::iter(images.iter())
+                .map(|i| verifier.verify_image(i, now, Instant::now()))
+                .buffer_unordered(16)
+                .collect::<Vec<_>>()
+                .await;
+            let bad: Vec<_> = results.iter().filter(|r| !r.verdict.is_trusted()).collect();
+            if bad.is_empty() {
+                0
+            } else {
+                eprintln!("{bad:?}");
+                1
+            }
+        }
+        "notation" => {
+            let (doc, store) = trustwatch::notation::load_notation_config(Path::new(&args[1])).unwrap();
+            let client = trustwatch::oci::RegistryClient::new(trustwatch::oci::RegistryConfig {
+                plain_http: true,
+                ..Default::default()
+            })
+            .unwrap();
+            let images: Vec<ImageRef> = args[2..].iter().map(|i| ImageRef::parse(i).unwrap()).collect();
+            let results = futures::stream::iter(images.iter())
+                .map(|image| notation_one(&client, &doc, &store, image, now))
+                .buffer_unordered(16)
+                .collect::<Vec<_>>()
+                .await;
+            let bad: Vec<_> = results.iter().filter(|r| r.is_err()).collect();
+            if bad.is_empty() {
+                0
+            } else {
+                eprintln!("{bad:?}");
+                1
+            }
+        }
+        other => panic!("unknown child mode {other}"),
+    }
+}
+
+/// What the Notation I/O shell does (the NotationVerifier is not on main yet): the referrers
+/// of the digest, each signature manifest and envelope, the core, the best outcome.
+async fn notation_one(
+    client: &trustwatch::oci::RegistryClient,
+    doc: &trustwatch::notation::TrustPolicyDocument,
+    store: &trustwatch::notation::TrustStore,
+    image: &ImageRef,
+    now: Timestamp,
+) -> Result<(), String> {
+    use trustwatch::notation::*;
+    use trustwatch::oci::{ManifestContent, Repository};
+    let repo = Repository::from_image(image);
+    let digest = image.digest.clone().ok_or("no digest")?;
+    let config = TrustConfig::from_policy(doc.policy_for(&image.gun()).map_err(|e| e.to_string())?, store)
+        .map_err(|e| e.to_string())?;
+    let subject = client.head_manifest(&repo, &digest).await.map_err(|e| e.to_string())?.ok_or("no manifest")?;
+    let target = Descriptor { media_type: subject.media_type.clone(), digest: subject.digest.clone(), size: subject.size };
+    let referrers = client
+        .referrers(&repo, &digest, &["application/vnd.cncf.notary.signature"])
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut outcomes = vec![];
+    for d in &referrers.descriptors {
+        let m = client.get_manifest(&repo, &d.digest).await.map_err(|e| e.to_string())?.ok_or("no signature manifest")?;
+        let ManifestContent::Image(im) = &m.content else { continue };
+        let layer = im.layers.first().ok_or("no layer")?;
+        let blob = client.get_blob(&repo, layer, 1 << 20).await.map_err(|e| e.to_string())?.ok_or("no envelope")?;
+        let sm = parse_signature_manifest(&m.bytes).map_err(|e| e.to_string())?;
+        sm.check_envelope(&blob).map_err(|e| e.to_string())?;
+        let outcome = verify_signature(&config, &target, &layer.media_type, &blob, now)
+            .map(|checked| checked.finish(&RevocationData::default(), now));
+        outcomes.push(outcome.and_then(|o| o));
+    }
+    match best_outcome(outcomes) {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("no signature".into()),
+    }
+}
