@@ -9,6 +9,8 @@
 
 mod tls;
 
+pub use tls::install_default_provider;
+
 use crate::engine::Source;
 use crate::tuf::FetchError;
 use futures::StreamExt;
@@ -110,6 +112,7 @@ impl NotaryHttp {
         if !(config.server.starts_with("https://") || config.server.starts_with("http://")) {
             return Err(format!("server {:?} must be an https:// URL", config.server));
         }
+        install_default_provider();
         let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)

@@ -5,6 +5,8 @@ use trustwatch::cli::{Cli, Command, UsageError};
 
 #[tokio::main]
 async fn main() {
+    // ring for every TLS connection, the Kubernetes client's included (BENCHMARKS.md).
+    trustwatch::fetch::install_default_provider();
     let cli = Cli::parse();
     let code = match run(cli).await {
         Ok(code) => code,

@@ -254,6 +254,7 @@ impl RegistryClient {
                 attempt.follow()
             }
         });
+        crate::fetch::install_default_provider();
         let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
