@@ -230,6 +230,13 @@ async fn fixture(
 
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
+    // The operator's report cache holds what the API server would list.
+    let (reports, mut reports_w) = reflector::store::<trustwatch::crd::ImageTrustReport>();
+    for (_, items) in lists.iter().filter(|(r, _)| r.ends_with("imagetrustreports")) {
+        for item in items {
+            reports_w.apply_watcher_event(&watcher::Event::Apply(serde_json::from_value(item.clone()).unwrap()));
+        }
+    }
     let api = ApiServer::start(handle, lists, policy, faults);
     let (pod_store, mut pod_w) = reflector::store::<Pod>();
     for p in pods(&signed_hex) {
@@ -261,6 +268,7 @@ async fn fixture(
         metrics: Arc::new(Metrics::new()),
         trust_roots: reflector::store().0,
         network_policies: reflector::store().0,
+        reports,
         config: trustwatch::controller::RunConfig::new("trustwatch-system"),
         verdicts: Default::default(),
         quarantine: Default::default(),

@@ -46,6 +46,7 @@ pub const API_CALLS: &[(&str, &str, &str)] = &[
     ("trustwatch.dev", "imagetrustpolicies", "patch"),
     ("trustwatch.dev", "imagetrustpolicies/status", "patch"),
     ("trustwatch.dev", "imagetrustreports", "list"),
+    ("trustwatch.dev", "imagetrustreports", "watch"),
     ("trustwatch.dev", "imagetrustreports", "patch"),
     ("trustwatch.dev", "imagetrustreports", "delete"),
     ("trustwatch.dev", "imagetrustreports/status", "patch"),
@@ -146,6 +147,10 @@ pub struct Context {
     /// Every NetworkPolicy: where trustwatch's deny-all exists, and which others let a
     /// quarantined pod's traffic through.
     pub network_policies: Store<NetworkPolicy>,
+    /// The reports of every policy (labelled with [`crate::crd::POLICY_LABEL`]), stripped of
+    /// managed fields and annotations: what each scan compares its reports with, without a
+    /// LIST per scan.
+    pub reports: Store<crate::crd::ImageTrustReport>,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub config: RunConfig,
@@ -249,6 +254,21 @@ pub async fn run(
         store
     };
 
+    let reports = {
+        let (store, writer) = reflector::store();
+        let by_policy = wc.clone().labels(crate::crd::POLICY_LABEL);
+        let events = watcher(Api::<crate::crd::ImageTrustReport>::all(client.clone()), by_policy)
+            .default_backoff()
+            .modify(|r| {
+                r.metadata.managed_fields = None;
+                r.metadata.annotations = None;
+            })
+            .reflect(writer)
+            .touched_objects();
+        tokio::spawn(events.for_each(|_| future::ready(())));
+        store
+    };
+
     let selected = match &config.policy_selector {
         Some(sel) => wc.clone().labels(sel),
         None => wc.clone(),
@@ -266,6 +286,7 @@ pub async fn run(
         replicasets: replicasets.clone(),
         jobs: jobs.clone(),
         network_policies: network_policies.clone(),
+        reports: reports.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         metrics: metrics.clone(),
         config: config.clone(),
@@ -311,8 +332,14 @@ pub async fn run(
         .predicate_filter(triggers::spec_or_lifecycle::<ImageTrustPolicy>, Default::default());
 
     let sync = {
-        let (pods, namespaces, replicasets, jobs, network_policies) =
-            (pods.clone(), namespaces.clone(), replicasets.clone(), jobs.clone(), network_policies.clone());
+        let (pods, namespaces, replicasets, jobs, network_policies, reports) = (
+            pods.clone(),
+            namespaces.clone(),
+            replicasets.clone(),
+            jobs.clone(),
+            network_policies.clone(),
+            reports.clone(),
+        );
         let (tr_store, pol_store) = (tr_store.clone(), pol_store.clone());
         let synced = ctx.synced.clone();
         async move {
@@ -330,6 +357,7 @@ pub async fn run(
                 wait!(replicasets, "replicasets");
                 wait!(jobs, "jobs");
                 wait!(network_policies, "networkpolicies");
+                wait!(reports, "imagetrustreports");
                 wait!(tr_store, "trustroots");
                 wait!(pol_store, "imagetrustpolicies");
             };
