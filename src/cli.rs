@@ -6,6 +6,7 @@ use crate::image::ImageRef;
 use crate::tuf::{Anchors, PinnedKey, TrustMemory};
 use crate::verdict::Verdict;
 use clap::{Parser, Subcommand, ValueEnum};
+use futures::StreamExt;
 use jiff::Timestamp;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -333,9 +334,13 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<i32> {
     }
     let opts = ResolveOptions { signers: args.signers.clone(), now, expiry_warning };
     let started = Instant::now();
-    let mut results = vec![];
+    // Repositories are verified side by side (images of one repository share its refresh).
+    let results: Vec<Resolution> = futures::stream::iter(&images)
+        .map(|image| engine.verify(image, &opts, started))
+        .buffered(crate::controller::roots::VERIFY_CONCURRENCY)
+        .collect()
+        .await;
     for image in &images {
-        results.push(engine.verify(image, &opts, started).await);
         let view = engine.repository(&image.gun(), now, started).await;
         state.insert(image.gun(), view.memory);
     }
