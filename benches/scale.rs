@@ -31,7 +31,7 @@ use futures::StreamExt;
 use harness::{ControlPlane, INSTANCE_LABEL, NODE, free_port, http_get, metric_value};
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -70,6 +70,7 @@ fn env_or(name: &str, default: &str) -> String {
 struct Op {
     child: Child,
     metrics: String,
+    #[allow(dead_code)]
     log: PathBuf,
 }
 
@@ -91,6 +92,7 @@ impl Op {
             .stderr(Stdio::from(file))
             .spawn()
             .expect("the trustwatch binary runs");
+        eprintln!("operator {} (pid {}) logs to {}", bin.display(), child.id(), log.display());
         Op { child, metrics, log }
     }
 
@@ -227,9 +229,13 @@ async fn grow(client: &kube::Client, from: usize, to: usize) {
                     "containerStatuses": [{"name": "app", "image": image,
                         "imageID": format!("{}@{}", gun(repo), digest(repo, tag)), "ready": true, "started": true,
                         "restartCount": 0, "state": {"running": {"startedAt": started}}}]}});
-                api.patch_status(created.metadata.name.as_deref().unwrap(), &PatchParams::default(), &Patch::Merge(&status))
-                    .await
-                    .expect("pod status");
+                api.patch_status(
+                    created.metadata.name.as_deref().unwrap(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&status),
+                )
+                .await
+                .expect("pod status");
             }
         })
         .buffer_unordered(48)
@@ -319,8 +325,12 @@ async fn steady(cp: &ControlPlane, client: &kube::Client, op: &Op, pods: usize, 
 
 fn print_samples(label: &str, samples: &[Sample]) {
     println!("\n### {label}\n");
-    println!("goal: < 50 ms CPU per cycle and < 100 MiB at 10,000 pods; < 300 MiB at 50,000; 0 writes per quiet cycle but one policy status; linear growth\n");
-    println!("| pods | scans in window | CPU per cycle | CPU per 1,000 pods | scan wall time | VmRSS | VmHWM | API writes per cycle (resource verb: count) |");
+    println!(
+        "goal: < 50 ms CPU per cycle and < 100 MiB at 10,000 pods; < 300 MiB at 50,000; 0 writes per quiet cycle but one policy status; linear growth\n"
+    );
+    println!(
+        "| pods | scans in window | CPU per cycle | CPU per 1,000 pods | scan wall time | VmRSS | VmHWM | API writes per cycle (resource verb: count) |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for s in samples {
         let writes: Vec<String> = s.writes_per_scan.iter().map(|((r, v), n)| format!("{r} {v}: {n:.2}")).collect();
@@ -434,7 +444,8 @@ async fn main() {
             signer.add_delegation_signer(&g, "targets/releases", &format!("alice{repo}"), KeyKind::Ecdsa);
         }
         for tag in 0..TAGS {
-            let mut args: Vec<String> = vec!["addhash".into(), g.clone(), format!("v{tag}"), "10".into(), "--sha256".into()];
+            let mut args: Vec<String> =
+                vec!["addhash".into(), g.clone(), format!("v{tag}"), "10".into(), "--sha256".into()];
             args.push(digest(repo, tag).trim_start_matches("sha256:").to_string());
             if DELEGATED.contains(&repo) && tag == 0 {
                 args.extend(["--roles".to_string(), "targets/releases".to_string()]);
@@ -532,9 +543,6 @@ async fn main() {
     if let Some(b) = &baseline {
         print_samples(&format!("Operator at scale (baseline {})", b.display()), &baseline_samples);
     }
-    let _ = std::fs::copy(
-        dir.path().read_dir().unwrap().last().unwrap().unwrap().path(),
-        std::env::temp_dir().join("trustwatch-bench-operator.log"),
-    );
+    // The operators' logs stay for a look (the temporary directory is removed otherwise).
+    let _ = dir.keep();
 }
-

@@ -88,6 +88,38 @@ fn timed(cmd: &[String], env: &[(String, String)]) -> Cost {
     Cost { wall, cpu }
 }
 
+/// Instructions executed by `cmd` (valgrind's callgrind: noise-free where seconds are not),
+/// `None` without valgrind. The profile is kept in target/bench/ for `callgrind_annotate`.
+fn instructions(name: &str, cmd: &[String]) -> Option<u64> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&dir).ok()?;
+    let out = Command::new("valgrind")
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", dir.join(format!("callgrind.{name}")).display()))
+        .args(cmd)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let n = text.lines().find_map(|l| l.split("Collected : ").nth(1)).and_then(|v| v.trim().parse().ok());
+    if !out.status.success() {
+        eprintln!("{name} under callgrind failed: {text}");
+        return None;
+    }
+    n
+}
+
+fn print_instructions(rows: &[(String, Option<u64>)]) {
+    println!("\n### Instructions of one cold process (callgrind)\n");
+    println!("| run | instructions |");
+    println!("|---|---|");
+    for (name, n) in rows {
+        match n {
+            Some(n) => println!("| {name} | {:.1} M |", *n as f64 / 1e6),
+            None => println!("| {name} | (valgrind not available) |"),
+        }
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let n = v.len();
@@ -117,7 +149,9 @@ fn compare(contenders: &[(String, Runner<'_>)]) -> Vec<(String, f64, f64)> {
 
 fn print_comparison(title: &str, goal: &str, rows: &[(String, f64, f64)]) {
     println!("\n### {title}\n\ngoal: {goal}\n");
-    println!("| contender | wall (median) | CPU (median) | reference wall / trustwatch wall | reference CPU / trustwatch CPU |");
+    println!(
+        "| contender | wall (median) | CPU (median) | reference wall / trustwatch wall | reference CPU / trustwatch CPU |"
+    );
     println!("|---|---|---|---|---|");
     let (_, tw_wall, tw_cpu) = rows[0].clone();
     for (name, wall, cpu) in rows {
@@ -179,7 +213,8 @@ fn main() {
 }
 
 async fn bench() {
-    let trustwatch = PathBuf::from(env!("CARGO_BIN_EXE_trustwatch"));
+    let trustwatch_bin = PathBuf::from(env!("CARGO_BIN_EXE_trustwatch"));
+    let trustwatch = trustwatch_bin.as_path();
     let baseline = std::env::var("TRUSTWATCH_BASELINE_BIN").ok().map(PathBuf::from);
     println!("## Verification benchmarks (benches/verify.rs)\n");
     println!("{} runs per contender, alternating; medians.", reps());
@@ -236,10 +271,23 @@ async fn bench() {
         }
         total
     };
+    let mut counted = vec![];
+    for k in [1, 20] {
+        counted.push((
+            format!("trustwatch verify, {k} image(s)"),
+            instructions(&format!("verify-{k}"), &tw_verify(trustwatch, k)),
+        ));
+        if let Some(b) = &baseline {
+            counted.push((
+                format!("baseline trustwatch verify, {k} image(s)"),
+                instructions(&format!("baseline-verify-{k}"), &tw_verify(b, k)),
+            ));
+        }
+    }
     for k in [1, 20, REPOS] {
         let mut contenders: Vec<(String, Runner<'_>)> = vec![(
             format!("trustwatch verify, {k} image(s) in one process"),
-            Box::new(move |_| timed(&tw_verify(&trustwatch, k), &[])),
+            Box::new(move |_| timed(&tw_verify(trustwatch, k), &[])),
         )];
         if let Some(b) = &baseline {
             contenders.push((
@@ -247,7 +295,8 @@ async fn bench() {
                 Box::new(move |_| timed(&tw_verify(b, k), &[])),
             ));
         }
-        contenders.push((format!("notary list, {k} repositories one after another"), Box::new(move |_| notary_list(k))));
+        contenders
+            .push((format!("notary list, {k} repositories one after another"), Box::new(move |_| notary_list(k))));
         let goal = if k == 1 { "single ≥ 2x faster than notary list" } else { "batch ≥ 10x faster" };
         print_comparison(&format!("Notary v1, cold, {k} repositories"), goal, &compare(&contenders));
     }
@@ -285,8 +334,12 @@ async fn bench() {
     let (cold_secs, cold_sigs) = cycle(16).await;
     let cold_requests = engine.source().take();
     println!("\n### Notary v1, warm cycles over {REPOS} repositories (trust data unchanged)\n");
-    println!("goal: requests per repository per cycle: the timestamp only; signatures verified: 0 beyond the timestamp\n");
-    println!("| cycle | time per cycle (median) | requests per repository: `<N+1>.root.json` probe / `timestamp.json` / other | signatures verified per repository |");
+    println!(
+        "goal: requests per repository per cycle: the timestamp only; signatures verified: 0 beyond the timestamp\n"
+    );
+    println!(
+        "| cycle | time per cycle (median) | requests per repository: `<N+1>.root.json` probe / `timestamp.json` / other | signatures verified per repository |"
+    );
     println!("|---|---|---|---|");
     let per = |n: u64| n as f64 / REPOS as f64;
     println!(
@@ -349,7 +402,8 @@ async fn bench() {
                 "--allow-insecure-registry".into(),
                 img.clone(),
             ];
-            total += timed(&cmd, &[("HOME".into(), s(cosign.dir())), ("TUF_ROOT".into(), s(&cosign.dir().join("tuf")))]);
+            total +=
+                timed(&cmd, &[("HOME".into(), s(cosign.dir())), ("TUF_ROOT".into(), s(&cosign.dir().join("tuf")))]);
         }
         total
     };
@@ -370,6 +424,11 @@ async fn bench() {
         print_comparison(&format!("cosign, cold, {k} image(s)"), goal, &compare(&contenders));
     }
 
+    {
+        let mut lib = vec![s(&me), "--child".into(), "cosign".into(), s(&public_path)];
+        lib.push(cosign_images[0].clone());
+        counted.push(("CosignVerifier, 1 image (bench child process)".into(), instructions("cosign-1", &lib)));
+    }
     // Warm: the same verifier, answers older than the cycle start are recomputed.
     {
         let client = Arc::new(
@@ -400,7 +459,9 @@ async fn bench() {
         }
         println!("\n### cosign, warm cycles over {REGISTRY_IMAGES} digests (signatures unchanged)\n");
         println!("goal: one referrers or tag lookup per digest, no envelope downloads\n");
-        println!("| cycle | time per cycle | per digest: manifest HEAD / manifest GET / blob GET / referrers / token | served from cache |");
+        println!(
+            "| cycle | time per cycle | per digest: manifest HEAD / manifest GET / blob GET / referrers / token | served from cache |"
+        );
         println!("|---|---|---|---|");
         let n = REGISTRY_IMAGES as f64;
         for (label, t, b, a) in rows {
@@ -439,9 +500,14 @@ async fn bench() {
     let notation_cli = |k: usize| -> Cost {
         let mut total = Cost::default();
         for img in &notation_images[..k] {
-            let cmd =
-                [s(&support::notation::go_tool("notation")), "verify".into(), "--insecure-registry".into(), img.clone()];
-            total += timed(&cmd, &[("XDG_CONFIG_HOME".into(), s(&xdg)), ("XDG_CACHE_HOME".into(), s(&xdg.join("cache")))]);
+            let cmd = [
+                s(&support::notation::go_tool("notation")),
+                "verify".into(),
+                "--insecure-registry".into(),
+                img.clone(),
+            ];
+            total +=
+                timed(&cmd, &[("XDG_CONFIG_HOME".into(), s(&xdg)), ("XDG_CACHE_HOME".into(), s(&xdg.join("cache")))]);
         }
         total
     };
@@ -461,6 +527,19 @@ async fn bench() {
         let goal = if k == 1 { "single ≥ 2x faster than notation verify" } else { "batch ≥ 10x faster" };
         print_comparison(&format!("Notation, cold, {k} image(s)"), goal, &compare(&contenders));
     }
+    {
+        let mut lib = vec![s(&me), "--child".into(), "notation".into(), s(&nverifier.config_dir())];
+        lib.push(notation_images[0].clone());
+        counted.push((
+            "Notation core over the OCI client, 1 image (bench child process)".into(),
+            instructions("notation-1", &lib),
+        ));
+        counted.push((
+            "bench child process doing nothing (start-up floor)".into(),
+            instructions("noop", &[s(&me), "--child".into(), "noop".into()]),
+        ));
+    }
+    print_instructions(&counted);
 }
 
 /// The library path of a registry format in a cold process; exit 0 when every image verifies.
@@ -515,6 +594,7 @@ async fn child(args: &[String]) -> i32 {
                 1
             }
         }
+        "noop" => 0,
         other => panic!("unknown child mode {other}"),
     }
 }
@@ -535,14 +615,16 @@ async fn notation_one(
     let config = TrustConfig::from_policy(doc.policy_for(&image.gun()).map_err(|e| e.to_string())?, store)
         .map_err(|e| e.to_string())?;
     let subject = client.head_manifest(&repo, &digest).await.map_err(|e| e.to_string())?.ok_or("no manifest")?;
-    let target = Descriptor { media_type: subject.media_type.clone(), digest: subject.digest.clone(), size: subject.size };
+    let target =
+        Descriptor { media_type: subject.media_type.clone(), digest: subject.digest.clone(), size: subject.size };
     let referrers = client
         .referrers(&repo, &digest, &["application/vnd.cncf.notary.signature"])
         .await
         .map_err(|e| e.to_string())?;
     let mut outcomes = vec![];
     for d in &referrers.descriptors {
-        let m = client.get_manifest(&repo, &d.digest).await.map_err(|e| e.to_string())?.ok_or("no signature manifest")?;
+        let m =
+            client.get_manifest(&repo, &d.digest).await.map_err(|e| e.to_string())?.ok_or("no signature manifest")?;
         let ManifestContent::Image(im) = &m.content else { continue };
         let layer = im.layers.first().ok_or("no layer")?;
         let blob = client.get_blob(&repo, layer, 1 << 20).await.map_err(|e| e.to_string())?.ok_or("no envelope")?;
