@@ -192,10 +192,11 @@ async fn main() {
                 )),
             }],
             host_network: false,
+            pull: Default::default(),
         })
         .collect();
     let t = Instant::now();
-    let p = plan(&spec, &pods);
+    let p = plan(&spec, &pods, &Default::default());
     let results: HashMap<_, _> = p
         .keys()
         .into_iter()

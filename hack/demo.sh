@@ -3,14 +3,15 @@
 #
 # A real Kubernetes control plane (hack/control-plane.sh: etcd, kube-apiserver,
 # kube-controller-manager), a real notary-server and docker-registry on loopback, images pushed
-# to the registry and signed with the notary CLI and cosign, and `trustwatch run` as the
+# to the registry and signed with the notary CLI, notation and cosign, and `trustwatch run` as the
 # operator under its own ServiceAccount identity (config/rbac). No kubelet runs: this script
 # plays scheduler and kubelet, binding pods to a Node and writing the digest each container
 # "pulled" into its status, as a real kubelet would.
 #
 # It shows: signed, drifted, revoked, expiring and unsigned workloads; `kubectl get
 # troot,itp,itr -A` and the events; a re-sign that clears the drift; a quarantine and its
-# release; the migration view off Docker Content Trust (Notary v1 and cosign under one policy);
+# release; the migration view off Docker Content Trust (Notary v1, Notation and cosign under one
+# policy);
 # and `trustwatch audit`, the same decisions offline.
 #
 # Everything lives in .demo/ and is stopped on exit. KEEP=1 leaves it running (the script
@@ -27,6 +28,7 @@ for bin in notary notary-server docker-registry openssl curl python3; do
 done
 bash hack/go-tools.sh build
 cosign_bin="$(bash hack/go-tools.sh bin)/cosign"
+notation_bin="$(bash hack/go-tools.sh bin)/notation"
 
 if [ -d "$demo/cluster/pids" ]; then bash hack/control-plane.sh down "$demo/cluster"; fi
 rm -rf "$demo"; mkdir -p "$demo"
@@ -115,9 +117,10 @@ delegate() { # repo role name days
   n delegation add "$reg/$1" "$2" "$demo/$3.crt" --all-paths -p >/dev/null
 }
 cosign() { (cd "$demo" && HOME="$demo" COSIGN_PASSWORD=demo "$cosign_bin" "$@"); }
+notation() { XDG_CONFIG_HOME="$demo/notation" XDG_CACHE_HOME="$demo/notation-cache" "$notation_bin" "$@"; }
 
-step "images pushed to the registry and signed with the notary CLI (and cosign)"
-for app in web api payments batch tools legacy migrated; do push "shop/$app" v1 "$app v1" >/dev/null; done
+step "images pushed to the registry and signed with the notary CLI (and cosign, and notation)"
+for app in web api payments batch tools legacy migrated checkout; do push "shop/$app" v1 "$app v1" >/dev/null; done
 for app in web api payments batch legacy migrated; do n init "$reg/shop/$app" -p >/dev/null; done
 sign shop/web v1; sign shop/api v1; sign shop/legacy v1; sign shop/migrated v1
 push shop/api v1 "api v1, rebuilt and pushed without signing" >/dev/null   # drift
@@ -130,6 +133,9 @@ delegate shop/batch targets/releases alice 3; sign shop/batch v1 targets/release
 cosign generate-key-pair --output-key-prefix release >/dev/null 2>&1
 cosign sign --key release.key --tlog-upload=false --allow-http-registry --allow-insecure-registry -y \
   "$reg/shop/migrated@$(resolve shop/migrated v1)" >/dev/null 2>&1         # DCT and cosign
+notation cert generate-test --default demo-release >/dev/null               # an X.509 signing key
+notation sign --insecure-registry --signature-format cose \
+  "$reg/shop/checkout@$(resolve shop/checkout v1)" >/dev/null 2>&1         # Notation only
 n list "$reg/shop/web"
 root_cert=$(python3 - "$demo/trust/tuf/$reg/shop/web/metadata/root.json" <<'PY'
 import base64, json, sys
@@ -172,6 +178,20 @@ $(indent 10 < "$demo/release.pub")
   registry: {plainHTTP: true}
 ---
 apiVersion: trustwatch.dev/v1alpha1
+kind: TrustRoot
+metadata: {name: demo-notation}
+spec:
+  notation:
+    trustStores:
+      ca:
+        - name: demo-release
+          pem: |
+$(indent 12 < "$demo/notation/notation/localkeys/demo-release.crt")
+    trustedIdentities: ["x509.subject: C=US, ST=WA, O=Notary, CN=demo-release"]
+    verificationLevel: strict
+  registry: {plainHTTP: true}
+---
+apiVersion: trustwatch.dev/v1alpha1
 kind: ImageTrustPolicy
 metadata: {name: shop}
 spec:
@@ -183,6 +203,8 @@ spec:
       trustRoots: [demo-notary, demo-cosign]
     - pattern: $reg/shop/migrated
       trustRoots: [demo-notary, demo-cosign]
+    - pattern: $reg/shop/checkout
+      trustRoots: [demo-notary, demo-notation]
   action: Audit
   interval: 30s
 YAML
@@ -197,7 +219,7 @@ img() { echo "$reg/shop/$1:v1"; }
 deploy() { # name image [kind]
   k -n shop create deployment "$1" --image="$2" >/dev/null
 }
-for app in web api legacy migrated; do deploy "$app" "$(img "$app")"; done
+for app in web api legacy migrated checkout; do deploy "$app" "$(img "$app")"; done
 cat <<YAML | k apply -f - >/dev/null
 apiVersion: apps/v1
 kind: StatefulSet
@@ -265,7 +287,8 @@ wait_for() { # what command...
 }
 verdict_is() { [ "$(k -n shop get itr "$1" -o jsonpath='{.status.verdict}' 2>/dev/null)" = "$2" ]; }
 for pair in deployment-web-shop=Verified deployment-api-shop=DigestDrift statefulset-payments-shop=SignerRevoked \
-            daemonset-batch-shop=ExpiringSoon pod-tools-shop=Unsigned deployment-migrated-shop=Verified; do
+            daemonset-batch-shop=ExpiringSoon pod-tools-shop=Unsigned deployment-migrated-shop=Verified \
+            deployment-checkout-shop=ExpiringSoon; do
   wait_for "report ${pair%%=*} = ${pair#*=}" verdict_is "${pair%%=*}" "${pair#*=}"
 done
 
@@ -273,6 +296,15 @@ step "kubectl get troot,itp,itr -A"
 k get troot,itp,itr -A
 step "kubectl get itr -n shop -o wide (the Migration column: the migration off Docker Content Trust)"
 k get itr -n shop -o wide
+step "the Notation-signed checkout image, as trustwatch and as notation verify see it (ExpiringSoon: notation cert generate-test certificates live one day)"
+k -n shop get itr deployment-checkout-shop -o jsonpath='{range .status.containers[0].trustRoots[*]}{.name}: {.format} {.verdict} ({.reason}){"\n"}{end}'
+mkdir -p "$demo/notation/notation"
+cat > "$demo/notation/notation/trustpolicy.json" <<JSON
+{"version": "1.0", "trustPolicies": [{"name": "demo", "registryScopes": ["*"],
+  "signatureVerification": {"level": "strict"}, "trustStores": ["ca:demo-release"],
+  "trustedIdentities": ["x509.subject: C=US, ST=WA, O=Notary, CN=demo-release"]}]}
+JSON
+notation verify --insecure-registry "$reg/shop/checkout@$(resolve shop/checkout v1)" 2>&1 | tail -1
 step "why the drift (kubectl get itr -n shop deployment-api-shop -o jsonpath='{.status.containers[0].message}')"
 k -n shop get itr deployment-api-shop -o jsonpath='{.status.containers[0].message}'; echo
 step "events (kubectl get events -n shop --field-selector reportingComponent=trustwatch)"

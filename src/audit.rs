@@ -91,6 +91,104 @@ impl AuditResult {
     pub fn compliant(&self) -> bool {
         self.outcomes.iter().all(|(_, o)| o.summary.failing == 0)
     }
+
+    /// True when every covered container has a Notation or cosign signature that verifies
+    /// (`trustwatch audit --migration` exits 0).
+    pub fn migrated(&self) -> bool {
+        self.outcomes.iter().all(|(_, o)| o.summary.notary_v1_only == 0 && o.summary.successor_failing == 0)
+    }
+}
+
+/// The migration view off Docker Content Trust, for people: one line per workload container,
+/// what each trust root said, then the retiring Notary endpoints the cluster still depends on.
+pub fn migration_table(result: &AuditResult, roots: &HashMap<String, Arc<TrustRootRuntime>>, now: Timestamp) -> String {
+    let header = ["NAMESPACE", "WORKLOAD", "CONTAINER", "PODS", "MIGRATION", "TRUST ROOTS"];
+    let mut rows: Vec<Vec<String>> = vec![];
+    let mut alone: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &result.reports {
+        let s = r.status.clone().unwrap_or_default();
+        let w = s.workload.clone().map(|w| format!("{}/{}", w.kind, w.name)).unwrap_or_default();
+        for c in &s.containers {
+            let Some(m) = c.migration else { continue };
+            let said = if c.trust_roots.is_empty() {
+                format!("{}: {}", c.format.map(|f| f.display_name()).unwrap_or("-"), c.verdict)
+            } else {
+                c.trust_roots
+                    .iter()
+                    .map(|t| format!("{}: {}", t.format.display_name(), t.verdict))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            if m == crate::crd::MigrationState::NotaryV1Only {
+                let root = c
+                    .trust_roots
+                    .iter()
+                    .find(|t| t.format == crate::verifier::SignatureFormat::NotaryV1)
+                    .map(|t| t.name.clone())
+                    .or(c.trust_root.clone());
+                if let Some(root) = root {
+                    *alone.entry(root).or_default() += c.pods as u64;
+                }
+            }
+            rows.push(vec![
+                r.metadata.namespace.clone().unwrap_or_default(),
+                w.clone(),
+                c.container.clone(),
+                c.pods.to_string(),
+                m.as_str().to_string(),
+                said,
+            ]);
+        }
+    }
+    let mut out = render_table(&header, &rows);
+    let (mut only, mut verified, mut failing) = (0, 0, 0);
+    for (_, o) in &result.outcomes {
+        only += o.summary.notary_v1_only;
+        verified += o.summary.successor_verified;
+        failing += o.summary.successor_failing;
+    }
+    out.push_str(&format!(
+        "\ncontainers: {only} depend on Notary v1 alone, {verified} have a Notation or cosign signature that verifies, {failing} have one that fails\n"
+    ));
+    for (root, pods) in &alone {
+        if let Some(r) = roots.get(root).and_then(|rt| rt.retirement.clone()) {
+            let days = format!("{}T00:00:00Z", r.date)
+                .parse::<Timestamp>()
+                .map(|t| t.duration_since(now).as_secs() / 86_400)
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "{pods} container(s) depend on {} (trust root {root}) alone: it stops serving on {} ({days} days). {}\n",
+                r.endpoint, r.date, r.source
+            ));
+        }
+    }
+    out
+}
+
+fn render_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let fmt_row = |cells: Vec<String>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = fmt_row(header.iter().map(|s| s.to_string()).collect());
+    out.push('\n');
+    for r in rows {
+        out.push_str(&fmt_row(r.clone()));
+        out.push('\n');
+    }
+    out
 }
 
 /// Builds the trust roots; `authSecretRef` credentials come from the environment offline.
@@ -157,8 +255,8 @@ pub async fn run_audit(
             })
             .cloned()
             .collect();
-        let plan = plan(&policy.spec, &selected);
-        let results = verify_all(&plan.keys(), roots, now, true, None).await;
+        let plan = plan(&policy.spec, &selected, &Default::default());
+        let results = verify_all(&plan.keys(), roots, now, true, None, &Default::default()).await;
         let outcome = decide(&DecideInput {
             policy: &name,
             spec: &policy.spec,
@@ -209,28 +307,7 @@ pub fn table(result: &AuditResult) -> String {
             ]
         })
         .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.len());
-        }
-    }
-    let fmt_row = |cells: Vec<String>| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    out.push_str(&fmt_row(header.iter().map(|s| s.to_string()).collect()));
-    out.push('\n');
-    for r in rows {
-        out.push_str(&fmt_row(r));
-        out.push('\n');
-    }
+    out.push_str(&render_table(&header, &rows));
     let mut failing = vec![];
     for r in &result.reports {
         let s = r.status.clone().unwrap_or_default();

@@ -5,11 +5,12 @@ use crate::fetch::{Credentials, NotaryHttp, ServerConfig};
 use crate::image::ImageRef;
 use crate::tuf::{Anchors, PinnedKey, TrustMemory};
 use crate::verdict::Verdict;
+use crate::verifier::SignatureFormat;
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 use jiff::Timestamp;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
@@ -23,13 +24,17 @@ pub struct Cli {
 pub enum Command {
     /// Run the operator against the current kubeconfig (or in-cluster configuration).
     Run(Box<RunArgs>),
-    /// Verify images against a Notary server under pinned root keys (one shot).
+    /// Verify images (one shot): against a Notary server under pinned root keys (Notary v1),
+    /// or their Notation or cosign signatures in the registry.
     Verify(Box<VerifyArgs>),
     /// Run the operator's decide code offline: TrustRoot and ImageTrustPolicy manifests plus
     /// `kubectl get pods -A -o json` in, ImageTrustReports out.
     Audit(Box<AuditArgs>),
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
+    /// Turn a notation or Connaisseur configuration into TrustRoots and an ImageTrustPolicy
+    /// (YAML on stdout; what could not be mapped on stderr).
+    Import(Box<ImportArgs>),
 }
 
 #[derive(clap::Args, Debug)]
@@ -189,6 +194,12 @@ pub struct AuditArgs {
     pub username: Option<String>,
     #[arg(long, env = "TRUSTWATCH_NOTARY_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// Print the migration view off Docker Content Trust instead: per workload and container,
+    /// whether the running digest depends on Notary v1 alone, or has a Notation or cosign
+    /// signature that verifies or fails. Exit 0 when every covered container has a successor
+    /// signature that verifies, 1 otherwise.
+    #[arg(long)]
+    pub migration: bool,
 }
 
 /// Runs `trustwatch audit`; returns the exit code (0 when every covered container is verified).
@@ -221,7 +232,11 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<i32> {
     match args.output {
         ReportOutput::Json => println!("{}", serde_json::to_string_pretty(&list)?),
         ReportOutput::Yaml => print!("{}", serde_saphyr::to_string(&list)?),
+        ReportOutput::Table if args.migration => print!("{}", crate::audit::migration_table(&result, &roots, now)),
         ReportOutput::Table => print!("{}", crate::audit::table(&result)),
+    }
+    if args.migration {
+        return Ok(if result.migrated() { 0 } else { 1 });
     }
     Ok(if result.compliant() { 0 } else { 1 })
 }
@@ -240,12 +255,13 @@ pub enum Output {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = VERIFY_HELP)]
 pub struct VerifyArgs {
     /// Notary server (https://host:port).
     #[arg(long, env = "TRUSTWATCH_NOTARY_SERVER")]
-    pub server: String,
+    pub server: Option<String>,
     /// Pinned root public key or certificate, PEM (repeatable).
-    #[arg(long = "root-key", value_name = "FILE", required = true)]
+    #[arg(long = "root-key", value_name = "FILE")]
     pub root_keys: Vec<PathBuf>,
     /// CA bundle for the server's TLS certificate.
     #[arg(long = "ca-file", value_name = "FILE")]
@@ -278,7 +294,51 @@ pub struct VerifyArgs {
     /// Images: host[:port]/path[:tag][@sha256:...].
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
+
+    /// notation's trust policy file, `trustpolicy.json` (or `trustpolicy.oci.json`).
+    #[arg(long = "trust-policy", value_name = "FILE", help_heading = "Notation")]
+    pub trust_policy: Option<PathBuf>,
+    /// notation's trust store: the directory holding `x509/{ca,signingAuthority,tsa}/<name>/`.
+    #[arg(long = "trust-store", value_name = "DIR", help_heading = "Notation")]
+    pub trust_store: Option<PathBuf>,
+    /// A notation configuration directory (`$XDG_CONFIG_HOME/notation`): its trust policy and
+    /// `truststore/`, instead of --trust-policy and --trust-store.
+    #[arg(long = "notation-config", value_name = "DIR", help_heading = "Notation")]
+    pub notation_config: Option<PathBuf>,
+
+    /// cosign public key, PEM (`cosign.pub`; repeatable: any of them may sign).
+    #[arg(long = "key", value_name = "FILE", help_heading = "cosign")]
+    pub keys: Vec<PathBuf>,
+    /// An annotation the signature must carry (`cosign sign -a KEY=VALUE`; repeatable).
+    #[arg(long = "annotation", value_name = "KEY=VALUE", help_heading = "cosign")]
+    pub annotations: Vec<String>,
+    /// Rekor public key, PEM (repeatable): every signature then needs a transparency log entry
+    /// that verifies offline with it. Without it the log is not checked (as
+    /// `cosign verify --insecure-ignore-tlog`).
+    #[arg(long = "rekor-key", value_name = "FILE", help_heading = "cosign")]
+    pub rekor_keys: Vec<PathBuf>,
+
+    /// CA bundle (PEM) for the registries' TLS certificates; the system roots otherwise.
+    #[arg(long = "registry-ca", value_name = "FILE", help_heading = "Registry (Notation and cosign)")]
+    pub registry_ca: Option<PathBuf>,
+    /// Registry credentials: a docker `config.json` (`auths`).
+    #[arg(long = "registry-config", value_name = "FILE", help_heading = "Registry (Notation and cosign)")]
+    pub registry_config: Option<PathBuf>,
+    /// Talk plain HTTP to the registries (a local registry only; https, e.g. a token service,
+    /// then trusts only --registry-ca).
+    #[arg(long = "plain-http", help_heading = "Registry (Notation and cosign)")]
+    pub plain_http: bool,
 }
+
+const VERIFY_HELP: &str = "\
+The flags given choose the signature format (one per run):
+  Notary v1  trustwatch verify --server URL --root-key root.pem [--signer NAME]... IMAGE...
+  Notation   trustwatch verify --trust-policy trustpolicy.json --trust-store DIR IMAGE...
+             trustwatch verify --notation-config ~/.config/notation IMAGE...
+  cosign     trustwatch verify --key cosign.pub [--annotation KEY=VALUE]... IMAGE...
+Notation and cosign verify a digest: IMAGE names one (@sha256:...) or a tag, which the
+registry resolves first; the output says which digest was verified.
+Exit codes: 0 every image trusted, 1 some image not trusted, 2 usage or configuration error.";
 
 /// A configuration or usage error: exit code 2.
 #[derive(Debug)]
@@ -301,6 +361,86 @@ fn read(path: &PathBuf, what: &str) -> anyhow::Result<String> {
 
 /// Runs `trustwatch verify`; returns the exit code (0 all verified, 1 otherwise).
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<i32> {
+    match verify_format(&args)? {
+        SignatureFormat::NotaryV1 => verify_notary_v1(args).await,
+        format => verify_in_registry(args, format).await,
+    }
+}
+
+/// Which format the flags ask for; flags of two formats together are a usage error.
+fn verify_format(args: &VerifyArgs) -> anyhow::Result<SignatureFormat> {
+    // Flags that also come from the environment count only when given on the command line.
+    let from_cli =
+        |value: Option<&str>, env: &str| value.is_some_and(|v| std::env::var(env).ok().as_deref() != Some(v));
+    let given = |pairs: &[(bool, &'static str)]| pairs.iter().filter(|(g, _)| *g).map(|(_, f)| *f).collect::<Vec<_>>();
+    let notary = given(&[
+        (from_cli(args.server.as_deref(), "TRUSTWATCH_NOTARY_SERVER"), "--server"),
+        (!args.root_keys.is_empty(), "--root-key"),
+        (args.ca_file.is_some(), "--ca-file"),
+        (!args.signers.is_empty(), "--signer"),
+        (!args.revoked_keys.is_empty(), "--revoked-key"),
+        (args.state.is_some(), "--state"),
+        (from_cli(args.username.as_deref(), "TRUSTWATCH_NOTARY_USERNAME"), "--username"),
+        (from_cli(args.password.as_deref(), "TRUSTWATCH_NOTARY_PASSWORD"), "--password"),
+    ]);
+    let notation = given(&[
+        (args.trust_policy.is_some(), "--trust-policy"),
+        (args.trust_store.is_some(), "--trust-store"),
+        (args.notation_config.is_some(), "--notation-config"),
+    ]);
+    let cosign = given(&[
+        (!args.keys.is_empty(), "--key"),
+        (!args.annotations.is_empty(), "--annotation"),
+        (!args.rekor_keys.is_empty(), "--rekor-key"),
+    ]);
+    let registry = given(&[
+        (args.registry_ca.is_some(), "--registry-ca"),
+        (args.registry_config.is_some(), "--registry-config"),
+        (args.plain_http, "--plain-http"),
+    ]);
+    let chosen: Vec<(SignatureFormat, &Vec<&str>)> = [
+        (SignatureFormat::NotaryV1, &notary),
+        (SignatureFormat::Notation, &notation),
+        (SignatureFormat::Cosign, &cosign),
+    ]
+    .into_iter()
+    .filter(|(_, flags)| !flags.is_empty())
+    .collect();
+    let format = match chosen.as_slice() {
+        [] if args.server.is_some() => SignatureFormat::NotaryV1,
+        [] => {
+            return Err(usage(
+                "say what to verify against: --server and --root-key (Notary v1), --trust-policy and --trust-store or \
+                 --notation-config (Notation), or --key (cosign)",
+            ));
+        }
+        [(format, _)] => *format,
+        several => {
+            let list: Vec<String> =
+                several.iter().map(|(f, flags)| format!("{} ({})", flags.join(", "), f.display_name())).collect();
+            return Err(usage(format!(
+                "flags of different signature formats cannot be mixed: {}; verify one format per run",
+                list.join(" and ")
+            )));
+        }
+    };
+    if format == SignatureFormat::NotaryV1 && !registry.is_empty() {
+        return Err(usage(format!(
+            "{} only apply to Notation and cosign; for a Notary server use --ca-file, --username and --password",
+            registry.join(", ")
+        )));
+    }
+    Ok(format)
+}
+
+/// Notary v1: the trust data of a Notary server under pinned root keys.
+async fn verify_notary_v1(args: VerifyArgs) -> anyhow::Result<i32> {
+    let Some(server) = args.server.clone() else {
+        return Err(usage("--server URL (or TRUSTWATCH_NOTARY_SERVER) is required with --root-key"));
+    };
+    if args.root_keys.is_empty() {
+        return Err(usage("--root-key FILE is required: the pinned root key(s) of the Notary repositories"));
+    }
     let now = parse_now(&args.now)?;
     let expiry_warning = parse_duration(&args.expiry_warning).map_err(|e| usage(format!("--expiry-warning: {e}")))?;
     let timeout = parse_duration(&args.timeout).map_err(|e| usage(format!("--timeout: {e}")))?;
@@ -310,7 +450,7 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<i32> {
         pinned.push(PinnedKey::from_pem(&path.display().to_string(), &pem).map_err(usage)?);
     }
     let images = args.images.iter().map(|i| ImageRef::parse(i).map_err(usage)).collect::<anyhow::Result<Vec<_>>>()?;
-    let mut config = ServerConfig::new(&args.server);
+    let mut config = ServerConfig::new(&server);
     config.timeout = Duration::from_secs(timeout.as_secs().max(1) as u64);
     if let Some(ca) = &args.ca_file {
         config.ca_pem = Some(read(ca, "CA file")?);
@@ -355,6 +495,158 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<i32> {
     Ok(if results.iter().all(|r| r.verdict.is_trusted()) { 0 } else { 1 })
 }
 
+/// Notation and cosign: the signatures in the registry, verified for the digest of each image.
+async fn verify_in_registry(args: VerifyArgs, format: SignatureFormat) -> anyhow::Result<i32> {
+    use crate::notation::{NotationError, NotationTrustSource, NotationVerifier, ShellOptions, TrustConfig};
+    use crate::oci::{DockerConfig, RegistryClient, RegistryConfig};
+    use std::sync::Arc;
+    let now = parse_now(&args.now)?;
+    let expiry_warning = parse_duration(&args.expiry_warning).map_err(|e| usage(format!("--expiry-warning: {e}")))?;
+    let timeout = parse_duration(&args.timeout).map_err(|e| usage(format!("--timeout: {e}")))?;
+    let images = args.images.iter().map(|i| registry_image(i)).collect::<anyhow::Result<Vec<_>>>()?;
+
+    // A plain-http registry needs no TLS roots: the system's are not loaded then (they are
+    // most of a one-shot run); a CA bundle given is still used for https.
+    let system_roots = !args.plain_http;
+    let mut config = RegistryConfig { plain_http: args.plain_http, system_roots, ..Default::default() };
+    config.timeout = Duration::from_millis(timeout.as_millis().max(1000) as u64);
+    config.connect_timeout = config.timeout.min(config.connect_timeout);
+    if let Some(ca) = &args.registry_ca {
+        config.ca_pem = Some(read(ca, "registry CA file (--registry-ca)")?);
+    }
+    if let Some(path) = &args.registry_config {
+        let bytes =
+            std::fs::read(path).map_err(|e| usage(format!("cannot read --registry-config {}: {e}", path.display())))?;
+        config.credentials =
+            DockerConfig::parse(&bytes).map_err(|e| usage(format!("--registry-config {}: {e}", path.display())))?;
+    }
+    let client = RegistryClient::new(config).map_err(|e| match &args.registry_ca {
+        Some(ca) => usage(format!("--registry-ca {}: {e}", ca.display())),
+        None => usage(e.to_string()),
+    })?;
+    let client = Arc::new(client);
+
+    enum Shell {
+        Notation(Box<NotationVerifier>),
+        Cosign(Box<crate::cosign::CosignVerifier>),
+    }
+    let shell = if format == SignatureFormat::Notation {
+        let source = match (&args.notation_config, &args.trust_policy, &args.trust_store) {
+            (Some(dir), None, None) => NotationTrustSource::from_config_dir(dir)
+                .map_err(|e| usage(format!("--notation-config {}: {e}", dir.display())))?,
+            (None, Some(policy), Some(store)) => {
+                if !store.join("x509").is_dir() {
+                    return Err(usage(format!(
+                        "--trust-store {}: no x509/ directory (notation's layout: x509/{{ca,signingAuthority,tsa}}/<name>/)",
+                        store.display()
+                    )));
+                }
+                NotationTrustSource::from_files(policy, store).map_err(|e| match e {
+                    NotationError::InvalidTrustStore { .. } => usage(format!("--trust-store {}: {e}", store.display())),
+                    _ => usage(format!("--trust-policy {}: {e}", policy.display())),
+                })?
+            }
+            (None, Some(_), None) => return Err(usage("--trust-policy needs --trust-store DIR")),
+            (None, None, Some(_)) => return Err(usage("--trust-store needs --trust-policy FILE")),
+            _ => {
+                return Err(usage(
+                    "--notation-config replaces --trust-policy and --trust-store: give one or the other",
+                ));
+            }
+        };
+        // A policy that names a store the trust store lacks is a configuration error, found
+        // before anything is fetched (images no policy covers are NotCovered answers).
+        if let NotationTrustSource::Notation { policy, store } = &source {
+            for image in &images {
+                if let Ok(p) = policy.policy_for(&image.gun()) {
+                    TrustConfig::from_policy(p, store).map_err(|e| {
+                        let flag = match &args.notation_config {
+                            Some(dir) => format!("--notation-config {}", dir.display()),
+                            None => format!(
+                                "--trust-store {}",
+                                args.trust_store.as_deref().unwrap_or(Path::new("")).display()
+                            ),
+                        };
+                        usage(format!("{flag}: {e}"))
+                    })?;
+                }
+            }
+        }
+        Shell::Notation(Box::new(NotationVerifier::new(client.clone(), source, ShellOptions::default())))
+    } else {
+        use crate::cosign::{CosignKey, CosignVerifier, LogKey, TrustConfig};
+        let mut keys = vec![];
+        for path in &args.keys {
+            let pem = read(path, "cosign public key (--key)")?;
+            keys.push(
+                CosignKey::from_pem(&key_name(path), &pem)
+                    .map_err(|e| usage(format!("--key {}: {e}", path.display())))?,
+            );
+        }
+        let mut required_annotations = BTreeMap::new();
+        for a in &args.annotations {
+            let (k, v) = a
+                .split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| usage(format!("--annotation {a:?} is not KEY=VALUE")))?;
+            required_annotations.insert(k.to_string(), v.to_string());
+        }
+        let mut log_keys = vec![];
+        for path in &args.rekor_keys {
+            let pem = read(path, "Rekor public key (--rekor-key)")?;
+            log_keys.push(
+                LogKey::from_pem(&key_name(path), &pem)
+                    .map_err(|e| usage(format!("--rekor-key {}: {e}", path.display())))?,
+            );
+        }
+        Shell::Cosign(Box::new(CosignVerifier::new(
+            client.clone(),
+            TrustConfig { keys, required_annotations, log_keys },
+        )))
+    };
+
+    let started = Instant::now();
+    let mut results = vec![];
+    for image in &images {
+        let r = match &shell {
+            Shell::Notation(v) => v.verify_image(image, now, expiry_warning, started).await,
+            Shell::Cosign(v) => {
+                let mut r = v.verify_image(image, now, started).await;
+                // As the Notation shell does: where the tag points now, when not at the digest.
+                if let (Some(tag), Some(digest)) = (&image.tag, &image.digest)
+                    && let Ok(Some(d)) = client.head_manifest(&crate::oci::Repository::from_image(image), tag).await
+                    && &d.digest != digest
+                {
+                    r.tag_digest = Some(d.digest);
+                }
+                r
+            }
+        };
+        results.push(r);
+    }
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&results)?),
+        Output::Table => print!("{}", table(&results, now)),
+    }
+    Ok(if results.iter().all(|r| r.verdict.is_trusted()) { 0 } else { 1 })
+}
+
+/// An image for Notation or cosign: it names a digest or a tag (as `notation verify` asks).
+fn registry_image(input: &str) -> anyhow::Result<ImageRef> {
+    let image = ImageRef::parse(input).map_err(usage)?;
+    let name = input.trim().split('@').next().unwrap_or("");
+    let names_tag = name.rsplit('/').next().is_some_and(|last| last.contains(':'));
+    if image.digest.is_none() && !names_tag {
+        return Err(usage(format!("{input:?} names neither a digest (@sha256:...) nor a tag (:v1)")));
+    }
+    Ok(image)
+}
+
+/// The name a key is reported by: its file name.
+fn key_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
+}
+
 /// A table for people.
 pub fn table(results: &[Resolution], now: Timestamp) -> String {
     let rows: Vec<[String; 5]> = results
@@ -392,6 +684,12 @@ pub fn table(results: &[Resolution], now: Timestamp) -> String {
             out.push_str(&format!("{c:<w$}  ", w = widths[i]));
         }
         out.push_str(&r.message);
+        if let Some(d) = &r.tag_digest {
+            out.push_str(&format!(" (the tag now points to {d})"));
+        }
+        for w in &r.warnings {
+            out.push_str(&format!("; warning: {w}"));
+        }
         out.push('\n');
     }
     let failing = results.iter().filter(|r| !r.verdict.is_trusted()).count();
@@ -400,4 +698,109 @@ pub fn table(results: &[Resolution], now: Timestamp) -> String {
         out.push_str(&format!("\n{failing} of {} image(s) not verified (worst: {worst})\n", results.len()));
     }
     out
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    #[command(subcommand)]
+    pub source: ImportSource,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImportSource {
+    /// A notation trust policy and trust store: one Notation TrustRoot per trust policy
+    /// statement, one image rule per registry scope.
+    Notation(ImportNotationArgs),
+    /// Connaisseur Helm values (2.x or 3.x): TrustRoots per validator trust root, image rules
+    /// from the image policy.
+    Connaisseur(ImportConnaisseurArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportNotationArgs {
+    /// notation's trust policy (`trustpolicy.json`, or notation 2's `trustpolicy.oci.json`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "trust_store",
+        conflicts_with = "notation_config",
+        required_unless_present = "notation_config"
+    )]
+    pub trust_policy: Option<PathBuf>,
+    /// notation's trust store directory (holding `x509/ca/<name>/...`).
+    #[arg(long, value_name = "DIR", requires = "trust_policy")]
+    pub trust_store: Option<PathBuf>,
+    /// A notation configuration directory (`$XDG_CONFIG_HOME/notation`): its trust policy and
+    /// `truststore/`.
+    #[arg(long, value_name = "DIR")]
+    pub notation_config: Option<PathBuf>,
+    /// Prefix of every generated name.
+    #[arg(long, value_name = "P", default_value = "")]
+    pub name_prefix: String,
+    /// Registry credentials of every TrustRoot: a kubernetes.io/dockerconfigjson Secret.
+    #[arg(long, value_name = "NS/NAME")]
+    pub registry_secret: Option<String>,
+    /// Read the registries over plain HTTP (a local or lab registry only).
+    #[arg(long)]
+    pub plain_http: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportConnaisseurArgs {
+    /// Connaisseur's Helm values (`values.yaml`).
+    #[arg(value_name = "VALUES")]
+    pub values: PathBuf,
+    /// Prefix of every generated name.
+    #[arg(long, value_name = "P", default_value = "")]
+    pub name_prefix: String,
+    /// Namespace of the Secrets the TrustRoots refer to (the operator's).
+    #[arg(long, value_name = "NS", default_value = crate::import::DEFAULT_SECRET_NAMESPACE)]
+    pub secret_namespace: String,
+}
+
+/// Runs `trustwatch import`: the objects on stdout, what could not be mapped on stderr. Exit
+/// code 0 when something was produced, 1 when nothing could be mapped, 2 for unreadable input.
+pub fn import(args: ImportArgs) -> anyhow::Result<i32> {
+    use crate::import::{connaisseur, notation};
+    let (imported, header) = match args.source {
+        ImportSource::Notation(a) => {
+            let input = match (&a.notation_config, &a.trust_policy, &a.trust_store) {
+                (Some(dir), _, _) => notation::load_config_dir(dir),
+                (None, Some(p), Some(s)) => notation::load_files(p, s),
+                _ => return Err(usage("give --notation-config DIR, or --trust-policy FILE and --trust-store DIR")),
+            }
+            .map_err(|e| usage(e.to_string()))?;
+            let registry_secret = match &a.registry_secret {
+                Some(s) => match s.split_once('/') {
+                    Some((ns, name)) if !ns.is_empty() && !name.is_empty() => {
+                        Some(crate::crd::SecretRef { name: name.into(), namespace: ns.into() })
+                    }
+                    _ => return Err(usage(format!("--registry-secret {s:?} is not NAMESPACE/NAME"))),
+                },
+                None => None,
+            };
+            let opts =
+                notation::NotationOptions { name_prefix: a.name_prefix, registry_secret, plain_http: a.plain_http };
+            let imported =
+                notation::import(&input.policy_json, &input.store, &opts).map_err(|e| usage(e.to_string()))?;
+            (imported, format!("trustwatch import notation: {}", input.policy_path))
+        }
+        ImportSource::Connaisseur(a) => {
+            let text = read(&a.values, "Connaisseur values")?;
+            let source = a.values.display().to_string();
+            let opts =
+                connaisseur::ConnaisseurOptions { name_prefix: a.name_prefix, secret_namespace: a.secret_namespace };
+            let imported = connaisseur::import(&text, &source, &opts).map_err(|e| usage(e.to_string()))?;
+            (imported, format!("trustwatch import connaisseur: {source}"))
+        }
+    };
+    for line in imported.report_lines() {
+        eprintln!("{line}");
+    }
+    if imported.is_empty() {
+        eprintln!("error: nothing could be imported");
+        return Ok(1);
+    }
+    print!("{}", imported.to_yaml(&header));
+    Ok(0)
 }

@@ -6,7 +6,8 @@
 //! - [`image`]: image references and Notary GUNs.
 //! - [`engine`]: resolving an image (tag, digest, required signers) to a [`verdict::Verdict`].
 //! - [`notation`]: the Notation (Notary Project) signature verifier core (pure: envelope
-//!   bytes, trust policy and store, revocation data and `now` in, a verdict with evidence out).
+//!   bytes, trust policy and store, revocation data and `now` in, a verdict with evidence out)
+//!   and its registry shell, [`notation::NotationVerifier`].
 //! - [`fetch`]: the HTTP side: TLS, auth, bounded reads, incremental refresh per repository.
 //! - [`verifier`]: the verification seam every signature format implements.
 //! - [`oci`]: the OCI registry client the Notation and cosign verifiers share.
@@ -23,6 +24,7 @@ pub mod crd;
 pub mod engine;
 pub mod fetch;
 pub mod image;
+pub mod import;
 pub mod notation;
 pub mod oci;
 pub mod scanner;

@@ -23,6 +23,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => trustwatch::cli::run(*args).await,
         Command::Verify(args) => trustwatch::cli::verify(*args).await,
         Command::Audit(args) => trustwatch::cli::audit(*args).await,
+        Command::Import(args) => trustwatch::cli::import(*args),
         Command::Crds => {
             print!("{}", trustwatch::crd::crds_yaml());
             Ok(0)

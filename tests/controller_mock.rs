@@ -273,6 +273,7 @@ async fn fixture(
         verdicts: Default::default(),
         quarantine: Default::default(),
         synced: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        pull_configs: Default::default(),
         rechecks: Default::default(),
         rescan,
     });

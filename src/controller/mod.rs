@@ -5,6 +5,7 @@
 
 pub mod leader;
 pub mod policy;
+pub mod pull;
 pub mod roots;
 pub mod status;
 pub mod triggers;
@@ -57,6 +58,10 @@ pub const API_CALLS: &[(&str, &str, &str)] = &[
     ("events.k8s.io", "events", "create"),
     ("events.k8s.io", "events", "patch"),
 ];
+
+/// The calls `registry.usePodPullSecrets` adds, in any namespace: granted only by the kustomize
+/// component `config/components/pod-pull-secrets`, which a user adds knowingly.
+pub const POD_PULL_SECRET_API_CALLS: &[(&str, &str, &str)] = &[("", "secrets", "get"), ("", "serviceaccounts", "get")];
 
 /// Name of the deny-all NetworkPolicy that isolates quarantined pods in a namespace.
 pub const QUARANTINE_NETWORK_POLICY: &str = "trustwatch-quarantine";
@@ -161,6 +166,8 @@ pub struct Context {
     pub verdicts: std::sync::Mutex<HashMap<String, PodVerdicts>>,
     /// Asks every policy to scan again (trust data changed).
     pub rescan: futures::channel::mpsc::UnboundedSender<()>,
+    /// Pods' registry credentials read recently (`registry.usePodPullSecrets`).
+    pub pull_configs: tokio::sync::Mutex<pull::PullCache>,
     /// True once every cache has listed: no scan runs on a partial view of the cluster (it
     /// would delete the reports of the workloads it has not seen yet).
     pub synced: Arc<std::sync::atomic::AtomicBool>,
@@ -295,6 +302,7 @@ pub async fn run(
         rescan: rescan_tx,
         quarantine: Default::default(),
         synced: Default::default(),
+        pull_configs: Default::default(),
     });
 
     // Our own status writes must not trigger scans: only spec (generation), annotation

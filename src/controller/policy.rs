@@ -158,11 +158,15 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let pods = gather_pods(ctx, &policy.spec);
-    let plan = plan(&policy.spec, &pods);
+    let pull_roots: BTreeSet<String> =
+        roots.iter().filter(|(_, r)| r.uses_pod_pull_secrets()).map(|(n, _)| n.clone()).collect();
+    let plan = plan(&policy.spec, &pods, &pull_roots);
     let referenced: BTreeSet<&str> = policy.spec.images.iter().flat_map(|r| r.roots()).collect();
     let missing: Vec<String> = referenced.into_iter().filter(|r| !roots.contains_key(*r)).map(str::to_string).collect();
     let force = take_recheck(ctx, policy, &pods);
-    let results = verify_all(&plan.keys(), &roots, now, force, Some(&ctx.metrics)).await;
+    let keys = plan.keys();
+    let pulls = super::pull::read_pull_configs(ctx, keys.iter().filter_map(|k| k.pull.as_ref())).await;
+    let results = verify_all(&keys, &roots, now, force, Some(&ctx.metrics), &pulls).await;
 
     let cached = ctx.reports.state();
     let stored = stored_reports(&cached, &name);

@@ -3,12 +3,18 @@
 //! ([`crate::verifier::Verifier`]). Shared by the operator and `trustwatch audit`.
 
 use crate::cosign::{CosignKey, CosignVerifier, LogKey, TrustConfig as CosignConfig};
-use crate::crd::{KeySource, Retirement, TrustRootSpec};
+use crate::crd::{
+    CertificateSource, CertificateStatus, CheckAction, KeySource, NotationLevel, Retirement, TrustRootSpec,
+    VerifyTimestampMode,
+};
 use crate::engine::TrustEngine;
 use crate::fetch::{Credentials, NotaryHttp, ServerConfig};
 use crate::image::ImageRef;
+use crate::notation::policy::{Actions, Level, TrustedIdentities, VerifyTimestamp};
+use crate::notation::{Cert, NotationTrustSource, NotationVerifier, ShellOptions, TrustConfig as NotationConfig};
 use crate::oci::{DockerConfig, RegistryClient, RegistryConfig};
 use crate::scanner::VerifyKey;
+use crate::scanner::pods::PullRef;
 use crate::tuf::{Anchors, PinnedKey};
 use crate::verdict::Verdict;
 use crate::verifier::{Resolution, SignatureFormat, Verifier, VerifyRequest};
@@ -29,6 +35,8 @@ pub struct ExternalInputs {
     pub notary_credentials: Option<Credentials>,
     /// Notation and cosign: registry credentials (a docker config), as raw JSON.
     pub registry_config: Option<Vec<u8>>,
+    /// The running pod's own credentials (`registry.usePodPullSecrets`), merged over those.
+    pub pod_registry_config: Option<Vec<u8>>,
     /// The contents of the ConfigMap and Secret keys the spec references, by `kind/name/key`.
     pub pem: BTreeMap<String, String>,
 }
@@ -41,6 +49,7 @@ pub fn pem_key(kind: &str, name: &str, key: &str) -> String {
 /// The verifier of a trust root, by kind.
 pub enum Backend {
     NotaryV1(TrustEngine<NotaryHttp>),
+    Notation(Box<NotationVerifier>),
     Cosign(CosignVerifier),
 }
 
@@ -48,6 +57,7 @@ impl Backend {
     pub fn verifier(&self) -> &dyn Verifier {
         match self {
             Backend::NotaryV1(e) => e,
+            Backend::Notation(n) => n.as_ref(),
             Backend::Cosign(c) => c,
         }
     }
@@ -75,11 +85,51 @@ pub struct TrustRootRuntime {
     pub pinned_key_ids: Vec<String>,
     /// Notary v1: when the server is a known retiring endpoint.
     pub retirement: Option<Retirement>,
+    /// Notation: the certificates of the trust stores, with their expiry.
+    pub certificates: Vec<ListedCertificate>,
+    /// `registry.usePodPullSecrets`: a verifier per set of pod credentials (by a hash of the
+    /// merged docker configuration), each with its own registry client and caches.
+    pull_backends: std::sync::Mutex<HashMap<u64, Arc<Backend>>>,
 }
+
+/// The most credential sets a trust root keeps a verifier for (each holds its own caches).
+const MAX_PULL_BACKENDS: usize = 256;
 
 impl TrustRootRuntime {
     pub fn kind(&self) -> SignatureFormat {
         self.spec.kind()
+    }
+
+    /// Whether the trust root reads registries with each pod's own pull credentials.
+    pub fn uses_pod_pull_secrets(&self) -> bool {
+        self.spec.registry.as_ref().is_some_and(|r| r.use_pod_pull_secrets) && self.spec.server.is_none()
+    }
+
+    /// The verifier for a pod's credentials (a docker configuration, merged over the trust
+    /// root's own), built once per distinct set.
+    pub fn backend_with_credentials(&self, docker_config: &[u8]) -> Result<Arc<Backend>, Vec<String>> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        docker_config.hash(&mut h);
+        let key = h.finish();
+        if let Some(b) = self.pull_backends.lock().expect("pull backends poisoned").get(&key) {
+            return Ok(b.clone());
+        }
+        let mut inputs = self.inputs.clone();
+        inputs.pod_registry_config = Some(docker_config.to_vec());
+        let backend = Arc::new(match self.kind() {
+            SignatureFormat::Cosign => Backend::Cosign(build_cosign(&self.spec, &inputs)?),
+            SignatureFormat::Notation => {
+                Backend::Notation(Box::new(build_notation(&self.name, &self.spec, &inputs)?.0))
+            }
+            _ => return Err(vec!["spec.registry.usePodPullSecrets applies to Notation and cosign trust roots".into()]),
+        });
+        let mut map = self.pull_backends.lock().expect("pull backends poisoned");
+        if map.len() >= MAX_PULL_BACKENDS {
+            map.clear();
+        }
+        map.insert(key, backend.clone());
+        Ok(backend)
     }
 }
 
@@ -119,21 +169,27 @@ pub fn build_trust_root(
     spec.validate()?;
     let expiry_warning =
         SignedDuration::try_from(spec.expiry_warning_period()).unwrap_or(SignedDuration::from_hours(168));
+    let mut certificates = vec![];
+    let backend = match spec.kind() {
+        SignatureFormat::NotaryV1 => build_notary(spec, &inputs, tweak)?,
+        SignatureFormat::Cosign => Backend::Cosign(build_cosign(spec, &inputs)?),
+        SignatureFormat::Notation => {
+            let (verifier, certs) = build_notation(name, spec, &inputs)?;
+            certificates = certs;
+            Backend::Notation(Box::new(verifier))
+        }
+    };
     let mut runtime = TrustRootRuntime {
         name: name.to_string(),
         spec: spec.clone(),
         inputs: inputs.clone(),
-        backend: match spec.kind() {
-            SignatureFormat::NotaryV1 => build_notary(spec, &inputs, tweak)?,
-            SignatureFormat::Cosign => Backend::Cosign(build_cosign(spec, &inputs)?),
-            SignatureFormat::Notation => {
-                return Err(vec!["spec.notation: Notation trust roots are not wired into the operator yet".into()]);
-            }
-        },
+        backend,
         expiry_warning,
         refresh_interval: spec.refresh_period(),
         pinned_key_ids: vec![],
         retirement: spec.server.as_deref().and_then(retirement_of),
+        certificates,
+        pull_backends: Default::default(),
     };
     if let Backend::NotaryV1(e) = &runtime.backend {
         runtime.pinned_key_ids = e.anchors().pinned.iter().map(|p| p.canonical_id.clone()).collect();
@@ -175,7 +231,125 @@ pub fn registry_client(spec: &TrustRootSpec, inputs: &ExternalInputs) -> Result<
     if let Some(raw) = &inputs.registry_config {
         config.credentials = DockerConfig::parse(raw).map_err(|e| vec![format!("spec.registry.authSecretRef: {e}")])?;
     }
+    if let Some(raw) = &inputs.pod_registry_config {
+        let pod = DockerConfig::parse(raw).map_err(|e| vec![format!("the pod's imagePullSecrets: {e}")])?;
+        config.credentials.merge(pod);
+    }
     RegistryClient::new(config).map(Arc::new).map_err(|e| vec![format!("spec.registry: {e}")])
+}
+
+/// The PEM of a certificate source: inline, or from the ConfigMap or Secret key the inputs hold.
+fn certificate_pem(source: &CertificateSource, inputs: &ExternalInputs) -> Result<String, String> {
+    key_pem(
+        &KeySource {
+            name: source.name.clone(),
+            public_key: source.pem.clone(),
+            config_map_key_ref: source.config_map_key_ref.clone(),
+            secret_key_ref: source.secret_key_ref.clone(),
+            rsa_pss: false,
+        },
+        inputs,
+    )
+}
+
+/// A trust store certificate as the status lists it, and when it expires.
+pub type ListedCertificate = (CertificateStatus, Timestamp);
+
+/// A Notation trust root: one trust policy statement resolved from `spec.notation` (what
+/// notation reads from `trustpolicy.json` and `truststore/x509/`), over the registry client.
+/// Also returns the trust stores' certificates with their expiry, for the status.
+fn build_notation(
+    name: &str,
+    spec: &TrustRootSpec,
+    inputs: &ExternalInputs,
+) -> Result<(NotationVerifier, Vec<ListedCertificate>), Vec<String>> {
+    let n = spec.notation.as_ref().expect("validated: a Notation trust root");
+    let mut errors = vec![];
+    let mut listed = vec![];
+    let stores = &n.trust_stores;
+    let mut store = |kind: &str, sources: &[CertificateSource]| -> Vec<Cert> {
+        let mut certs = vec![];
+        for (i, source) in sources.iter().enumerate() {
+            let parsed = certificate_pem(source, inputs).and_then(|pem| Cert::parse_many(pem.as_bytes()));
+            match parsed {
+                Ok(parsed) => {
+                    for c in &parsed {
+                        let status = CertificateStatus {
+                            store: format!("{kind}/{}", source.name),
+                            subject: c.subject().to_string(),
+                            not_after: c.not_after().to_string(),
+                        };
+                        listed.push((status, c.not_after()));
+                    }
+                    certs.extend(parsed);
+                }
+                Err(e) => errors.push(format!("spec.notation.trustStores.{kind}[{i}] ({:?}): {e}", source.name)),
+            }
+        }
+        certs
+    };
+    let (ca, signing_authority, tsa) =
+        (store("ca", &stores.ca), store("signingAuthority", &stores.signing_authority), store("tsa", &stores.tsa));
+    // Trust policy, "verificationLevel": strict, permissive or audit, each a default action
+    // per check; "override" changes the action of one check ("integrity validation cannot be
+    // overriden"; authenticity and authenticTimestamp take enforce or log only).
+    let level = match n.verification_level {
+        NotationLevel::Strict => Level::Strict,
+        NotationLevel::Permissive => Level::Permissive,
+        NotationLevel::Audit => Level::Audit,
+    };
+    let mut overrides = BTreeMap::new();
+    if let Some(o) = &n.overrides {
+        let checks = [
+            ("authenticity", o.authenticity),
+            ("authenticTimestamp", o.authentic_timestamp),
+            ("expiry", o.expiry),
+            ("revocation", o.revocation),
+        ];
+        for (check, action) in checks {
+            let Some(action) = action else { continue };
+            let action = match action {
+                CheckAction::Enforce => "enforce",
+                CheckAction::Log => "log",
+                CheckAction::Skip => "skip",
+            };
+            overrides.insert(check.to_string(), action.to_string());
+        }
+    }
+    let actions = Actions::with_overrides(level, &overrides).map_err(|e| format!("spec.notation.overrides: {e}"));
+    let identities =
+        TrustedIdentities::parse(&n.trusted_identities).map_err(|e| format!("spec.notation.trustedIdentities: {e}"));
+    let mut options = ShellOptions::default();
+    if let Some(t) = &n.revocation_timeout {
+        match crate::crd::parse_duration(t) {
+            Ok(d) => (options.revocation_timeout, options.ocsp_timeout) = (d, d),
+            Err(e) => errors.push(format!("spec.notation.revocationTimeout: {e}")),
+        }
+    }
+    let client = registry_client(spec, inputs);
+    for e in [actions.as_ref().err(), identities.as_ref().err()].into_iter().flatten() {
+        errors.push(e.clone());
+    }
+    if let Err(e) = &client {
+        errors.extend(e.iter().cloned());
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let config = NotationConfig {
+        policy_name: name.to_string(),
+        actions: actions.expect("checked"),
+        verify_timestamp: match n.verify_timestamp {
+            Some(VerifyTimestampMode::AfterCertExpiry) => VerifyTimestamp::AfterCertExpiry,
+            Some(VerifyTimestampMode::Always) | None => VerifyTimestamp::Always,
+        },
+        ca,
+        signing_authority,
+        tsa,
+        trusted_identities: identities.expect("checked"),
+    };
+    let verifier = NotationVerifier::new(client.expect("checked"), NotationTrustSource::Config(config), options);
+    Ok((verifier, listed))
 }
 
 /// The PEM of a key source: inline, or from the ConfigMap or Secret key the inputs hold.
@@ -229,18 +403,23 @@ fn build_cosign(spec: &TrustRootSpec, inputs: &ExternalInputs) -> Result<CosignV
 /// Runs every verification of a plan, at most [`VERIFY_CONCURRENCY`] at once. Trust data is
 /// refreshed when older than the trust root's refresh interval (so a scan of many pods costs
 /// one refresh per repository), or always when `force` is set.
+/// Registry credentials of pods, read by the controller: a merged docker configuration per
+/// [`PullRef`], or why it could not be read.
+pub type PullConfigs = HashMap<PullRef, Result<Vec<u8>, String>>;
+
 pub async fn verify_all(
     keys: &BTreeSet<VerifyKey>,
     roots: &HashMap<String, Arc<TrustRootRuntime>>,
     now: Timestamp,
     force: bool,
     metrics: Option<&crate::telemetry::Metrics>,
+    pulls: &PullConfigs,
 ) -> HashMap<VerifyKey, Resolution> {
     let started = Instant::now();
     futures::stream::iter(keys.iter().cloned())
         .map(|key| async move {
             let t = Instant::now();
-            let r = verify_one(&key, roots, now, force, started).await;
+            let r = verify_one(&key, roots, now, force, started, pulls).await;
             if let Some(m) = metrics {
                 m.record_verification(&key.trust_root, r.verdict, t.elapsed().as_secs_f64());
             }
@@ -257,6 +436,7 @@ async fn verify_one(
     now: Timestamp,
     force: bool,
     started: Instant,
+    pulls: &PullConfigs,
 ) -> Resolution {
     let image = match ImageRef::parse(&key.image) {
         Ok(i) => i,
@@ -278,7 +458,33 @@ async fn verify_one(
         if force { started } else { Instant::now().checked_sub(root.refresh_interval).unwrap_or(started) };
     let request =
         VerifyRequest { image: &image, signers: &key.signers, now, expiry_warning: root.expiry_warning, fresh_since };
-    root.backend.verifier().verify(request).await
+    match &key.pull {
+        None => root.backend.verifier().verify(request).await,
+        Some(pull) => {
+            let config = match pulls.get(pull) {
+                Some(Ok(c)) => c.clone(),
+                Some(Err(e)) => {
+                    return unavailable(
+                        key,
+                        root.kind(),
+                        "PullSecretUnreadable",
+                        Verdict::TrustDataUnavailable,
+                        e.clone(),
+                    );
+                }
+                None => b"{}".to_vec(),
+            };
+            match root.backend_with_credentials(&config) {
+                Ok(backend) => {
+                    tracing::debug!(trust_root = %key.trust_root, namespace = %pull.namespace, secrets = ?pull.secrets, bytes = config.len(), "verifying with the pod's pull credentials");
+                    backend.verifier().verify(request).await
+                }
+                Err(es) => {
+                    unavailable(key, root.kind(), "PullSecretUnusable", Verdict::TrustDataUnavailable, es.join("; "))
+                }
+            }
+        }
+    }
 }
 
 fn unavailable(
@@ -297,6 +503,28 @@ fn unavailable(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_notation_trust_root_names_every_field_to_fix() {
+        let spec: TrustRootSpec = serde_json::from_value(serde_json::json!({
+            "notation": {
+                "trustStores": {
+                    "ca": [{"name": "acme", "configMapKeyRef": {"name": "certs", "key": "acme.pem"}}],
+                    "tsa": [{"name": "tsa", "pem": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}]
+                },
+                "trustedIdentities": ["x509.subject: CN=only-a-common-name"]
+            }
+        }))
+        .unwrap();
+        let errors = match build_trust_root("acme", &spec, ExternalInputs::default(), |_| {}) {
+            Err(e) => e,
+            Ok(_) => panic!("built a trust root from unusable certificates"),
+        };
+        let all = errors.join("\n");
+        assert!(all.contains("spec.notation.trustStores.ca[0] (\"acme\"): ConfigMap certs has no key"), "{all}");
+        assert!(all.contains("spec.notation.trustStores.tsa[0] (\"tsa\")"), "{all}");
+        assert!(all.contains("spec.notation.trustedIdentities"), "{all}");
+    }
 
     #[test]
     fn known_retiring_notary_endpoints_are_recognized_with_their_date_and_source() {

@@ -33,11 +33,11 @@ pub fn trust_root_status(tr: &TrustRoot, state: RootState<'_>, now: Timestamp) -
         RootState::Invalid(reason, message) => (false, reason.to_string(), message),
         RootState::Registry { runtime } => {
             status.retirement = None;
+            status.certificates = runtime.certificates.iter().map(|(c, _)| c.clone()).collect();
             let what = match &tr.spec.cosign {
                 Some(c) => format!("{} cosign keys loaded; signatures are read from the registry", c.keys.len()),
-                None => "Notation trust policy loaded; signatures are read from the registry".to_string(),
+                None => notation_summary(&runtime.certificates, now),
             };
-            let _ = runtime;
             (true, reasons::READY.to_string(), what)
         }
         RootState::Ready { runtime, views } => {
@@ -77,6 +77,23 @@ pub fn trust_root_status(tr: &TrustRoot, state: RootState<'_>, now: Timestamp) -
     };
     set_condition(&mut status.conditions, retiring);
     status
+}
+
+/// What a loaded Notation trust root says: its certificates and the first to expire.
+fn notation_summary(certs: &[(crate::crd::CertificateStatus, Timestamp)], now: Timestamp) -> String {
+    let expired: Vec<&str> = certs.iter().filter(|(_, t)| *t <= now).map(|(c, _)| c.store.as_str()).collect();
+    let first = certs.iter().min_by_key(|(_, t)| *t);
+    let mut what = format!("Notation trust policy loaded: {} trust store certificates", certs.len());
+    if let Some((c, t)) = first {
+        what.push_str(&format!(" (first to expire: {} on {t})", c.store));
+    }
+    if !expired.is_empty() {
+        what.push_str(&format!(
+            "; EXPIRED certificates {expired:?} anchor nothing any more: replace them in spec.notation.trustStores"
+        ));
+    }
+    what.push_str("; signatures are read from the registry");
+    what
 }
 
 fn repository_trust(gun: &str, v: &RepoView, old: Option<&RepositoryTrust>) -> RepositoryTrust {

@@ -215,6 +215,18 @@ async fn refresh(tr: &TrustRoot, ctx: &Context) -> Result<Action, Error> {
     let Some(engine) = runtime.backend.notary() else {
         // Notation and cosign trust data lives in the registries, next to each image: it is
         // read when images are verified, at the policies' intervals.
+        let expiries: Vec<crate::tuf::Expiry> = runtime
+            .certificates
+            .iter()
+            .map(|(c, t)| crate::tuf::Expiry {
+                role: format!("{} certificate", c.store),
+                expires: *t,
+                server_managed: false,
+            })
+            .collect();
+        if !expiries.is_empty() {
+            ctx.metrics.set_trust_expiries(&name, &expiries, now);
+        }
         let status = trust_root_status(tr, RootState::Registry { runtime: &runtime }, now);
         patch_status(&api, &name, tr.status.as_ref(), &status).await?;
         return Ok(Action::requeue(runtime.refresh_interval));

@@ -1,7 +1,8 @@
 //! The Notation (Notary Project) signature verifier core: pure, like [`crate::tuf`].
 //!
 //! Bytes, trust configuration and `now` in; a [`Verified`] with its evidence, or a typed
-//! [`NotationError`], out. No network, no clock, no kube. The I/O shell does:
+//! [`NotationError`], out. No network, no clock, no kube. The I/O shell
+//! ([`NotationVerifier`], in [`shell`]) does:
 //!
 //! ```text
 //! // once per configuration
@@ -34,6 +35,7 @@ pub mod manifest;
 pub mod ocsp;
 pub mod policy;
 pub mod revocation;
+pub mod shell;
 pub mod store;
 pub mod timestamp;
 pub mod x509;
@@ -45,6 +47,7 @@ pub use policy::{
     Action, Actions, Level, StoreRef, StoreType, TrustPolicy, TrustPolicyDocument, TrustedIdentities, VerifyTimestamp,
 };
 pub use revocation::{Fetched, RevocationData, RevocationRequest};
+pub use shell::{NotationCounts, NotationTrustSource, NotationVerifier, ShellOptions};
 pub use store::{TrustStore, load_notation_config};
 pub use x509::Cert;
 

@@ -146,6 +146,26 @@ fn ts(g: GeneralizedTime) -> Timestamp {
     Timestamp::from_second(i64::try_from(g.to_unix_duration().as_secs()).unwrap_or(i64::MAX)).unwrap_or(Timestamp::MAX)
 }
 
+/// The earliest `nextUpdate` of the single responses in an OCSP response, for the shell's
+/// cache. `None` when the response does not parse or a single response has no nextUpdate
+/// (then the shell caches it for a short TTL only). Nothing is verified here: [`evaluate`]
+/// verifies the response every time it is used.
+pub fn response_next_update(bytes: &[u8]) -> Option<Timestamp> {
+    if bytes.len() > MAX_OCSP_RESPONSE_BYTES {
+        return None;
+    }
+    let resp = OcspResponse::from_der(bytes).ok()?;
+    let rb = resp.response_bytes?;
+    let basic = BasicOcspResponse::from_der(rb.response.as_bytes()).ok()?;
+    let data = ResponseData::from_der(&basic.tbs_response_data.to_der().ok()?).ok()?;
+    let mut earliest: Option<Timestamp> = None;
+    for s in &data.responses {
+        let n = ts(s.next_update?);
+        earliest = Some(earliest.map_or(n, |e| e.min(n)));
+    }
+    earliest
+}
+
 /// Spec, "Revocation Checking with OCSP": "Verify the signature of the OCSP response. This step
 /// also includes verifying the OSCP response signing certificate is valid and trusted. The OCSP
 /// signing certificate must be issued by the same CA as the certificate being verified or the

@@ -184,6 +184,13 @@ fn parse_crl(bytes: &[u8]) -> Result<CertificateList, String> {
     CertificateList::from_der(bytes).map_err(|e| format!("CRL DER: {e}"))
 }
 
+/// A CRL's `nextUpdate`, for the shell's cache: how long the bytes may be reused. `None`
+/// when the CRL does not parse or has no nextUpdate (then it is not cached). Nothing is
+/// verified here: [`evaluate_crl`] verifies the CRL every time it is used.
+pub fn crl_next_update(bytes: &[u8]) -> Option<Timestamp> {
+    parse_crl(bytes).ok()?.tbs_cert_list.next_update.map(time_of)
+}
+
 fn time_of(t: x509_cert::time::Time) -> Timestamp {
     Timestamp::from_second(i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)).unwrap_or(Timestamp::MAX)
 }

@@ -90,6 +90,14 @@ impl DockerConfig {
         self.entries.is_empty()
     }
 
+    /// Adds every entry of `other`, which wins where both name the same registry and path.
+    pub fn merge(&mut self, other: DockerConfig) {
+        for (host, path, credentials) in other.entries {
+            self.entries.retain(|(h, p, _)| !(h == &host && p == &path));
+            self.entries.push((host, path, credentials));
+        }
+    }
+
     /// Credentials for a registry host (`ghcr.io`, `localhost:5000`, `docker.io`), from
     /// keys without a path. An exact key beats a wildcard.
     pub fn credentials_for(&self, host: &str) -> Option<&Credentials> {
@@ -282,5 +290,19 @@ mod tests {
         assert_eq!(cache.get("k").as_deref(), Some("t"));
         cache.put("k".into(), "t".into(), Duration::ZERO);
         assert_eq!(cache.get("k"), None);
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+
+    #[test]
+    fn a_merged_pod_configuration_holds_the_pods_registry() {
+        let pod = br#"{"auths":{"127.0.0.1:32879":{"auth":"Y2k6cHVsbC1zZWNyZXQtcGFzc3dvcmQ="}}}"#;
+        let mut c = DockerConfig::default();
+        c.merge(DockerConfig::parse(pod).unwrap());
+        let got = c.credentials_for_repository("127.0.0.1:32879", "shop/private").expect("credentials");
+        assert_eq!((got.username.as_str(), got.password.as_str()), ("ci", "pull-secret-password"));
     }
 }

@@ -155,6 +155,10 @@ pub struct RegistryConfig {
     pub cache_bytes: usize,
     /// Called for every HTTP request.
     pub observer: Option<RequestObserver>,
+    /// Trust the system's root certificates for https (default) when `ca_pem` is unset. Off,
+    /// https works only with `ca_pem`: for plain-http registries, where loading the system
+    /// roots is most of a one-shot `trustwatch verify`.
+    pub system_roots: bool,
 }
 
 impl std::fmt::Debug for RegistryConfig {
@@ -169,6 +173,7 @@ impl std::fmt::Debug for RegistryConfig {
             .field("retry", &self.retry)
             .field("cache_bytes", &self.cache_bytes)
             .field("observer", &self.observer.as_ref().map(|_| "<fn>"))
+            .field("system_roots", &self.system_roots)
             .finish()
     }
 }
@@ -185,6 +190,7 @@ impl Default for RegistryConfig {
             retry: RetryPolicy::default(),
             cache_bytes: 64 << 20,
             observer: None,
+            system_roots: true,
         }
     }
 }
@@ -267,6 +273,8 @@ impl RegistryClient {
                 return Err(OciError::Config { detail: "CA bundle contains no certificate".into() });
             }
             builder = builder.tls_certs_only(certs);
+        } else if !config.system_roots {
+            builder = builder.tls_certs_only(std::iter::empty());
         }
         let http =
             builder.build().map_err(|e| OciError::Config { detail: format!("cannot build HTTP client: {e}") })?;

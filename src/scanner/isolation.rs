@@ -127,6 +127,7 @@ mod tests {
             },
             containers: vec![],
             host_network,
+            pull: Default::default(),
         }
     }
 

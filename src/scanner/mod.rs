@@ -12,7 +12,7 @@ use crate::crd::{ImageTrustPolicySpec, Require, UnavailablePolicy, UnmatchedPoli
 use crate::engine::normalize_signer;
 use crate::image::ImageRef;
 use crate::verdict::Verdict;
-use pods::{PodView, RunningImage};
+use pods::{PodView, PullRef, RunningImage};
 use std::collections::BTreeSet;
 
 pub use combine::{combine, migration_state};
@@ -31,6 +31,9 @@ pub struct VerifyKey {
     pub trust_root: String,
     pub image: String,
     pub signers: Vec<String>,
+    /// For trust roots that read registries with the pod's own credentials
+    /// (`registry.usePodPullSecrets`): whose.
+    pub pull: Option<PullRef>,
 }
 
 /// How one container will be judged.
@@ -67,17 +70,24 @@ impl Plan {
 }
 
 /// Chooses, for each container, the policy entry and the image reference to verify.
-pub fn plan(spec: &ImageTrustPolicySpec, pods: &[PodView]) -> Plan {
+/// `pull_roots` are the trust roots that read registries with each pod's own credentials.
+pub fn plan(spec: &ImageTrustPolicySpec, pods: &[PodView], pull_roots: &BTreeSet<String>) -> Plan {
     let mut out = Plan::default();
     for (pi, pod) in pods.iter().enumerate() {
         for (ci, c) in pod.containers.iter().enumerate() {
-            out.containers.push(((pi, ci), plan_container(spec, &c.image, &c.running)));
+            out.containers.push(((pi, ci), plan_container(spec, &c.image, &c.running, &pod.pull, pull_roots)));
         }
     }
     out
 }
 
-fn plan_container(spec: &ImageTrustPolicySpec, image: &str, running: &RunningImage) -> ContainerPlan {
+fn plan_container(
+    spec: &ImageTrustPolicySpec,
+    image: &str,
+    running: &RunningImage,
+    pull: &PullRef,
+    pull_roots: &BTreeSet<String>,
+) -> ContainerPlan {
     let mut image = match ImageRef::parse(image) {
         Err(e) => return ContainerPlan::Invalid { message: e },
         Ok(i) => i,
@@ -113,7 +123,12 @@ fn plan_container(spec: &ImageTrustPolicySpec, image: &str, running: &RunningIma
     let keys = rule
         .roots()
         .into_iter()
-        .map(|r| VerifyKey { trust_root: r.to_string(), image: image.clone(), signers: signers.clone() })
+        .map(|r| VerifyKey {
+            trust_root: r.to_string(),
+            image: image.clone(),
+            signers: signers.clone(),
+            pull: pull_roots.contains(r).then(|| pull.clone()),
+        })
         .collect();
     ContainerPlan::Verify { keys, require: rule.require.unwrap_or_default() }
 }

@@ -85,6 +85,19 @@ pub struct PodView {
     pub containers: Vec<ContainerView>,
     /// `spec.hostNetwork`: NetworkPolicies do not apply to such a pod.
     pub host_network: bool,
+    /// The pod's own registry credentials: its imagePullSecrets and its ServiceAccount's.
+    pub pull: PullRef,
+}
+
+/// The registry credentials a pod pulled with: Secrets of its namespace, named in its
+/// `imagePullSecrets` and in its ServiceAccount's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PullRef {
+    pub namespace: String,
+    /// `spec.imagePullSecrets[].name`, sorted.
+    pub secrets: Vec<String>,
+    /// `spec.serviceAccountName` (its imagePullSecrets count too).
+    pub service_account: String,
 }
 
 impl PodView {
@@ -222,6 +235,22 @@ pub fn pod_view(pod: &Pod, index: &OwnerIndex) -> PodView {
         workload: top_owner(pod, index),
         containers,
         host_network: spec.host_network.unwrap_or(false),
+        pull: PullRef {
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            secrets: {
+                let mut names: Vec<String> = spec
+                    .image_pull_secrets
+                    .iter()
+                    .flatten()
+                    .map(|s| s.name.clone())
+                    .filter(|n| !n.is_empty())
+                    .collect();
+                names.sort();
+                names.dedup();
+                names
+            },
+            service_account: spec.service_account_name.clone().unwrap_or_else(|| "default".into()),
+        },
     }
 }
 
@@ -249,6 +278,8 @@ pub fn strip_pod(pod: &mut Pod) {
                     .collect()
             }),
             host_network: spec.host_network,
+            image_pull_secrets: spec.image_pull_secrets.clone(),
+            service_account_name: spec.service_account_name.clone(),
             ..Default::default()
         };
     }

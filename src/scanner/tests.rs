@@ -53,6 +53,7 @@ fn mk_pod(ns: &str, name: &str, image: &str, running: Option<&str>) -> PodView {
             running: running.map(|d| RunningImage::Digest(d.to_string())).unwrap_or_default(),
         }],
         host_network: false,
+        pull: Default::default(),
     }
 }
 
@@ -103,7 +104,7 @@ impl Scan {
     }
 
     fn run(&self) -> ScanOutcome {
-        let plan = plan(&self.spec, &self.pods);
+        let plan = plan(&self.spec, &self.pods, &Default::default());
         // Verdicts are handed out in plan order to the Verify entries.
         let mut results = HashMap::new();
         let mut vs = self.verdicts.iter();
@@ -155,12 +156,17 @@ fn plan_verifies_the_running_digest_against_the_most_specific_pattern() {
         mk_pod("app", "f", &img("app"), None),
         mk_pod("app", "g", &format!("registry.example.com/team/app@{pinned}"), None),
     ];
-    let p = plan(&spec, &pods);
+    let p = plan(&spec, &pods, &Default::default());
     let plans: Vec<&ContainerPlan> = p.containers.iter().map(|(_, c)| c).collect();
     assert_eq!(
         plans[0],
         &ContainerPlan::Verify {
-            keys: vec![VerifyKey { trust_root: "corp".into(), image: format!("{}@{d}", img("app")), signers: vec![] }],
+            keys: vec![VerifyKey {
+                trust_root: "corp".into(),
+                image: format!("{}@{d}", img("app")),
+                signers: vec![],
+                pull: None
+            }],
             require: crate::crd::Require::AnyOf
         }
     );
@@ -170,7 +176,8 @@ fn plan_verifies_the_running_digest_against_the_most_specific_pattern() {
             keys: vec![VerifyKey {
                 trust_root: "corp".into(),
                 image: format!("{}@{d}", img("secure")),
-                signers: vec!["targets/qa".into(), "targets/releases".into()]
+                signers: vec!["targets/qa".into(), "targets/releases".into()],
+                pull: None
             }],
             require: crate::crd::Require::AnyOf
         }
@@ -554,7 +561,7 @@ fn several_trust_roots_are_each_reported_and_combined_by_require() {
         let spec = mk_policy(
             json!({"images": [{"pattern": "registry.example.com/**", "trustRoots": ["corp", "nv"], "require": require}]}),
         );
-        let plan = plan(&spec, &pods);
+        let plan = plan(&spec, &pods, &Default::default());
         let mut results = HashMap::new();
         for key in plan.keys() {
             let mut r = res(if key.trust_root == "corp" { Verdict::Verified } else { notation });

@@ -1,7 +1,8 @@
 //! Notation test harness: the REAL `notation` CLI (v1.3.x, `bash hack/go-tools.sh bin`), an
 //! openssl PKI (root, intermediate, code-signing leaves; `openssl ca -revoke` + `-gencrl`), an
 //! RFC 3161 TSA (`openssl ts -reply`) and CRLs served over plain HTTP on loopback, and reads of
-//! signature manifests and envelopes from a real registry (curl, referrers tag schema).
+//! signature manifests and envelopes from a real registry (through trustwatch's OCI client:
+//! referrers API and tag schema), writes with curl.
 //!
 //! ```text
 //! go_tool("notation") -> PathBuf                    // panics with how to build it when missing
@@ -23,7 +24,7 @@
 //!   .url(path) .put(path, bytes) .remove(path) .requests()
 //!   .serve_ocsp(Some(pki.dir()) | None)             // POST /ocsp -> openssl ocsp; None = 503
 //! post_ocsp(url, request) -> Result<Vec<u8>, String>
-//! fetch_signatures(&Registry, repo, digest) -> Vec<SignatureBlob>   // via tag sha256-<hex>
+//! fetch_signatures(&Registry, repo, digest) -> Vec<SignatureBlob>   // OCI client: referrers
 //! attach_envelope(&Registry, repo, subject: &Pushed, media_type, bytes)  // replaces the index
 //! fetch_url(url) -> Result<Vec<u8>, String>
 //! ```
@@ -797,7 +798,7 @@ pub fn fetch_url(url: &str) -> Result<Vec<u8>, String> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Signatures in the registry (until the OCI client exists)
+// Signatures in the registry
 // ---------------------------------------------------------------------------------------------
 
 /// One Notation signature as found in the registry.
@@ -811,55 +812,41 @@ pub struct SignatureBlob {
     pub bytes: Vec<u8>,
 }
 
-fn curl_get(url: &str, accept: &str) -> (u16, Vec<u8>) {
-    let out = Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}", "-H"])
-        .arg(format!("Accept: {accept}"))
-        .arg(url)
-        .output()
-        .expect("curl");
-    let mut body = out.stdout;
-    let nl = body.iter().rposition(|b| *b == b'\n').unwrap_or(0);
-    let code = String::from_utf8_lossy(&body[nl + 1..]).trim().parse().unwrap_or(0);
-    body.truncate(nl);
-    (code, body)
-}
-
-/// Notation signatures of `repo@digest`, via the referrers tag schema index
-/// `sha256-<hex>` that notation writes to registries without the referrers API.
+/// Notation signatures of `repo@digest` as trustwatch's OCI client finds them: the referrers
+/// API and the referrers tag schema `sha256-<hex>` (their union; notation writes the tag schema
+/// to registries without the API), each signature manifest and its envelope verified against
+/// their digests. Blocking (a thread of its own runs the client), so it serves sync and async
+/// tests alike.
 pub fn fetch_signatures(registry: &Registry, repo: &str, digest: &str) -> Vec<SignatureBlob> {
-    let tag = digest.replace(':', "-");
-    let (code, index) =
-        curl_get(&format!("{}/v2/{repo}/manifests/{tag}", registry.url()), "application/vnd.oci.image.index.v1+json");
-    if code == 404 {
-        return vec![];
-    }
-    assert_eq!(code, 200, "referrers index {tag}: {}", String::from_utf8_lossy(&index));
-    let index: serde_json::Value = serde_json::from_slice(&index).unwrap();
-    let mut out = vec![];
-    for m in index["manifests"].as_array().cloned().unwrap_or_default() {
-        if m["artifactType"] != "application/vnd.cncf.notary.signature" {
-            continue;
+    use trustwatch::oci::{RegistryClient, RegistryConfig, Repository};
+    let (host, repo, digest) = (registry.host(), repo.to_string(), digest.to_string());
+    let read = async move {
+        let client = RegistryClient::new(RegistryConfig { plain_http: true, ..Default::default() }).unwrap();
+        let r = Repository::new(&host, &repo);
+        let listed = client
+            .referrers(&r, &digest, &[trustwatch::notation::SIGNATURE_ARTIFACT_TYPE])
+            .await
+            .unwrap_or_else(|e| panic!("referrers of {repo}@{digest}: {e}"));
+        let mut out = vec![];
+        for d in listed.descriptors {
+            let m = client.get_manifest(&r, &d.digest).await.unwrap().expect("a listed signature manifest is served");
+            let layer = m.image().expect("a signature manifest is an image manifest").layers[0].clone();
+            let limit = trustwatch::notation::envelope::MAX_ENVELOPE_BYTES as u64;
+            let bytes = client.get_blob(&r, &layer, limit).await.unwrap().expect("the envelope is served");
+            out.push(SignatureBlob {
+                manifest_digest: d.digest,
+                manifest: m.bytes.to_vec(),
+                media_type: layer.media_type,
+                bytes: bytes.to_vec(),
+            });
         }
-        let md = m["digest"].as_str().unwrap().to_string();
-        let (code, manifest_bytes) = curl_get(
-            &format!("{}/v2/{repo}/manifests/{md}", registry.url()),
-            "application/vnd.oci.image.manifest.v1+json",
-        );
-        assert_eq!(code, 200);
-        let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
-        let layer = &manifest["layers"][0];
-        let (code, bytes) =
-            curl_get(&format!("{}/v2/{repo}/blobs/{}", registry.url(), layer["digest"].as_str().unwrap()), "*/*");
-        assert_eq!(code, 200);
-        out.push(SignatureBlob {
-            manifest_digest: md,
-            manifest: manifest_bytes,
-            media_type: layer["mediaType"].as_str().unwrap().to_string(),
-            bytes,
-        });
-    }
-    out
+        out
+    };
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(read)
+    })
+    .join()
+    .expect("reading signatures")
 }
 
 fn put(url: &str, bytes: &[u8], content_type: &str) -> String {

@@ -55,12 +55,18 @@ pub struct Olareg {
 
 impl Olareg {
     pub fn start() -> Olareg {
+        Olareg::start_with(&[])
+    }
+
+    /// olareg with extra `serve` flags, e.g. `--api-delete` (manifest deletes).
+    pub fn start_with(flags: &[&str]) -> Olareg {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("olareg.log")).unwrap();
         let child = Command::new(go_tool("olareg"))
             .args(["serve", "--addr", "127.0.0.1", "--port", &port.to_string(), "--dir"])
             .arg(dir.path().join("data"))
+            .args(flags)
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()

@@ -10,6 +10,8 @@ pub struct Registry {
     child: Child,
     port: u16,
     _dir: tempfile::TempDir,
+    /// Basic credentials the registry wants (pushes and lookups present them).
+    credentials: Option<(String, String)>,
 }
 
 /// What the registry reports for a pushed manifest.
@@ -56,7 +58,7 @@ impl Registry {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("docker-registry is installed (make deps)");
-        let r = Registry { child, port, _dir: dir };
+        let r = Registry { child, port, _dir: dir, credentials: None };
         let deadline = Instant::now() + Duration::from_secs(15);
         while !["200", "401"]
             .contains(&curl(&["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("{}/v2/", r.url())]).0.as_str())
@@ -65,6 +67,32 @@ impl Registry {
             std::thread::sleep(Duration::from_millis(50));
         }
         r
+    }
+
+    /// A registry that wants these basic credentials (htpasswd); this handle presents them.
+    pub fn with_basic_auth(user: &str, password: &str) -> Registry {
+        let mut r = Self::start_with(|dir| super::oci::htpasswd_auth(dir, user, password));
+        r.credentials = Some((user.to_string(), password.to_string()));
+        r
+    }
+
+    /// A docker `config.json` holding this registry's credentials (empty without).
+    pub fn docker_config(&self) -> String {
+        use base64::Engine as _;
+        let auths = match &self.credentials {
+            Some((u, p)) => serde_json::json!({ self.host(): {
+                "auth": base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            }}),
+            None => serde_json::json!({}),
+        };
+        serde_json::json!({ "auths": auths }).to_string()
+    }
+
+    fn auth_args(&self) -> Vec<String> {
+        match &self.credentials {
+            Some((u, p)) => vec!["-u".into(), format!("{u}:{p}")],
+            None => vec![],
+        }
     }
 
     /// `127.0.0.1:<port>`: the registry host as it appears in image references and GUNs.
@@ -82,7 +110,7 @@ impl Registry {
 
     fn push_blob(&self, repo: &str, bytes: &[u8]) -> (String, u64) {
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
-        let (headers, _) = curl(&[
+        let (headers, _) = self.curl(&[
             "-s",
             "-D",
             "-",
@@ -102,8 +130,12 @@ impl Registry {
         let sep = if location.contains('?') { '&' } else { '?' };
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), bytes).unwrap();
-        let (code, _) =
-            curl_upload("PUT", &format!("{location}{sep}digest={digest}"), file.path(), "application/octet-stream");
+        let (code, _) = self.curl_upload(
+            "PUT",
+            &format!("{location}{sep}digest={digest}"),
+            file.path(),
+            "application/octet-stream",
+        );
         assert_eq!(code, "201", "blob upload of {digest}");
         (digest, bytes.len() as u64)
     }
@@ -120,14 +152,14 @@ impl Registry {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), &manifest).unwrap();
         let url = format!("{}/v2/{repo}/manifests/{tag}", self.url());
-        let (code, _) = curl_upload("PUT", &url, file.path(), "application/vnd.oci.image.manifest.v1+json");
+        let (code, _) = self.curl_upload("PUT", &url, file.path(), "application/vnd.oci.image.manifest.v1+json");
         assert_eq!(code, "201", "manifest push of {repo}:{tag}: {}", self.log());
         self.resolve(repo, tag).expect("the tag resolves after the push")
     }
 
     /// The digest the registry serves for `repo:tag` now (what a pull would run).
     pub fn resolve(&self, repo: &str, tag: &str) -> Option<Pushed> {
-        let (headers, _) = curl(&[
+        let (headers, _) = self.curl(&[
             "-s",
             "-I",
             "-H",
@@ -145,7 +177,7 @@ impl Registry {
 
     /// The config digest of `repo:tag` (what a runtime reports as the image ID, `sha256:..`).
     pub fn config_digest(&self, repo: &str, tag: &str) -> String {
-        let (_, body) = curl(&[
+        let (_, body) = self.curl(&[
             "-s",
             "-H",
             "Accept: application/vnd.oci.image.manifest.v1+json",
@@ -168,8 +200,22 @@ fn curl(args: &[&str]) -> (String, Vec<u8>) {
     (String::from_utf8_lossy(&out.stdout).into_owned(), out.stdout)
 }
 
-fn curl_upload(method: &str, url: &str, file: &Path, content_type: &str) -> (String, String) {
+impl Registry {
+    fn curl(&self, args: &[&str]) -> (String, Vec<u8>) {
+        let mut all: Vec<String> = self.auth_args();
+        all.extend(args.iter().map(|a| a.to_string()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        curl(&all)
+    }
+
+    fn curl_upload(&self, method: &str, url: &str, file: &Path, content_type: &str) -> (String, String) {
+        curl_upload(&self.auth_args(), method, url, file, content_type)
+    }
+}
+
+fn curl_upload(auth: &[String], method: &str, url: &str, file: &Path, content_type: &str) -> (String, String) {
     let out = Command::new("curl")
+        .args(auth)
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method, "-H"])
         .arg(format!("Content-Type: {content_type}"))
         .arg("--data-binary")
