@@ -606,24 +606,28 @@ async fn verify_in_registry(args: VerifyArgs, format: SignatureFormat) -> anyhow
     };
 
     let started = Instant::now();
-    let mut results = vec![];
-    for image in &images {
-        let r = match &shell {
-            Shell::Notation(v) => v.verify_image(image, now, expiry_warning, started).await,
-            Shell::Cosign(v) => {
-                let mut r = v.verify_image(image, now, started).await;
-                // As the Notation shell does: where the tag points now, when not at the digest.
-                if let (Some(tag), Some(digest)) = (&image.tag, &image.digest)
-                    && let Ok(Some(d)) = client.head_manifest(&crate::oci::Repository::from_image(image), tag).await
-                    && &d.digest != digest
-                {
-                    r.tag_digest = Some(d.digest);
+    // Images are verified side by side, as the operator does (results in the given order).
+    let (shell, client) = (&shell, &client);
+    let results: Vec<Resolution> = futures::stream::iter(&images)
+        .map(|image| async move {
+            match shell {
+                Shell::Notation(v) => v.verify_image(image, now, expiry_warning, started).await,
+                Shell::Cosign(v) => {
+                    let mut r = v.verify_image(image, now, started).await;
+                    // As the Notation shell does: where the tag points now, when not at the digest.
+                    if let (Some(tag), Some(digest)) = (&image.tag, &image.digest)
+                        && let Ok(Some(d)) = client.head_manifest(&crate::oci::Repository::from_image(image), tag).await
+                        && &d.digest != digest
+                    {
+                        r.tag_digest = Some(d.digest);
+                    }
+                    r
                 }
-                r
             }
-        };
-        results.push(r);
-    }
+        })
+        .buffered(crate::controller::roots::VERIFY_CONCURRENCY)
+        .collect()
+        .await;
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&results)?),
         Output::Table => print!("{}", table(&results, now)),

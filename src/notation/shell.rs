@@ -824,6 +824,7 @@ impl NotationVerifier {
 
     fn http(&self) -> Result<&reqwest::Client, String> {
         let built = self.http.get_or_init(|| {
+            crate::fetch::install_default_provider();
             reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::limited(3))
                 .connect_timeout(self.options.revocation_timeout.max(self.options.ocsp_timeout))
