@@ -20,11 +20,9 @@
 //! `TRUSTWATCH_BENCH_DEFAULT_INTERVAL=0` skips the 5-minute detection at default intervals.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 #[path = "../tests/cluster/harness.rs"]
-#[allow(dead_code)]
 mod harness;
 
 use futures::StreamExt;

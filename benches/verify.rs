@@ -13,7 +13,6 @@
 //! `CosignVerifier` and the Notation core over the OCI client.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use futures::StreamExt;
