@@ -272,7 +272,13 @@ pub async fn run(
             })
             .reflect(writer)
             .touched_objects();
-        tokio::spawn(events.for_each(|_| future::ready(())));
+        // A refused or failing watch is logged; scans LIST the reports until it has listed.
+        tokio::spawn(events.for_each(|e| {
+            if let Err(e) = e {
+                tracing::warn!(cache = "imagetrustreports", error = %e, "report watch failed; scans list reports instead");
+            }
+            future::ready(())
+        }));
         store
     };
 
@@ -340,14 +346,8 @@ pub async fn run(
         .predicate_filter(triggers::spec_or_lifecycle::<ImageTrustPolicy>, Default::default());
 
     let sync = {
-        let (pods, namespaces, replicasets, jobs, network_policies, reports) = (
-            pods.clone(),
-            namespaces.clone(),
-            replicasets.clone(),
-            jobs.clone(),
-            network_policies.clone(),
-            reports.clone(),
-        );
+        let (pods, namespaces, replicasets, jobs, network_policies) =
+            (pods.clone(), namespaces.clone(), replicasets.clone(), jobs.clone(), network_policies.clone());
         let (tr_store, pol_store) = (tr_store.clone(), pol_store.clone());
         let synced = ctx.synced.clone();
         async move {
@@ -365,7 +365,6 @@ pub async fn run(
                 wait!(replicasets, "replicasets");
                 wait!(jobs, "jobs");
                 wait!(network_policies, "networkpolicies");
-                wait!(reports, "imagetrustreports");
                 wait!(tr_store, "trustroots");
                 wait!(pol_store, "imagetrustpolicies");
             };

@@ -168,7 +168,7 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
     let pulls = super::pull::read_pull_configs(ctx, keys.iter().filter_map(|k| k.pull.as_ref())).await;
     let results = verify_all(&keys, &roots, now, force, Some(&ctx.metrics), &pulls).await;
 
-    let cached = ctx.reports.state();
+    let cached = current_reports(ctx, &name).await?;
     let stored = stored_reports(&cached, &name);
     let stored_statuses = || stored.iter().filter_map(|((ns, _), s)| s.map(|s| (ns.as_str(), s)));
     let previous = match ctx.verdicts.lock().expect("verdict map poisoned").get(&name) {
@@ -241,7 +241,21 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
     Ok(Action::requeue(if write_errors.is_empty() { next } else { next.min(Duration::from_secs(30)) }))
 }
 
-/// The policy's reports, by (namespace, name), from the report cache.
+/// The reports to compare a scan with: the report cache once it has listed; until then (a
+/// slow start, or a watch the operator's RBAC refuses) a LIST of the policy's reports, so a
+/// refusal shows in the policy status as the failed call it is rather than as no scan at all.
+async fn current_reports(ctx: &Context, policy: &str) -> Result<Vec<Arc<ImageTrustReport>>, Error> {
+    use futures::FutureExt as _;
+    if ctx.reports.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok()) {
+        return Ok(ctx.reports.state());
+    }
+    let reports: Api<ImageTrustReport> = Api::all(ctx.client.clone());
+    let selector = format!("{POLICY_LABEL}={}", policy_label_value(policy));
+    let listed = reports.list(&ListParams::default().labels(&selector)).await?;
+    Ok(listed.items.into_iter().map(Arc::new).collect())
+}
+
+/// The policy's reports, by (namespace, name), among `cached`.
 fn stored_reports<'a>(
     cached: &'a [Arc<ImageTrustReport>],
     policy: &str,
