@@ -8,9 +8,10 @@
 //! `TRUSTWATCH_BASELINE_BIN=<path to another trustwatch binary>` adds it as a contender (the
 //! before/after of an optimization in one run). Output: Markdown tables on stdout.
 //!
-//! The bench binary re-executes itself (`--child cosign|notation ...`) for the library path of
-//! the registry formats: a cold process, like `cosign verify` and `notation verify`, running
-//! `CosignVerifier` and the Notation core over the OCI client.
+//! Cold: `trustwatch verify` in one process for 1, 20 and 200 images of each format (Notary v1
+//! with `--server --root-key`, cosign with `--key`, Notation with `--notation-config`), beside
+//! the reference client run once per repository or image. Warm: the verifiers the operator runs,
+//! cycle after cycle over unchanged trust data, with the requests they make counted.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -31,7 +32,7 @@ use trustwatch::tuf::{Anchors, FetchError, PinnedKey};
 const REPOS: usize = 200;
 const TAGS: usize = 3;
 /// Images per registry format (cosign, Notation).
-const REGISTRY_IMAGES: usize = 20;
+const REGISTRY_IMAGES: usize = 200;
 
 fn reps() -> usize {
     std::env::var("TRUSTWATCH_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(5).max(1)
@@ -201,11 +202,11 @@ impl<S> Counting<S> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--child") {
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-        let code = rt.block_on(child(&args[i + 1..]));
-        std::process::exit(code);
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` (make unit) runs this binary
+    // without it: then nothing is measured.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("benches/verify.rs measures only under `cargo bench` (make bench)");
+        return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(bench());
@@ -371,23 +372,50 @@ async fn bench() {
         );
     }
 
-    // ---- cosign ----------------------------------------------------------------------------
+    // ---- cosign and Notation: the same images, 200 of each, on one docker-registry ---------
     let registry = Registry::start();
     let host = registry.host();
-    let oras = support::oci::Oras::new();
     let cosign = support::oci::Cosign::new();
     let (key, public) = cosign.generate_key_pair("bench");
     let public_path = work.path().join("cosign.pub");
     std::fs::write(&public_path, &public).unwrap();
-    let cosign_images: Vec<String> = (0..REGISTRY_IMAGES)
+    let nsigner = support::notation::Signer::new();
+    nsigner.generate_test("bench");
+    let policy = serde_json::json!({
+        "version": "1.0",
+        "trustPolicies": [{"name": "images", "registryScopes": ["*"],
+            "signatureVerification": {"level": "strict"}, "trustStores": ["ca:bench"], "trustedIdentities": ["*"]}]
+    });
+    let nverifier = support::notation::Verifier::new(&policy.to_string());
+    nverifier.add_cert("ca", "bench", &nsigner.test_cert_pem("bench"));
+    let t = Instant::now();
+    let pushed: Vec<(String, String)> = (0..REGISTRY_IMAGES)
         .map(|i| {
-            let d = oras.push(&format!("{host}/cosign/app{i:02}:v1"), &format!("cosign image {i}"));
-            let at = format!("{host}/cosign/app{i:02}@{d}");
-            cosign.sign(&at, &key, &[], &[]);
-            at
+            let c = registry.push_image(&format!("cosign/app{i:03}"), "v1", &format!("cosign image {i}"));
+            let n = registry.push_image(&format!("notation/app{i:03}"), "v1", &format!("notation image {i}"));
+            (format!("{host}/cosign/app{i:03}@{}", c.digest), format!("{host}/notation/app{i:03}@{}", n.digest))
         })
         .collect();
-    let me = std::env::current_exe().unwrap();
+    std::thread::scope(|sc| {
+        for w in 0..4 {
+            let (pushed, cosign, key, nsigner) = (&pushed, &cosign, &key, &nsigner);
+            sc.spawn(move || {
+                for (c, n) in pushed.iter().skip(w).step_by(4) {
+                    cosign.sign(c, key, &[], &[]);
+                    nsigner.sign(n, "jws", &[]);
+                }
+            });
+        }
+    });
+    eprintln!("pushed and signed {} images in {:.0}s", 2 * REGISTRY_IMAGES, t.elapsed().as_secs_f64());
+    let cosign_images: Vec<String> = pushed.iter().map(|(c, _)| c.clone()).collect();
+    let notation_images: Vec<String> = pushed.iter().map(|(_, n)| n.clone()).collect();
+
+    let tw_cosign = |k: usize| -> Vec<String> {
+        let mut v = vec![s(trustwatch), "verify".into(), "--key".into(), s(&public_path), "--plain-http".into()];
+        v.extend(cosign_images[..k].iter().cloned());
+        v
+    };
     let cosign_cli = |k: usize| -> Cost {
         let mut total = Cost::default();
         for img in &cosign_images[..k] {
@@ -406,16 +434,11 @@ async fn bench() {
         }
         total
     };
-    for k in [1, REGISTRY_IMAGES] {
-        let lib = {
-            let mut v = vec![s(&me), "--child".into(), "cosign".into(), s(&public_path)];
-            v.extend(cosign_images[..k].iter().cloned());
-            v
-        };
+    for k in [1, 20, REGISTRY_IMAGES] {
         let contenders: Vec<(String, Runner<'_>)> = vec![
             (
-                format!("trustwatch CosignVerifier (library, one cold process), {k} image(s)"),
-                Box::new(move |_| timed(&lib, &[])),
+                format!("trustwatch verify --key, {k} image(s) in one process"),
+                Box::new(move |_| timed(&tw_cosign(k), &[])),
             ),
             (format!("cosign verify, {k} image(s) one after another"), Box::new(move |_| cosign_cli(k))),
         ];
@@ -423,79 +446,18 @@ async fn bench() {
         print_comparison(&format!("cosign, cold, {k} image(s)"), goal, &compare(&contenders));
     }
 
-    {
-        let mut lib = vec![s(&me), "--child".into(), "cosign".into(), s(&public_path)];
-        lib.push(cosign_images[0].clone());
-        counted.push(("CosignVerifier, 1 image (bench child process)".into(), instructions("cosign-1", &lib)));
-    }
-    // Warm: the same verifier, answers older than the cycle start are recomputed.
-    {
-        let client = Arc::new(
-            trustwatch::oci::RegistryClient::new(trustwatch::oci::RegistryConfig {
-                plain_http: true,
-                ..Default::default()
-            })
-            .unwrap(),
-        );
-        let trust = trustwatch::cosign::TrustConfig {
-            keys: vec![trustwatch::cosign::CosignKey::from_pem("bench", &public).unwrap()],
-            required_annotations: Default::default(),
-            log_keys: vec![],
-        };
-        let verifier = trustwatch::cosign::CosignVerifier::new(client.clone(), trust);
-        let images: Vec<ImageRef> = cosign_images.iter().map(|i| ImageRef::parse(i).unwrap()).collect();
-        let mut rows = vec![];
-        for label in ["cold", "warm 1", "warm 2"] {
-            let before = client.counts();
-            let since = Instant::now();
-            let t = Instant::now();
-            for img in &images {
-                let r = verifier.verify_image(img, Timestamp::now(), since).await;
-                assert!(r.verdict.is_trusted(), "{r:?}");
-            }
-            let after = client.counts();
-            rows.push((label, t.elapsed(), before, after));
-        }
-        println!("\n### cosign, warm cycles over {REGISTRY_IMAGES} digests (signatures unchanged)\n");
-        println!("goal: one referrers or tag lookup per digest, no envelope downloads\n");
-        println!(
-            "| cycle | time per cycle | per digest: manifest HEAD / manifest GET / blob GET / referrers / token | served from cache |"
-        );
-        println!("|---|---|---|---|");
-        let n = REGISTRY_IMAGES as f64;
-        for (label, t, b, a) in rows {
-            println!(
-                "| {label} | {:.1} ms | {:.2} / {:.2} / {:.2} / {:.2} / {:.2} | {:.2} |",
-                t.as_secs_f64() * 1e3,
-                (a.manifest_head - b.manifest_head) as f64 / n,
-                (a.manifest_get - b.manifest_get) as f64 / n,
-                (a.blob_get - b.blob_get) as f64 / n,
-                (a.referrers - b.referrers) as f64 / n,
-                (a.token - b.token) as f64 / n,
-                (a.cache_hits - b.cache_hits) as f64 / n,
-            );
-        }
-    }
-
-    // ---- Notation --------------------------------------------------------------------------
-    let nsigner = support::notation::Signer::new();
-    nsigner.generate_test("bench");
-    let policy = serde_json::json!({
-        "version": "1.0",
-        "trustPolicies": [{"name": "images", "registryScopes": ["*"],
-            "signatureVerification": {"level": "strict"}, "trustStores": ["ca:bench"], "trustedIdentities": ["*"]}]
-    });
-    let nverifier = support::notation::Verifier::new(&policy.to_string());
-    nverifier.add_cert("ca", "bench", &nsigner.test_cert_pem("bench"));
-    let notation_images: Vec<String> = (0..REGISTRY_IMAGES)
-        .map(|i| {
-            let p = registry.push_image(&format!("notation/app{i:02}"), "v1", &format!("notation image {i}"));
-            let at = format!("{host}/notation/app{i:02}@{}", p.digest);
-            nsigner.sign(&at, "jws", &[]);
-            at
-        })
-        .collect();
     let xdg = nverifier.config_dir().parent().unwrap().to_path_buf();
+    let tw_notation = |k: usize| -> Vec<String> {
+        let mut v = vec![
+            s(trustwatch),
+            "verify".into(),
+            "--notation-config".into(),
+            s(&nverifier.config_dir()),
+            "--plain-http".into(),
+        ];
+        v.extend(notation_images[..k].iter().cloned());
+        v
+    };
     let notation_cli = |k: usize| -> Cost {
         let mut total = Cost::default();
         for img in &notation_images[..k] {
@@ -510,132 +472,107 @@ async fn bench() {
         }
         total
     };
-    for k in [1, REGISTRY_IMAGES] {
-        let lib = {
-            let mut v = vec![s(&me), "--child".into(), "notation".into(), s(&nverifier.config_dir())];
-            v.extend(notation_images[..k].iter().cloned());
-            v
-        };
+    for k in [1, 20, REGISTRY_IMAGES] {
         let contenders: Vec<(String, Runner<'_>)> = vec![
             (
-                format!("trustwatch Notation core over the OCI client (library, one cold process), {k} image(s)"),
-                Box::new(move |_| timed(&lib, &[])),
+                format!("trustwatch verify --notation-config, {k} image(s) in one process"),
+                Box::new(move |_| timed(&tw_notation(k), &[])),
             ),
             (format!("notation verify, {k} image(s) one after another"), Box::new(move |_| notation_cli(k))),
         ];
         let goal = if k == 1 { "single ≥ 2x faster than notation verify" } else { "batch ≥ 10x faster" };
         print_comparison(&format!("Notation, cold, {k} image(s)"), goal, &compare(&contenders));
     }
-    {
-        let mut lib = vec![s(&me), "--child".into(), "notation".into(), s(&nverifier.config_dir())];
-        lib.push(notation_images[0].clone());
-        counted.push((
-            "Notation core over the OCI client, 1 image (bench child process)".into(),
-            instructions("notation-1", &lib),
-        ));
-        counted.push((
-            "bench child process doing nothing (start-up floor)".into(),
-            instructions("noop", &[s(&me), "--child".into(), "noop".into()]),
-        ));
-    }
+    counted.push(("trustwatch verify --key (cosign), 1 image".into(), instructions("cosign-1", &tw_cosign(1))));
+    counted.push(("trustwatch verify --notation-config, 1 image".into(), instructions("notation-1", &tw_notation(1))));
+    counted.push((
+        "trustwatch --version (process start-up floor)".into(),
+        instructions("noop", &[s(trustwatch), "--version".into()]),
+    ));
     print_instructions(&counted);
-}
 
-/// The library path of a registry format in a cold process; exit 0 when every image verifies.
-async fn child(args: &[String]) -> i32 {
-    let now = Timestamp::now();
-    match args[0].as_str() {
-        "cosign" => {
-            let public = std::fs::read_to_string(&args[1]).unwrap();
-            let client = trustwatch::oci::RegistryClient::new(trustwatch::oci::RegistryConfig {
-                plain_http: true,
-                ..Default::default()
-            })
-            .unwrap();
-            let trust = trustwatch::cosign::TrustConfig {
-                keys: vec![trustwatch::cosign::CosignKey::from_pem("bench", &public).unwrap()],
-                required_annotations: Default::default(),
-                log_keys: vec![],
-            };
-            let verifier = trustwatch::cosign::CosignVerifier::new(Arc::new(client), trust);
-            let images: Vec<ImageRef> = args[2..].iter().map(|i| ImageRef::parse(i).unwrap()).collect();
-            let results = futures::stream::iter(images.iter())
-                .map(|i| verifier.verify_image(i, now, Instant::now()))
-                .buffer_unordered(16)
-                .collect::<Vec<_>>()
-                .await;
-            let bad: Vec<_> = results.iter().filter(|r| !r.verdict.is_trusted()).collect();
-            if bad.is_empty() {
-                0
-            } else {
-                eprintln!("{bad:?}");
-                1
+    // ---- Warm registry cycles: the verifiers the operator runs, signatures unchanged --------
+    // On docker-registry (no referrers API: the referrers tag schema is read instead) and on
+    // olareg (the OCI 1.1 referrers API), 20 digests of each format.
+    let olareg = support::oci::Olareg::start();
+    let oras = support::oci::Oras::new();
+    let ohost = olareg.host();
+    let on_olareg: Vec<(String, String)> = (0..20)
+        .map(|i| {
+            let c = oras.push(&format!("{ohost}/cosign/app{i:02}:v1"), &format!("cosign image {i}"));
+            let n = oras.push(&format!("{ohost}/notation/app{i:02}:v1"), &format!("notation image {i}"));
+            (format!("{ohost}/cosign/app{i:02}@{c}"), format!("{ohost}/notation/app{i:02}@{n}"))
+        })
+        .collect();
+    for (c, n) in &on_olareg {
+        cosign.sign(c, &key, &[], &[]);
+        nsigner.sign(n, "jws", &[]);
+    }
+    println!("\n### Registry formats, warm cycles over 20 digests (signatures unchanged)\n");
+    println!("goal: one referrers or tag lookup per digest, no envelope downloads\n");
+    println!(
+        "| registry, format | cycle | time per cycle | per digest: manifest HEAD / manifest GET / blob GET / referrers API / token | served from content cache |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let registries: [(&str, Vec<String>, Vec<String>); 2] = [
+        ("docker-registry 2.8", cosign_images[..20].to_vec(), notation_images[..20].to_vec()),
+        (
+            "olareg (referrers API)",
+            on_olareg.iter().map(|(c, _)| c.clone()).collect(),
+            on_olareg.iter().map(|(_, n)| n.clone()).collect(),
+        ),
+    ];
+    for (registry_name, cosign_digests, notation_digests) in &registries {
+        for format in ["cosign", "Notation"] {
+            let client = Arc::new(
+                trustwatch::oci::RegistryClient::new(trustwatch::oci::RegistryConfig {
+                    plain_http: true,
+                    ..Default::default()
+                })
+                .unwrap(),
+            );
+            let cosign_verifier = trustwatch::cosign::CosignVerifier::new(
+                client.clone(),
+                trustwatch::cosign::TrustConfig {
+                    keys: vec![trustwatch::cosign::CosignKey::from_pem("bench", &public).unwrap()],
+                    required_annotations: Default::default(),
+                    log_keys: vec![],
+                },
+            );
+            let notation_verifier = trustwatch::notation::NotationVerifier::new(
+                client.clone(),
+                trustwatch::notation::NotationTrustSource::from_config_dir(&nverifier.config_dir()).unwrap(),
+                Default::default(),
+            );
+            let digests = if format == "cosign" { cosign_digests } else { notation_digests };
+            let images: Vec<ImageRef> = digests.iter().map(|i| ImageRef::parse(i).unwrap()).collect();
+            let n = images.len() as f64;
+            for label in ["cold", "warm 1", "warm 2"] {
+                let before = client.counts();
+                let since = Instant::now();
+                let t = Instant::now();
+                for img in &images {
+                    let r = if format == "cosign" {
+                        cosign_verifier.verify_image(img, Timestamp::now(), since).await
+                    } else {
+                        notation_verifier
+                            .verify_image(img, Timestamp::now(), jiff::SignedDuration::from_hours(1), since)
+                            .await
+                    };
+                    assert!(r.verdict.is_trusted(), "{r:?}");
+                }
+                let (a, b) = (client.counts(), before);
+                println!(
+                    "| {registry_name}, {format} | {label} | {:.1} ms | {:.2} / {:.2} / {:.2} / {:.2} / {:.2} | {:.2} |",
+                    t.elapsed().as_secs_f64() * 1e3,
+                    (a.manifest_head - b.manifest_head) as f64 / n,
+                    (a.manifest_get - b.manifest_get) as f64 / n,
+                    (a.blob_get - b.blob_get) as f64 / n,
+                    (a.referrers - b.referrers) as f64 / n,
+                    (a.token - b.token) as f64 / n,
+                    (a.cache_hits - b.cache_hits) as f64 / n,
+                );
             }
         }
-        "notation" => {
-            let (doc, store) = trustwatch::notation::load_notation_config(Path::new(&args[1])).unwrap();
-            let client = trustwatch::oci::RegistryClient::new(trustwatch::oci::RegistryConfig {
-                plain_http: true,
-                ..Default::default()
-            })
-            .unwrap();
-            let images: Vec<ImageRef> = args[2..].iter().map(|i| ImageRef::parse(i).unwrap()).collect();
-            let results = futures::stream::iter(images.iter())
-                .map(|image| notation_one(&client, &doc, &store, image, now))
-                .buffer_unordered(16)
-                .collect::<Vec<_>>()
-                .await;
-            let bad: Vec<_> = results.iter().filter(|r| r.is_err()).collect();
-            if bad.is_empty() {
-                0
-            } else {
-                eprintln!("{bad:?}");
-                1
-            }
-        }
-        "noop" => 0,
-        other => panic!("unknown child mode {other}"),
-    }
-}
-
-/// What the Notation I/O shell does (the NotationVerifier is not on main yet): the referrers
-/// of the digest, each signature manifest and envelope, the core, the best outcome.
-async fn notation_one(
-    client: &trustwatch::oci::RegistryClient,
-    doc: &trustwatch::notation::TrustPolicyDocument,
-    store: &trustwatch::notation::TrustStore,
-    image: &ImageRef,
-    now: Timestamp,
-) -> Result<(), String> {
-    use trustwatch::notation::*;
-    use trustwatch::oci::{ManifestContent, Repository};
-    let repo = Repository::from_image(image);
-    let digest = image.digest.clone().ok_or("no digest")?;
-    let config = TrustConfig::from_policy(doc.policy_for(&image.gun()).map_err(|e| e.to_string())?, store)
-        .map_err(|e| e.to_string())?;
-    let subject = client.head_manifest(&repo, &digest).await.map_err(|e| e.to_string())?.ok_or("no manifest")?;
-    let target =
-        Descriptor { media_type: subject.media_type.clone(), digest: subject.digest.clone(), size: subject.size };
-    let referrers = client
-        .referrers(&repo, &digest, &["application/vnd.cncf.notary.signature"])
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut outcomes = vec![];
-    for d in &referrers.descriptors {
-        let m =
-            client.get_manifest(&repo, &d.digest).await.map_err(|e| e.to_string())?.ok_or("no signature manifest")?;
-        let ManifestContent::Image(im) = &m.content else { continue };
-        let layer = im.layers.first().ok_or("no layer")?;
-        let blob = client.get_blob(&repo, layer, 1 << 20).await.map_err(|e| e.to_string())?.ok_or("no envelope")?;
-        let sm = parse_signature_manifest(&m.bytes).map_err(|e| e.to_string())?;
-        sm.check_envelope(&blob).map_err(|e| e.to_string())?;
-        let outcome = verify_signature(&config, &target, &layer.media_type, &blob, now)
-            .map(|checked| checked.finish(&RevocationData::default(), now));
-        outcomes.push(outcome.and_then(|o| o));
-    }
-    match best_outcome(outcomes) {
-        Some(Ok(_)) => Ok(()),
-        Some(Err(e)) => Err(e.to_string()),
-        None => Err("no signature".into()),
     }
 }
