@@ -11,19 +11,19 @@
 mod support;
 
 use jiff::Timestamp;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::Registry;
 use support::notation::{fetch_signatures, go_tool};
+use trustwatch::controller::roots::{ExternalInputs, notation_trust};
 use trustwatch::crd::{
     CertificateSource, CheckAction, ImageTrustPolicy, NotationLevel, TrustRoot, VerifyTimestampMode,
 };
 use trustwatch::import::Imported;
 use trustwatch::import::notation::{NotationOptions, import, load_config_dir, load_files};
 use trustwatch::notation::{
-    Actions, Cert, Descriptor, Level, RevocationData, TrustConfig, TrustPolicyDocument, TrustedIdentities,
-    VerifyTimestamp, best_outcome, verify_signature,
+    Descriptor, RevocationData, TrustConfig, TrustPolicyDocument, best_outcome, verify_signature,
 };
 
 /// One `$XDG_CONFIG_HOME` for signing keys, trust store and trust policy.
@@ -102,47 +102,11 @@ fn store_fingerprints(config: &Path, store_type: &str, name: &str) -> BTreeSet<S
         .collect()
 }
 
-/// The Notation core's configuration for an imported TrustRoot, read from the CRD fields only.
+/// The Notation core's configuration for an imported TrustRoot, as the operator resolves it
+/// from the CRD fields alone.
 fn config_of(root: &TrustRoot) -> TrustConfig {
-    let n = root.spec.notation.as_ref().expect("a Notation TrustRoot");
-    let level = match n.verification_level {
-        NotationLevel::Strict => Level::Strict,
-        NotationLevel::Permissive => Level::Permissive,
-        NotationLevel::Audit => Level::Audit,
-    };
-    let mut overrides = BTreeMap::new();
-    if let Some(o) = &n.overrides {
-        for (k, v) in [
-            ("authenticity", o.authenticity),
-            ("authenticTimestamp", o.authentic_timestamp),
-            ("expiry", o.expiry),
-            ("revocation", o.revocation),
-        ] {
-            if let Some(a) = v {
-                let a = match a {
-                    CheckAction::Enforce => "enforce",
-                    CheckAction::Log => "log",
-                    CheckAction::Skip => "skip",
-                };
-                overrides.insert(k.to_string(), a.to_string());
-            }
-        }
-    }
-    let certs = |s: &[CertificateSource]| -> Vec<Cert> {
-        s.iter().flat_map(|s| Cert::parse_many(s.pem.as_deref().unwrap().as_bytes()).unwrap()).collect()
-    };
-    TrustConfig {
-        policy_name: root.metadata.name.clone().unwrap(),
-        actions: Actions::with_overrides(level, &overrides).unwrap(),
-        verify_timestamp: match n.verify_timestamp {
-            Some(VerifyTimestampMode::AfterCertExpiry) => VerifyTimestamp::AfterCertExpiry,
-            _ => VerifyTimestamp::Always,
-        },
-        ca: certs(&n.trust_stores.ca),
-        signing_authority: certs(&n.trust_stores.signing_authority),
-        tsa: certs(&n.trust_stores.tsa),
-        trusted_identities: TrustedIdentities::parse(&n.trusted_identities).unwrap(),
-    }
+    let name = root.metadata.name.clone().unwrap();
+    notation_trust(&name, &root.spec, &ExternalInputs::default()).expect("the imported TrustRoot resolves").config
 }
 
 fn root<'a>(out: &'a Imported, name: &str) -> &'a TrustRoot {

@@ -255,15 +255,36 @@ fn certificate_pem(source: &CertificateSource, inputs: &ExternalInputs) -> Resul
 /// A trust store certificate as the status lists it, and when it expires.
 pub type ListedCertificate = (CertificateStatus, Timestamp);
 
-/// A Notation trust root: one trust policy statement resolved from `spec.notation` (what
-/// notation reads from `trustpolicy.json` and `truststore/x509/`), over the registry client.
-/// Also returns the trust stores' certificates with their expiry, for the status.
+/// A Notation trust root over the registry client, and its trust stores' certificates with
+/// their expiry (for the status).
 fn build_notation(
     name: &str,
     spec: &TrustRootSpec,
     inputs: &ExternalInputs,
 ) -> Result<(NotationVerifier, Vec<ListedCertificate>), Vec<String>> {
-    let n = spec.notation.as_ref().expect("validated: a Notation trust root");
+    let client = registry_client(spec, inputs);
+    let trust = notation_trust(name, spec, inputs);
+    match (client, trust) {
+        (Ok(client), Ok(t)) => {
+            let source = NotationTrustSource::Config(t.config);
+            Ok((NotationVerifier::new(client, source, t.options), t.certificates))
+        }
+        (client, trust) => Err([client.err(), trust.err()].into_iter().flatten().flatten().collect()),
+    }
+}
+
+/// What `spec.notation` resolves to, without I/O.
+pub struct NotationTrust {
+    /// The one trust policy statement the trust root is.
+    pub config: NotationConfig,
+    pub options: ShellOptions,
+    pub certificates: Vec<ListedCertificate>,
+}
+
+/// Resolves `spec.notation` into one trust policy statement (what notation reads from
+/// `trustpolicy.json` and `truststore/x509/`). Errors name the field to fix.
+pub fn notation_trust(name: &str, spec: &TrustRootSpec, inputs: &ExternalInputs) -> Result<NotationTrust, Vec<String>> {
+    let n = spec.notation.as_ref().ok_or_else(|| vec!["spec.notation: not a Notation trust root".to_string()])?;
     let mut errors = vec![];
     let mut listed = vec![];
     let stores = &n.trust_stores;
@@ -319,19 +340,18 @@ fn build_notation(
     let actions = Actions::with_overrides(level, &overrides).map_err(|e| format!("spec.notation.overrides: {e}"));
     let identities =
         TrustedIdentities::parse(&n.trusted_identities).map_err(|e| format!("spec.notation.trustedIdentities: {e}"));
+    // A revocation published by the CA is seen within one refresh interval (and one hour at
+    // most), not only at the CRL's nextUpdate.
     let mut options = ShellOptions::default();
+    options.revocation_max_age = options.revocation_max_age.min(spec.refresh_period());
     if let Some(t) = &n.revocation_timeout {
         match crate::crd::parse_duration(t) {
             Ok(d) => (options.revocation_timeout, options.ocsp_timeout) = (d, d),
             Err(e) => errors.push(format!("spec.notation.revocationTimeout: {e}")),
         }
     }
-    let client = registry_client(spec, inputs);
     for e in [actions.as_ref().err(), identities.as_ref().err()].into_iter().flatten() {
         errors.push(e.clone());
-    }
-    if let Err(e) = &client {
-        errors.extend(e.iter().cloned());
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -348,8 +368,7 @@ fn build_notation(
         tsa,
         trusted_identities: identities.expect("checked"),
     };
-    let verifier = NotationVerifier::new(client.expect("checked"), NotationTrustSource::Config(config), options);
-    Ok((verifier, listed))
+    Ok(NotationTrust { config, options, certificates: listed })
 }
 
 /// The PEM of a key source: inline, or from the ConfigMap or Secret key the inputs hold.

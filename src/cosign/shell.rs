@@ -14,7 +14,8 @@ use super::verify::{
     TrustConfig, VerifiedSignature, resolution, select, verify_artifact,
 };
 use crate::image::ImageRef;
-use crate::oci::{OciError, RegistryClient, Repository, referrers_tag};
+use crate::oci::Problem;
+use crate::oci::{RegistryClient, Repository, referrers_tag};
 use crate::verdict::Verdict;
 use crate::verifier::{Resolution, SignatureFormat, Verifier, VerifyRequest};
 use futures::future::BoxFuture;
@@ -32,20 +33,6 @@ const MAX_SIGNATURE_MANIFESTS: usize = 32;
 const MAX_SIGNATURE_LAYERS: usize = 64;
 const MAX_CACHED_OUTCOMES: usize = 65_536;
 const MAX_CACHED_DIGESTS: usize = 65_536;
-
-/// Why some signature data could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Problem {
-    verdict: Verdict,
-    reason: &'static str,
-    message: String,
-}
-
-impl Problem {
-    fn from_oci(what: &str, e: &OciError) -> Problem {
-        Problem { verdict: e.verdict(), reason: e.reason(), message: format!("{what}: {e}") }
-    }
-}
 
 type Outcomes = Vec<Result<VerifiedSignature, CosignError>>;
 type Slot = Arc<tokio::sync::Mutex<Option<(Instant, Resolution)>>>;

@@ -132,6 +132,9 @@ pub struct TrustRootSpec {
     /// How often the trust data of each repository in use is refreshed, e.g. `30s`, `5m`,
     /// `1h`. Units: s, m, h, d; combinations like `1h30m` work. At least 10s. Refreshes
     /// also happen when a role is about to expire, so an expiry is noticed when it happens.
+    /// Notation and cosign: how long the signatures found for a digest are reused; Notation
+    /// CRLs and OCSP answers are fetched again after this long too (at most every hour), so a
+    /// revocation is seen within one interval.
     #[serde(default = "default_refresh_interval")]
     #[schemars(length(max = 32), pattern(DURATION_PATTERN))]
     pub refresh_interval: String,

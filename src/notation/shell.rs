@@ -59,6 +59,7 @@ use super::{
     to_resolution, verify_signature,
 };
 use crate::image::ImageRef;
+use crate::oci::Problem;
 use crate::oci::{OciError, RegistryClient, Repository, RequestCounts};
 use crate::verdict::Verdict;
 use crate::verifier::{Resolution, SignatureFormat, Verifier, VerifyRequest};
@@ -192,20 +193,6 @@ impl Policies {
             }
         };
         self.resolved[index].clone().map(|c| (index, c))
-    }
-}
-
-/// Why some signature data could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Problem {
-    verdict: Verdict,
-    reason: &'static str,
-    message: String,
-}
-
-impl Problem {
-    fn from_oci(what: &str, e: &OciError) -> Problem {
-        Problem { verdict: e.verdict(), reason: e.reason(), message: format!("{what}: {e}") }
     }
 }
 

@@ -83,3 +83,18 @@ impl OciError {
         self.verdict() == Verdict::TrustDataUnavailable
     }
 }
+
+/// Why some signature data could not be read (the Notation and cosign shells): the verdict it
+/// leads to, a stable reason and what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    pub verdict: crate::verdict::Verdict,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn from_oci(what: &str, e: &OciError) -> Problem {
+        Problem { verdict: e.verdict(), reason: e.reason(), message: format!("{what}: {e}") }
+    }
+}

@@ -21,6 +21,7 @@ pub use client::{
     RetryPolicy,
 };
 pub use error::OciError;
+pub(crate) use error::Problem;
 pub use types::{Descriptor, ImageIndex, ImageManifest, Manifest, ManifestContent, referrers_tag, sha256_digest};
 
 use crate::image::{DOCKER_HUB, ImageRef};

@@ -162,7 +162,6 @@ async fn notation_signed_workloads_agree_with_notation_verify_and_a_revoked_cert
     w.push("shop/old", "v1", "old v1");
     signer.use_key("legacy", &legacy.key, &legacy.chain);
     signer.sign(&at(&w, "shop/old"), "jws", &[]);
-    pki.revoke(&legacy);
     crl.put("/int.crl", pki.crl_der());
     w.push("shop/plain", "v1", "never signed");
     w.push_signed("shop/dct", "v1", "dct v1");
@@ -200,6 +199,11 @@ async fn notation_signed_workloads_agree_with_notation_verify_and_a_revoked_cert
     let _op = w.operator();
 
     use trustwatch::crd::MigrationState::*;
+    // Verified while its certificate is good; the CA then revokes it (keyCompromise) and
+    // publishes a new CRL: the running workload turns SignerRevoked within the refresh interval.
+    w.report_verdict(ns, "deployment-old-anyof", "Verified").await;
+    pki.revoke(&legacy);
+    crl.put("/int.crl", pki.crl_der());
     for (app, verdict, notation_verdict, migration, notation_agrees) in [
         ("pay", "Verified", "Verified", SuccessorVerified, true),
         ("old", "SignerRevoked", "SignerRevoked", SuccessorFailing, false),
