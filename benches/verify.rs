@@ -4,7 +4,8 @@
 //!
 //! Every comparison is measured side by side in the same run, alternating the contenders, and
 //! reported as the median of `TRUSTWATCH_BENCH_REPS` runs (default 5). Wall time is measured
-//! around each process; CPU time (user + system) of the process comes from `bash`'s `times`.
+//! around each process, spawned directly (no shell); CPU time (user + system, all threads) comes
+//! from getrusage(RUSAGE_CHILDREN) before and after.
 //! `TRUSTWATCH_BASELINE_BIN=<path to another trustwatch binary>` adds it as a contender (the
 //! before/after of an optimization in one run). Output: Markdown tables on stdout.
 //!
@@ -60,31 +61,31 @@ impl std::ops::AddAssign for Cost {
     }
 }
 
-/// Runs `cmd` under bash, which reports the child's CPU time with `times`; panics when it fails.
+/// CPU time (user + system) of every terminated and waited-for child so far, seconds.
+fn children_cpu() -> f64 {
+    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).expect("getrusage");
+    let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    secs(u.user_time()) + secs(u.system_time())
+}
+
+/// Runs `cmd` (no shell in between, output to a file) and returns its wall and CPU time;
+/// panics when it fails.
 fn timed(cmd: &[String], env: &[(String, String)]) -> Cost {
-    let mut c = Command::new("bash");
-    c.arg("-c").arg(r#""$@" >/tmp/trustwatch-bench-last.out 2>&1; rc=$?; times; exit $rc"#).arg("_").args(cmd);
+    let out_path = std::env::temp_dir().join(format!("trustwatch-bench-{}.out", std::process::id()));
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut c = Command::new(&cmd[0]);
+    c.args(&cmd[1..]).stdout(out.try_clone().unwrap()).stderr(out);
     for (k, v) in env {
         c.env(k, v);
     }
+    let cpu0 = children_cpu();
     let t = Instant::now();
-    let out = c.output().expect("bash runs");
+    let status = c.status().expect("the command runs");
     let wall = t.elapsed().as_secs_f64();
-    if !out.status.success() {
-        panic!(
-            "{cmd:?} failed ({}): {}",
-            out.status,
-            std::fs::read_to_string("/tmp/trustwatch-bench-last.out").unwrap_or_default()
-        );
+    let cpu = children_cpu() - cpu0;
+    if !status.success() {
+        panic!("{cmd:?} failed ({status}): {}", std::fs::read_to_string(&out_path).unwrap_or_default());
     }
-    // `times`: the shell's user/sys, then its children's: "0m0.045s 0m0.012s".
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().nth(1).unwrap_or_default();
-    let secs = |s: &str| {
-        let (m, rest) = s.split_once('m').unwrap_or(("0", s));
-        m.parse::<f64>().unwrap_or(0.0) * 60.0 + rest.trim_end_matches('s').parse::<f64>().unwrap_or(0.0)
-    };
-    let cpu = line.split_whitespace().map(secs).sum();
     Cost { wall, cpu }
 }
 
