@@ -62,9 +62,17 @@ demo: debian-peers go-peers build
 manifests:
 	TRUSTWATCH_UPDATE_CRDS=1 $(CARGO) test --test crds committed_crds_match_the_rust_types
 
-## bench: verification throughput against a real notary-server (numbers in README).
+## bench: BENCHMARKS.md's figures: cold verification beside notary list, cosign verify and
+## notation verify (benches/verify.rs); the operator at 1k, 10k and 50k pods on the embedded
+## control plane (benches/scale.rs, about 20 minutes); the engine's inner loops
+## (examples/bench.rs). Results go to stdout and target/bench/. Knobs: TRUSTWATCH_BENCH_REPS,
+## TRUSTWATCH_BENCH_SIZES, TRUSTWATCH_BENCH_WINDOW, TRUSTWATCH_BENCH_DEFAULT_INTERVAL=0,
+## TRUSTWATCH_BASELINE_BIN (another trustwatch binary measured side by side).
 bench: deps
-	$(CARGO) run --release --example bench
+	mkdir -p target/bench
+	$(CARGO) bench --bench verify > target/bench/verify.md && cat target/bench/verify.md
+	$(CARGO) bench --bench scale > target/bench/scale.md && cat target/bench/scale.md
+	$(CARGO) run --release --example bench > target/bench/engine.txt && cat target/bench/engine.txt
 
 ## fuzz: cargo-fuzz on the pure cores (TUF metadata, canonical JSON, image references,
 ## WWW-Authenticate) from real-metadata seed corpora, 60 s per target; `bash hack/fuzz.sh quick`

@@ -24,8 +24,82 @@ fn row(what: &str, n: usize, elapsed: Duration) {
     println!("{what:<58} {n:>7} {:>12.3} ms {:>12.1} /s", per * 1e3, 1.0 / per);
 }
 
+/// CPU time of this thread so far, in nanoseconds (/proc/thread-self/schedstat).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// The first random bytes each TLS crypto provider draws in a process (what a one-shot
+/// `trustwatch verify` pays before its first handshake), and P-256 ECDSA verification by the
+/// three implementations at hand: RustCrypto p256 (src/tuf/keys.rs), ring and aws-lc-rs.
+fn crypto() {
+    use ring::rand::SecureRandom as _;
+    let mut buf = [0u8; 32];
+    let t = thread_cpu_ns();
+    ring::rand::SystemRandom::new().fill(&mut buf).unwrap();
+    let ring_first = thread_cpu_ns() - t;
+    let t = thread_cpu_ns();
+    aws_lc_rs::rand::fill(&mut buf).unwrap();
+    let aws_first = thread_cpu_ns() - t;
+    println!("{:<58} {:>7} {:>12.3} ms", "first random bytes of the process, ring (CPU)", 1, ring_first as f64 / 1e6);
+    println!(
+        "{:<58} {:>7} {:>12.3} ms",
+        "first random bytes of the process, aws-lc-rs (CPU)",
+        1,
+        aws_first as f64 / 1e6
+    );
+
+    use ring::signature::{ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    // About the size of a timestamp.json's signed part.
+    let msg = vec![b'x'; 600];
+    let sig = pair.sign(&rng, &msg).unwrap();
+    let point = pair.public_key().as_ref().to_vec();
+    let p256_key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).unwrap();
+    let ring_key = ring::signature::UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point.clone());
+    let aws_key = aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED, point);
+    let n = 500;
+    let mut samples: [Vec<f64>; 3] = Default::default();
+    for _ in 0..5 {
+        let t = Instant::now();
+        for _ in 0..n {
+            use p256::ecdsa::signature::Verifier as _;
+            let s = p256::ecdsa::Signature::from_slice(sig.as_ref()).unwrap();
+            assert!(p256_key.verify(std::hint::black_box(&msg), &s).is_ok());
+        }
+        samples[0].push(t.elapsed().as_secs_f64() / n as f64);
+        let t = Instant::now();
+        for _ in 0..n {
+            assert!(ring_key.verify(std::hint::black_box(&msg), sig.as_ref()).is_ok());
+        }
+        samples[1].push(t.elapsed().as_secs_f64() / n as f64);
+        let t = Instant::now();
+        for _ in 0..n {
+            assert!(aws_key.verify(std::hint::black_box(&msg), sig.as_ref()).is_ok());
+        }
+        samples[2].push(t.elapsed().as_secs_f64() / n as f64);
+    }
+    for (name, mut s) in ["p256 (RustCrypto)", "ring", "aws-lc-rs"].into_iter().zip(samples) {
+        s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let per = s[s.len() / 2];
+        println!(
+            "{:<58} {:>7} {:>12.3} ms {:>12.1} /s",
+            format!("ECDSA P-256 verify, {name} (median of 5)"),
+            n,
+            per * 1e3,
+            1.0 / per
+        );
+    }
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    crypto();
     let server = NotaryServer::start(Variant::Local);
     let client = NotaryClient::new(&server);
     client.init(GUN);

@@ -7,6 +7,7 @@ use crate::tuf::{Anchors, PinnedKey, TrustMemory};
 use crate::verdict::Verdict;
 use crate::verifier::SignatureFormat;
 use clap::{Parser, Subcommand, ValueEnum};
+use futures::StreamExt;
 use jiff::Timestamp;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -473,9 +474,13 @@ async fn verify_notary_v1(args: VerifyArgs) -> anyhow::Result<i32> {
     }
     let opts = ResolveOptions { signers: args.signers.clone(), now, expiry_warning };
     let started = Instant::now();
-    let mut results = vec![];
+    // Repositories are verified side by side (images of one repository share its refresh).
+    let results: Vec<Resolution> = futures::stream::iter(&images)
+        .map(|image| engine.verify(image, &opts, started))
+        .buffered(crate::controller::roots::VERIFY_CONCURRENCY)
+        .collect()
+        .await;
     for image in &images {
-        results.push(engine.verify(image, &opts, started).await);
         let view = engine.repository(&image.gun(), now, started).await;
         state.insert(image.gun(), view.memory);
     }
@@ -601,24 +606,28 @@ async fn verify_in_registry(args: VerifyArgs, format: SignatureFormat) -> anyhow
     };
 
     let started = Instant::now();
-    let mut results = vec![];
-    for image in &images {
-        let r = match &shell {
-            Shell::Notation(v) => v.verify_image(image, now, expiry_warning, started).await,
-            Shell::Cosign(v) => {
-                let mut r = v.verify_image(image, now, started).await;
-                // As the Notation shell does: where the tag points now, when not at the digest.
-                if let (Some(tag), Some(digest)) = (&image.tag, &image.digest)
-                    && let Ok(Some(d)) = client.head_manifest(&crate::oci::Repository::from_image(image), tag).await
-                    && &d.digest != digest
-                {
-                    r.tag_digest = Some(d.digest);
+    // Images are verified side by side, as the operator does (results in the given order).
+    let (shell, client) = (&shell, &client);
+    let results: Vec<Resolution> = futures::stream::iter(&images)
+        .map(|image| async move {
+            match shell {
+                Shell::Notation(v) => v.verify_image(image, now, expiry_warning, started).await,
+                Shell::Cosign(v) => {
+                    let mut r = v.verify_image(image, now, started).await;
+                    // As the Notation shell does: where the tag points now, when not at the digest.
+                    if let (Some(tag), Some(digest)) = (&image.tag, &image.digest)
+                        && let Ok(Some(d)) = client.head_manifest(&crate::oci::Repository::from_image(image), tag).await
+                        && &d.digest != digest
+                    {
+                        r.tag_digest = Some(d.digest);
+                    }
+                    r
                 }
-                r
             }
-        };
-        results.push(r);
-    }
+        })
+        .buffered(crate::controller::roots::VERIFY_CONCURRENCY)
+        .collect()
+        .await;
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&results)?),
         Output::Table => print!("{}", table(&results, now)),

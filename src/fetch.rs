@@ -9,6 +9,8 @@
 
 mod tls;
 
+pub use tls::install_default_provider;
+
 use crate::engine::Source;
 use crate::tuf::FetchError;
 use futures::StreamExt;
@@ -110,6 +112,7 @@ impl NotaryHttp {
         if !(config.server.starts_with("https://") || config.server.starts_with("http://")) {
             return Err(format!("server {:?} must be an https:// URL", config.server));
         }
+        install_default_provider();
         let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
@@ -277,13 +280,13 @@ impl NotaryHttp {
             (Some(t), _) => self.send(&url, &path, Auth::Bearer(t)).await?,
             (None, _) => self.send(&url, &path, Auth::None).await?,
         };
-        if resp.status().as_u16() == 401 {
-            // A redirect may have led elsewhere: only the configured server's own challenge is
-            // answered, or any host it redirects to could collect the credentials.
+        // A redirect may have led elsewhere: only the configured server's own challenge is
+        // answered, or any host it redirects to could collect the credentials.
+        let foreign_challenge = |resp: &reqwest::Response| {
             let configured = reqwest::Url::parse(&url).ok().map(|u| u.origin());
-            if configured.as_ref() != Some(&resp.url().origin()) {
-                return Err(FetchError::Auth {
-                    path,
+            (resp.status().as_u16() == 401 && configured.as_ref() != Some(&resp.url().origin())).then(|| {
+                FetchError::Auth {
+                    path: path.clone(),
                     status: 401,
                     detail: format!(
                         "{} asks for credentials after a redirect from the configured server; they are only sent to \
@@ -291,7 +294,12 @@ impl NotaryHttp {
                         resp.url().origin().ascii_serialization(),
                         self.config.server
                     ),
-                });
+                }
+            })
+        };
+        if resp.status().as_u16() == 401 {
+            if let Some(e) = foreign_challenge(&resp) {
+                return Err(e);
             }
             let challenge = resp
                 .headers()
@@ -331,6 +339,10 @@ impl NotaryHttp {
                     });
                 }
             };
+            // The answer to our credentials may itself have been redirected elsewhere.
+            if let Some(e) = foreign_challenge(&resp) {
+                return Err(e);
+            }
         }
         let status = resp.status().as_u16();
         match status {

@@ -3,10 +3,20 @@
 use clap::Parser;
 use trustwatch::cli::{Cli, Command, UsageError};
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // ring for every TLS connection, the Kubernetes client's included (BENCHMARKS.md).
+    trustwatch::fetch::install_default_provider();
     let cli = Cli::parse();
-    let code = match run(cli).await {
+    // One image is one chain of requests: a single-threaded runtime spares the worker threads
+    // and the wake-ups between them (BENCHMARKS.md, cold verification). Everything else runs
+    // on every core.
+    let single = matches!(&cli.command, Command::Verify(args) if args.images.len() <= 1);
+    let runtime = if single {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    };
+    let code = match runtime.expect("the async runtime starts").block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

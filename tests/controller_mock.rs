@@ -230,6 +230,15 @@ async fn fixture(
 
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
+    // The operator's report cache holds what the API server would list, and has listed.
+    let (reports, mut reports_w) = reflector::store::<trustwatch::crd::ImageTrustReport>();
+    reports_w.apply_watcher_event(&watcher::Event::Init);
+    for (_, items) in lists.iter().filter(|(r, _)| r.ends_with("imagetrustreports")) {
+        for item in items {
+            reports_w.apply_watcher_event(&watcher::Event::InitApply(serde_json::from_value(item.clone()).unwrap()));
+        }
+    }
+    reports_w.apply_watcher_event(&watcher::Event::InitDone);
     let api = ApiServer::start(handle, lists, policy, faults);
     let (pod_store, mut pod_w) = reflector::store::<Pod>();
     for p in pods(&signed_hex) {
@@ -261,6 +270,7 @@ async fn fixture(
         metrics: Arc::new(Metrics::new()),
         trust_roots: reflector::store().0,
         network_policies: reflector::store().0,
+        reports,
         config: trustwatch::controller::RunConfig::new("trustwatch-system"),
         verdicts: Default::default(),
         quarantine: Default::default(),
@@ -288,6 +298,8 @@ async fn a_500_on_one_report_write_does_not_stop_the_scan_of_the_others() {
     assert!(format!("{action:?}").contains("30s"), "a failed write is retried soon: {action:?}");
     let calls = f.api.calls();
     assert_declared(&calls);
+    // The reports come from the report cache, not from a LIST per scan.
+    assert!(!calls.iter().any(|c| c.method == "GET" && c.path.ends_with("/imagetrustreports")), "{calls:#?}");
     // The other report, the quarantine and the policy status are written all the same.
     assert!(calls.iter().any(|c| c.is("PATCH", "/namespaces/shop/imagetrustreports/pod-tool-prod/status")));
     assert!(calls.iter().any(|c| c.is("PATCH", "/namespaces/shop/pods/web-1")), "the drifted pod is quarantined");

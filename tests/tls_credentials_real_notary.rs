@@ -180,4 +180,13 @@ async fn a_redirect_to_another_host_never_carries_credentials() {
     assert_verdict(&r, Verdict::TrustDataUnavailable, "AuthenticationFailed");
     assert!(r.message.contains(&elsewhere.url()) || r.message.contains("another host"), "{}", r.message);
     assert!(tokens_elsewhere.requests().is_empty(), "credentials went to a realm another host named");
+
+    // The same when the redirect answers the request we just made with a fresh token: the
+    // first request of a new engine (root.json) is challenged, then sent elsewhere.
+    configured.clear_rules();
+    configured.set_rule("/root.json", Rule::Redirect { location: elsewhere.url() });
+    let r = check(&engine_with(&configured.url(), None, &root, creds()), &format!("{gun}:v1")).await;
+    assert_verdict(&r, Verdict::TrustDataUnavailable, "AuthenticationFailed");
+    assert!(r.message.contains(&elsewhere.url()) || r.message.contains("another host"), "{}", r.message);
+    assert!(tokens_elsewhere.requests().is_empty(), "credentials went to a realm another host named");
 }

@@ -47,6 +47,7 @@ pub const API_CALLS: &[(&str, &str, &str)] = &[
     ("trustwatch.dev", "imagetrustpolicies", "patch"),
     ("trustwatch.dev", "imagetrustpolicies/status", "patch"),
     ("trustwatch.dev", "imagetrustreports", "list"),
+    ("trustwatch.dev", "imagetrustreports", "watch"),
     ("trustwatch.dev", "imagetrustreports", "patch"),
     ("trustwatch.dev", "imagetrustreports", "delete"),
     ("trustwatch.dev", "imagetrustreports/status", "patch"),
@@ -151,6 +152,10 @@ pub struct Context {
     /// Every NetworkPolicy: where trustwatch's deny-all exists, and which others let a
     /// quarantined pod's traffic through.
     pub network_policies: Store<NetworkPolicy>,
+    /// The reports of every policy (labelled with [`crate::crd::POLICY_LABEL`]), stripped of
+    /// managed fields and annotations: what each scan compares its reports with, without a
+    /// LIST per scan.
+    pub reports: Store<crate::crd::ImageTrustReport>,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub config: RunConfig,
@@ -256,6 +261,27 @@ pub async fn run(
         store
     };
 
+    let reports = {
+        let (store, writer) = reflector::store();
+        let by_policy = wc.clone().labels(crate::crd::POLICY_LABEL);
+        let events = watcher(Api::<crate::crd::ImageTrustReport>::all(client.clone()), by_policy)
+            .default_backoff()
+            .modify(|r| {
+                r.metadata.managed_fields = None;
+                r.metadata.annotations = None;
+            })
+            .reflect(writer)
+            .touched_objects();
+        // A refused or failing watch is logged; scans LIST the reports until it has listed.
+        tokio::spawn(events.for_each(|e| {
+            if let Err(e) = e {
+                tracing::warn!(cache = "imagetrustreports", error = %e, "report watch failed; scans list reports instead");
+            }
+            future::ready(())
+        }));
+        store
+    };
+
     let selected = match &config.policy_selector {
         Some(sel) => wc.clone().labels(sel),
         None => wc.clone(),
@@ -273,6 +299,7 @@ pub async fn run(
         replicasets: replicasets.clone(),
         jobs: jobs.clone(),
         network_policies: network_policies.clone(),
+        reports: reports.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         metrics: metrics.clone(),
         config: config.clone(),

@@ -168,8 +168,9 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
     let pulls = super::pull::read_pull_configs(ctx, keys.iter().filter_map(|k| k.pull.as_ref())).await;
     let results = verify_all(&keys, &roots, now, force, Some(&ctx.metrics), &pulls).await;
 
-    let stored = stored_reports(ctx, &name).await?;
-    let stored_statuses = || stored.iter().filter_map(|((ns, _), s)| s.as_ref().map(|s| (ns.as_str(), s)));
+    let cached = current_reports(ctx, &name).await?;
+    let stored = stored_reports(&cached, &name);
+    let stored_statuses = || stored.iter().filter_map(|((ns, _), s)| s.map(|s| (ns.as_str(), s)));
     let previous = match ctx.verdicts.lock().expect("verdict map poisoned").get(&name) {
         Some(p) => p.clone(),
         None => previous_verdicts(stored_statuses(), &pods),
@@ -240,21 +241,33 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
     Ok(Action::requeue(if write_errors.is_empty() { next } else { next.min(Duration::from_secs(30)) }))
 }
 
-/// The policy's reports, by (namespace, name).
-async fn stored_reports(
-    ctx: &Context,
-    policy: &str,
-) -> Result<HashMap<(String, String), Option<ImageTrustReportStatus>>, Error> {
+/// The reports to compare a scan with: the report cache once it has listed; until then (a
+/// slow start, or a watch the operator's RBAC refuses) a LIST of the policy's reports, so a
+/// refusal shows in the policy status as the failed call it is rather than as no scan at all.
+async fn current_reports(ctx: &Context, policy: &str) -> Result<Vec<Arc<ImageTrustReport>>, Error> {
+    use futures::FutureExt as _;
+    if ctx.reports.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok()) {
+        return Ok(ctx.reports.state());
+    }
     let reports: Api<ImageTrustReport> = Api::all(ctx.client.clone());
     let selector = format!("{POLICY_LABEL}={}", policy_label_value(policy));
-    let existing = reports.list(&ListParams::default().labels(&selector)).await?;
-    Ok(existing
-        .items
-        .into_iter()
+    let listed = reports.list(&ListParams::default().labels(&selector)).await?;
+    Ok(listed.items.into_iter().map(Arc::new).collect())
+}
+
+/// The policy's reports, by (namespace, name), among `cached`.
+fn stored_reports<'a>(
+    cached: &'a [Arc<ImageTrustReport>],
+    policy: &str,
+) -> HashMap<(String, String), Option<&'a ImageTrustReportStatus>> {
+    let label = policy_label_value(policy);
+    cached
+        .iter()
+        .filter(|r| r.labels().get(POLICY_LABEL).is_some_and(|v| *v == label))
         // The label value of a long name is a hash prefix: the status names the policy.
         .filter(|r| r.status.as_ref().and_then(|s| s.policy.as_deref()).is_none_or(|p| p == policy))
-        .map(|r| ((r.namespace().unwrap_or_default(), r.name_any()), r.status))
-        .collect())
+        .map(|r| ((r.namespace().unwrap_or_default(), r.name_any()), r.status.as_ref()))
+        .collect()
 }
 
 /// An event on the policy when its `Compliant` condition flips.
@@ -290,7 +303,7 @@ async fn write_reports(
     ctx: &Context,
     policy: &str,
     outcome: &ScanOutcome,
-    stored: &HashMap<(String, String), Option<ImageTrustReportStatus>>,
+    stored: &HashMap<(String, String), Option<&ImageTrustReportStatus>>,
     now: Timestamp,
 ) -> Vec<String> {
     let mut errors = vec![];
@@ -316,7 +329,7 @@ async fn write_report(
     ctx: &Context,
     policy: &str,
     r: &crate::scanner::ReportPlan,
-    existing: Option<&Option<ImageTrustReportStatus>>,
+    existing: Option<&Option<&ImageTrustReportStatus>>,
     now: Timestamp,
 ) -> Result<(), Error> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -330,7 +343,7 @@ async fn write_report(
         let body = json!({"apiVersion": API_VERSION, "kind": "ImageTrustReport", "metadata": meta, "spec": {}});
         api.patch(&r.name, &params, &Patch::Apply(&body)).await?;
     }
-    if report_needs_write(existing.and_then(|s| s.as_ref()), &r.status, now, REPORT_MAX_AGE) {
+    if report_needs_write(existing.and_then(|s| *s), &r.status, now, REPORT_MAX_AGE) {
         let body = json!({"apiVersion": API_VERSION, "kind": "ImageTrustReport", "status": r.status});
         api.patch_status(&r.name, &params, &Patch::Apply(&body)).await?;
     }

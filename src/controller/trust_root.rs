@@ -10,6 +10,7 @@ use crate::engine::RepoView;
 use crate::fetch::Credentials;
 use crate::telemetry::repository_seconds_left;
 use base64::Engine as _;
+use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -231,14 +232,20 @@ async fn refresh(tr: &TrustRoot, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::requeue(runtime.refresh_interval));
     };
     let fresh_since = Instant::now().checked_sub(runtime.refresh_interval).unwrap_or_else(Instant::now);
-    let mut views: Vec<(String, RepoView)> = vec![];
-    for gun in engine.repositories() {
-        let view = engine.repository(&gun, now, fresh_since).await;
+    // Repositories are refreshed side by side, as many at once as a scan verifies.
+    let views: Vec<(String, RepoView)> = futures::stream::iter(engine.repositories())
+        .map(|gun| async move {
+            let view = engine.repository(&gun, now, fresh_since).await;
+            (gun, view)
+        })
+        .buffered(super::roots::VERIFY_CONCURRENCY)
+        .collect()
+        .await;
+    for (gun, view) in &views {
         ctx.metrics.record_refresh(&name, view.result.is_ok(), now.as_second() as f64);
         if let Err(e) = &view.result {
             warn!(trust_root = %name, gun = %gun, reason = e.reason(), error = %e, "trust data refresh failed");
         }
-        views.push((gun, view));
     }
     record_expiry_metrics(ctx, &name, &views, now);
     let status = trust_root_status(tr, RootState::Ready { runtime: &runtime, views: &views }, now);

@@ -116,16 +116,18 @@ impl CosignVerifier {
         // Classic layout. Spec, tag-based discovery: "the digest of the object ... is
         // encoded into a tag name": replace ':' with '-' and "Append the `.sig` suffix".
         let sig_tag = format!("{}.sig", referrers_tag(digest));
-        match self.client.head_manifest(repo, &sig_tag).await {
+        // Referrers: Sigstore bundles (newer cosign) and classic signatures stored as
+        // referrers (`--registry-referrers-mode=oci-1-1`). Both layouts are asked at once.
+        let mut types: Vec<&str> = BUNDLE_MEDIA_TYPES.to_vec();
+        types.push(COSIGN_SIGNATURE_ARTIFACT_TYPE);
+        let (tagged, referrers) =
+            futures::join!(self.client.head_manifest(repo, &sig_tag), self.client.referrers(repo, digest, &types));
+        match tagged {
             Ok(Some(d)) => manifests.push(d.digest),
             Ok(None) => {}
             Err(e) => problems.push(Problem::from_oci(&format!("{repo}:{sig_tag}"), &e)),
         }
-        // Referrers: Sigstore bundles (newer cosign) and classic signatures stored as
-        // referrers (`--registry-referrers-mode=oci-1-1`).
-        let mut types: Vec<&str> = BUNDLE_MEDIA_TYPES.to_vec();
-        types.push(COSIGN_SIGNATURE_ARTIFACT_TYPE);
-        match self.client.referrers(repo, digest, &types).await {
+        match referrers {
             Ok(r) => {
                 for d in r.descriptors {
                     // Attestations are bundles too; only image signatures count here.

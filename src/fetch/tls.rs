@@ -11,6 +11,21 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
 use std::sync::Arc;
 
+/// The crypto provider of every TLS connection trustwatch makes: ring. Measured against
+/// aws-lc-rs in BENCHMARKS.md ("TLS crypto provider"): aws-lc-rs seeds its entropy source on
+/// the first handshake of a process, about 60 ms of CPU that a one-shot `trustwatch verify`
+/// pays in full; ring reads the operating system's generator.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Makes [`provider`] the process-wide default, for the clients that do not take one
+/// explicitly (reqwest without a CA bundle, the Kubernetes client). Call it before building
+/// any; later calls do nothing.
+pub fn install_default_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A rustls client configuration trusting only the certificates of `ca_pem`.
 pub fn client_config(ca_pem: &str) -> Result<rustls::ClientConfig, String> {
     let bundle: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(ca_pem.as_bytes())
@@ -23,7 +38,7 @@ pub fn client_config(ca_pem: &str) -> Result<rustls::ClientConfig, String> {
     for cert in &bundle {
         roots.add(cert.clone()).map_err(|e| format!("CA bundle holds a certificate that is not usable: {e}"))?;
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = provider();
     let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| format!("cannot use the CA bundle: {e}"))?;

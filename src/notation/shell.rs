@@ -557,16 +557,21 @@ impl NotationVerifier {
         now: Timestamp,
     ) -> Evaluated {
         bump(&self.counters.referrer_lookups);
-        let listed = match self.client.referrers(repo, digest, &[SIGNATURE_ARTIFACT_TYPE]).await {
+        // "the descriptor of the manifest being verified ... as the registry serves it":
+        // fetched by digest, so it is verified and cached; asked with the signatures (one
+        // round trip), used only when there are some.
+        let (listed, subject) = futures::join!(
+            self.client.referrers(repo, digest, &[SIGNATURE_ARTIFACT_TYPE]),
+            self.client.get_manifest(repo, digest)
+        );
+        let listed = match listed {
             Ok(r) => r.descriptors,
             Err(e) => return Evaluated::Failed(Problem::from_oci(&format!("signatures of {repo}@{digest}"), &e)),
         };
         if listed.is_empty() {
             return Evaluated::found(None, vec![], 0, 0);
         }
-        // "the descriptor of the manifest being verified ... as the registry serves it":
-        // fetched by digest, so it is verified and cached.
-        let target = match self.client.get_manifest(repo, digest).await {
+        let target = match subject {
             Ok(Some(m)) => Descriptor {
                 media_type: m.descriptor.media_type.clone(),
                 digest: digest.to_string(),
@@ -811,6 +816,7 @@ impl NotationVerifier {
 
     fn http(&self) -> Result<&reqwest::Client, String> {
         let built = self.http.get_or_init(|| {
+            crate::fetch::install_default_provider();
             reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::limited(3))
                 .connect_timeout(self.options.revocation_timeout.max(self.options.ocsp_timeout))

@@ -260,6 +260,7 @@ impl RegistryClient {
                 attempt.follow()
             }
         });
+        crate::fetch::install_default_provider();
         let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
@@ -468,7 +469,12 @@ impl RegistryClient {
         validate_digest(subject).map_err(|detail| OciError::Config { detail })?;
         let mut out = Referrers::default();
         let query_type = if artifact_types.len() == 1 { Some(artifact_types[0]) } else { None };
-        let api = self.referrers_api(repo, subject, query_type).await?;
+        // Both ways of listing referrers at once (one round trip rather than two), answered in
+        // the same order as one after the other.
+        let tag = referrers_tag(subject);
+        let (api, tagged) =
+            futures::join!(self.referrers_api(repo, subject, query_type), self.get_manifest(repo, &tag));
+        let api = api?;
         let mut seen = HashSet::new();
         if let Some(list) = api {
             out.api_supported = true;
@@ -479,8 +485,7 @@ impl RegistryClient {
                 }
             }
         }
-        let tag = referrers_tag(subject);
-        if let Some(index) = self.get_manifest(repo, &tag).await? {
+        if let Some(index) = tagged? {
             // A tag that holds something other than an index is not a referrers list.
             if let Some(index) = index.index() {
                 for d in self.filter_by_type(repo, index.manifests.clone(), artifact_types).await? {

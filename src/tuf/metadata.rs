@@ -211,13 +211,94 @@ impl SignatureCount {
     }
 }
 
+/// Signature verifications (public-key operations) done by this process, all repositories
+/// together: what benchmarks read to tell signature work from cache hits. A counter, not
+/// state: nothing reads it to decide anything.
+static SIGNATURE_VERIFICATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many signatures this process has verified so far (see [`count_signatures`]).
+pub fn signature_verifications() -> u64 {
+    SIGNATURE_VERIFICATIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Signatures already found valid, each recorded as the SHA-256 of (key ID, key type, public
+/// key, method, signature, SHA-256 of the signed canonical bytes).
+///
+/// TUF 4.2 (file formats): "SIGNATURE is a signature of the canonical JSON form of ROLE", by
+/// the key "KEYID [...] signing the ROLE dictionary": whether one signature is valid is a
+/// function of the key, the signature and the canonical bytes alone, so an entry stands for
+/// the public-key operation it records. A document that changed in any byte of its signed part
+/// has other canonical bytes and so another entry: it is verified again. The digest of the
+/// canonical bytes is SHA-256, the hash every supported signature scheme already signs, so the
+/// memo adds no collision it does not already rely on. Everything else the threshold rules
+/// depend on (5.4.2, 5.5.3, 5.6.3: "signed by a threshold of keys specified in the trusted
+/// root metadata file"; which keys are authorized now, revoked key IDs, certificate validity
+/// at `now`, 5.3.4's one signature per key, the threshold itself) is judged afresh by every
+/// check. Only valid signatures are recorded; an invalid one is verified (and fails) each time.
+/// An update starts from the previous state's entries and keeps only those it used or added,
+/// so the set stays as small as the signatures of the documents trusted now. It lives in
+/// memory only (never persisted), so it is not an input an attacker could write.
+#[derive(Debug, Default)]
+pub struct SignatureMemo {
+    known: BTreeSet<[u8; 32]>,
+    used: std::sync::Mutex<BTreeSet<[u8; 32]>>,
+}
+
+impl SignatureMemo {
+    pub fn new(known: BTreeSet<[u8; 32]>) -> SignatureMemo {
+        SignatureMemo { known, used: Default::default() }
+    }
+
+    /// The entries this update used or added (for the state it returns).
+    pub fn used(&self) -> BTreeSet<[u8; 32]> {
+        self.used.lock().expect("signature memo poisoned").clone()
+    }
+
+    fn entry(key: &PublicKey, method: &str, sig: &[u8], message_digest: &[u8]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        let parts = [
+            key.id.as_bytes(),
+            key.keytype.as_bytes(),
+            key.spki_der.as_slice(),
+            method.as_bytes(),
+            sig,
+            message_digest,
+        ];
+        for part in parts {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        h.finalize().into()
+    }
+
+    /// Verifies `sig` over `message` with `key`, or finds that this exact signature was valid.
+    fn verify(&self, key: &PublicKey, method: &str, sig: &[u8], message: &[u8], message_digest: &[u8]) -> bool {
+        let entry = Self::entry(key, method, sig, message_digest);
+        let mut used = self.used.lock().expect("signature memo poisoned");
+        if self.known.contains(&entry) || used.contains(&entry) {
+            used.insert(entry);
+            return true;
+        }
+        drop(used);
+        SIGNATURE_VERIFICATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ok = key.verify(method, sig, message);
+        if ok {
+            self.used.lock().expect("signature memo poisoned").insert(entry);
+        }
+        ok
+    }
+}
+
 /// Counts signatures over `canonical` from `authorized` keys; `revoked` key IDs never count.
+/// With a memo, a signature it records as valid is not verified again.
 pub fn count_signatures(
     canonical: &[u8],
     signatures: &[SignatureDoc],
     authorized: &BTreeMap<String, PublicKey>,
     revoked: &BTreeSet<String>,
+    memo: Option<&SignatureMemo>,
 ) -> SignatureCount {
+    let digest = memo.map(|_| Sha256::digest(canonical));
     let mut out = SignatureCount {
         valid: BTreeSet::new(),
         invalid: BTreeSet::new(),
@@ -233,7 +314,16 @@ pub fn count_signatures(
             out.unauthorized.insert(sig.keyid.clone());
             continue;
         }
-        let ok = B64.decode(sig.sig.as_bytes()).map(|raw| key.verify(&sig.method, &raw, canonical)).unwrap_or(false);
+        let ok = B64
+            .decode(sig.sig.as_bytes())
+            .map(|raw| match (memo, &digest) {
+                (Some(m), Some(d)) => m.verify(key, &sig.method, &raw, canonical, d),
+                _ => {
+                    SIGNATURE_VERIFICATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    key.verify(&sig.method, &raw, canonical)
+                }
+            })
+            .unwrap_or(false);
         if ok {
             out.valid.insert(key.id.clone());
             out.public_keys.insert(key.id.clone(), key.spki_der.clone());
@@ -478,5 +568,89 @@ mod tests {
         assert!(!delegation_matches(&r, "v1"));
         r.paths = None;
         assert!(!delegation_matches(&r, "v1"));
+    }
+
+    fn ed25519(seed: u8) -> (ed25519_dalek::SigningKey, PublicKey) {
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+        let public = B64.encode(sk.verifying_key().to_bytes());
+        let doc = KeyDoc {
+            keytype: "ed25519".into(),
+            keyval: super::super::keys::KeyVal { public: public.clone(), private: None },
+        };
+        let key = PublicKey::from_doc(&super::super::keys::key_id("ed25519", &public), &doc).unwrap();
+        (sk, key)
+    }
+
+    fn sign(sk: &ed25519_dalek::SigningKey, key: &PublicKey, msg: &[u8]) -> SignatureDoc {
+        use ed25519_dalek::Signer as _;
+        SignatureDoc { keyid: key.id.clone(), method: "eddsa".into(), sig: B64.encode(sk.sign(msg).to_bytes()) }
+    }
+
+    #[test]
+    fn the_signature_memo_answers_only_for_the_exact_key_signature_and_canonical_bytes() {
+        let (sk, key) = ed25519(7);
+        let (_, other) = ed25519(8);
+        let doc = br#"{"_type":"Timestamp","version":1}"#.to_vec();
+        let authorized = BTreeMap::from([(key.id.clone(), key.clone()), (other.id.clone(), other.clone())]);
+        let none = BTreeSet::new();
+
+        // A valid signature verified once is recorded; an invalid one never is.
+        let good = sign(&sk, &key, &doc);
+        let bad = SignatureDoc { sig: B64.encode([0u8; 64]), ..good.clone() };
+        let memo = SignatureMemo::default();
+        let count = count_signatures(&doc, &[good.clone(), bad.clone()], &authorized, &none, Some(&memo));
+        assert_eq!(count.valid, BTreeSet::from([key.id.clone()]));
+        let recorded = memo.used();
+        assert_eq!(
+            recorded,
+            BTreeSet::from([SignatureMemo::entry(
+                &key,
+                "eddsa",
+                &B64.decode(&good.sig).unwrap(),
+                &Sha256::digest(&doc)
+            )])
+        );
+
+        // What the memo holds is taken without a public-key operation: an entry planted for
+        // the all-zero signature makes it count (this is what proves the memo is consulted).
+        let zero = B64.decode(&bad.sig).unwrap();
+        let planted = BTreeSet::from([SignatureMemo::entry(&key, "eddsa", &zero, &Sha256::digest(&doc))]);
+        let memo = SignatureMemo::new(planted.clone());
+        let count = count_signatures(&doc, std::slice::from_ref(&bad), &authorized, &none, Some(&memo));
+        assert_eq!(count.valid, BTreeSet::from([key.id.clone()]));
+
+        // One changed byte of the signed document: another entry, so verified again (and the
+        // planted signature, which is not a signature of anything, fails).
+        let mut changed = doc.clone();
+        let last = changed.len() - 2;
+        changed[last] = b'2';
+        let memo = SignatureMemo::new(planted.clone());
+        let count = count_signatures(&changed, std::slice::from_ref(&bad), &authorized, &none, Some(&memo));
+        assert!(count.valid.is_empty() && count.invalid.contains(&key.id), "{count:?}");
+        // The genuine signature of the old document does not carry over to the new one either.
+        let memo = SignatureMemo::new(recorded.clone());
+        let count = count_signatures(&changed, std::slice::from_ref(&good), &authorized, &none, Some(&memo));
+        assert!(count.valid.is_empty(), "{count:?}");
+
+        // The same signature bytes presented under another key ID are that key's to verify.
+        let as_other = SignatureDoc { keyid: other.id.clone(), ..bad.clone() };
+        let memo = SignatureMemo::new(planted.clone());
+        let count = count_signatures(&doc, &[as_other], &authorized, &none, Some(&memo));
+        assert!(count.valid.is_empty() && count.invalid.contains(&other.id), "{count:?}");
+
+        // A revoked key never counts, whatever the memo holds; nor a key the role no longer
+        // authorizes.
+        let memo = SignatureMemo::new(recorded.clone());
+        let revoked = BTreeSet::from([key.id.clone()]);
+        let count = count_signatures(&doc, std::slice::from_ref(&good), &authorized, &revoked, Some(&memo));
+        assert!(count.valid.is_empty() && count.unauthorized.contains(&key.id), "{count:?}");
+        let only_other = BTreeMap::from([(other.id.clone(), other.clone())]);
+        let count = count_signatures(&doc, std::slice::from_ref(&good), &only_other, &none, Some(&memo));
+        assert!(count.valid.is_empty() && count.unauthorized.contains(&key.id), "{count:?}");
+
+        // An update keeps only the entries it used: a memo seeded with more returns less.
+        let memo = SignatureMemo::new(recorded.iter().cloned().chain(planted.iter().cloned()).collect());
+        count_signatures(&doc, std::slice::from_ref(&good), &authorized, &none, Some(&memo));
+        assert_eq!(memo.used(), recorded);
     }
 }

@@ -90,6 +90,9 @@ pub struct TrustedRepo {
     /// Versions trusted before this state (persisted memory and the previous state), so a role
     /// that fails or cannot be reached this time keeps its rollback protection.
     pub remembered: BTreeMap<String, u64>,
+    /// Signatures found valid for this state's documents ([`super::metadata::SignatureMemo`]):
+    /// the next update of unchanged documents checks them without a public-key operation.
+    pub signatures: std::collections::BTreeSet<[u8; 32]>,
 }
 
 /// An expiry of something the chain depends on.

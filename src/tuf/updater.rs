@@ -8,8 +8,8 @@
 use super::error::{FetchError, TufError};
 use super::keys::{self, CertValidity, PinnedKey, PublicKey};
 use super::metadata::{
-    self, FileMeta, Parsed, Role, Root, Snapshot, Targets, check_expiry, check_file_meta, check_rollback,
-    check_threshold, count_signatures, limits, load_keys,
+    self, FileMeta, Parsed, Role, Root, SignatureMemo, Snapshot, Targets, check_expiry, check_file_meta,
+    check_rollback, check_threshold, count_signatures, limits, load_keys,
 };
 use super::repo::{DelegationOutcome, DelegationState, RemovedSigner, TrustMemory, TrustedRepo, Verified};
 use base64::Engine as _;
@@ -73,6 +73,8 @@ struct Ctx<'a, F> {
     memory: &'a TrustMemory,
     anchors: &'a Anchors,
     now: Timestamp,
+    /// Signatures the previous state found valid, and those this update uses.
+    memo: SignatureMemo,
 }
 
 impl<F> Ctx<'_, F> {
@@ -170,7 +172,8 @@ pub async fn update_within<F: Fetch>(
     now: Timestamp,
     budget: u64,
 ) -> Result<TrustedRepo, TufError> {
-    let ctx = Ctx { f, gun, prev, memory, anchors, now };
+    let memo = SignatureMemo::new(prev.map(|p| p.signatures.clone()).unwrap_or_default());
+    let ctx = Ctx { f, gun, prev, memory, anchors, now, memo };
     // 5.2: "Load the trusted root metadata file. [...] Note that the expiration of the trusted
     // root metadata file does not matter, because we will attempt to update it in the next
     // step." 5.3.1: "the client MUST download intermediate root metadata files, until the
@@ -252,8 +255,9 @@ fn check_signed<T>(
     threshold: u64,
     revoked: &BTreeSet<String>,
     now: Option<Timestamp>,
+    memo: &SignatureMemo,
 ) -> Result<(), TufError> {
-    let mut count = count_signatures(&doc.canonical, &doc.signatures, keys, revoked);
+    let mut count = count_signatures(&doc.canonical, &doc.signatures, keys, revoked, Some(memo));
     let with_all = count.distinct_keys();
     let mut unusable = None;
     if let Some(now) = now {
@@ -298,15 +302,16 @@ fn check_top_role<T>(
     role: &str,
     revoked: &BTreeSet<String>,
     now: Timestamp,
+    memo: &SignatureMemo,
 ) -> Result<(), TufError> {
     let (keys, threshold) = top_role_keys(root, role)?;
-    check_signed(doc, &keys, threshold, revoked, Some(now))
+    check_signed(doc, &keys, threshold, revoked, Some(now), memo)
         .map_err(|e| with_revocation_evidence(e, false, |k| revoked.contains(k) || root.keys.contains_key(k)))
 }
 
 /// True when the root is signed by the pinned keys: at least one pinned key is among its
 /// root keys for `gun` and signed it, and its own root threshold is met.
-fn check_anchored(doc: &Parsed<Root>, anchors: &Anchors, gun: &str) -> Result<(), TufError> {
+fn check_anchored(doc: &Parsed<Root>, anchors: &Anchors, gun: &str, memo: &SignatureMemo) -> Result<(), TufError> {
     let version = doc.signed.version;
     let (keys, threshold) = gun_root_keys(doc, gun)?;
     let pinned: Vec<&PublicKey> = keys.values().filter(|k| anchors.pinned.iter().any(|p| p.matches(k))).collect();
@@ -318,7 +323,7 @@ fn check_anchored(doc: &Parsed<Root>, anchors: &Anchors, gun: &str) -> Result<()
             detail: format!("its root keys {listed:?} do not include a pinned key {want:?}"),
         });
     }
-    let count = count_signatures(&doc.canonical, &doc.signatures, &keys, &anchors.revoked);
+    let count = count_signatures(&doc.canonical, &doc.signatures, &keys, &anchors.revoked, Some(memo));
     if !pinned.iter().any(|k| count.valid.contains(&k.id)) {
         return Err(TufError::UntrustedRoot { version, detail: "no valid signature from a pinned key".into() });
     }
@@ -335,7 +340,7 @@ async fn bootstrap_root<F: Fetch>(ctx: &Ctx<'_, F>, budget: u64) -> Result<Verif
     let latest = parse_root(&bytes)?;
     let latest_version = latest.signed.version;
     check_rollback("root", ctx.memory.versions.get("root").copied(), latest_version)?;
-    let anchor = match check_anchored(&latest, anchors, gun) {
+    let anchor = match check_anchored(&latest, anchors, gun, &ctx.memo) {
         Ok(()) => Verified { doc: latest, meta: file_meta(&bytes) },
         Err(first_err) => {
             // The pinned key may belong to an older root that was rotated since: look for the
@@ -348,7 +353,7 @@ async fn bootstrap_root<F: Fetch>(ctx: &Ctx<'_, F>, budget: u64) -> Result<Verif
                 if doc.signed.version != v {
                     return Err(TufError::RootVersionMismatch { expected: v, found: doc.signed.version });
                 }
-                if check_anchored(&doc, anchors, gun).is_ok() {
+                if check_anchored(&doc, anchors, gun, &ctx.memo).is_ok() {
                     found = Some(Verified { doc, meta: file_meta(&b) });
                     break;
                 }
@@ -387,9 +392,9 @@ async fn walk_root<F: Fetch>(ctx: &Ctx<'_, F>, mut cur: Verified<Root>) -> Resul
         // N+1)." Both sets are the root keys certified for this GUN, as notary's
         // `ValidateRoot` takes them (expiry is judged later, at 5.3.10, for the final root).
         let (old_keys, old_threshold) = gun_root_keys(&cur.doc, ctx.gun)?;
-        check_signed(&doc, &old_keys, old_threshold, &ctx.anchors.revoked, None)?;
+        check_signed(&doc, &old_keys, old_threshold, &ctx.anchors.revoked, None, &ctx.memo)?;
         let (new_keys, new_threshold) = gun_root_keys(&doc, ctx.gun)?;
-        check_signed(&doc, &new_keys, new_threshold, &ctx.anchors.revoked, None)?;
+        check_signed(&doc, &new_keys, new_threshold, &ctx.anchors.revoked, None, &ctx.memo)?;
         // 5.3.6: "Note that the expiration of the new (intermediate) root metadata file does
         // not matter yet, because we will check for it in step 5.3.10."
         cur = Verified { doc, meta: file_meta(&bytes) };
@@ -435,7 +440,7 @@ async fn refresh_from_root<F: Fetch>(
     check_expiry(&root.doc, now)?;
     let (root_keys, root_threshold) = gun_root_keys(&root.doc, ctx.gun)?;
     // A root certificate not valid now makes the root unusable (as the notary client does).
-    check_signed(&root.doc, &root_keys, root_threshold, revoked, Some(now))?;
+    check_signed(&root.doc, &root_keys, root_threshold, revoked, Some(now), &ctx.memo)?;
     budget.take("root", root.meta.length)?;
 
     // 5.4.1: "Download the timestamp metadata file, up to X number of bytes."
@@ -446,7 +451,7 @@ async fn refresh_from_root<F: Fetch>(
     let ts = metadata::parse::<Snapshot>("timestamp", &ts_bytes, limits::TIMESTAMP, "Timestamp")?;
     // 5.4.2: "Check signatures. The new timestamp metadata file must have been signed by a
     // threshold of keys specified in the trusted root metadata file."
-    check_top_role(&ts, &root.doc.signed, "timestamp", revoked, now)?;
+    check_top_role(&ts, &root.doc.signed, "timestamp", revoked, now, &ctx.memo)?;
     // 5.4.3.1: "The version number of the trusted timestamp metadata file, if any, MUST be
     // less than or equal to the version number of the new timestamp metadata file."
     check_rollback("timestamp", ctx.trusted_version("timestamp"), ts.signed.version)?;
@@ -478,7 +483,7 @@ async fn refresh_from_root<F: Fetch>(
     // 5.5.3: "The new snapshot metadata file MUST have been signed by a threshold of keys
     // specified in the trusted root metadata file." Checked on reuse too: the root may have
     // rotated the snapshot key.
-    check_top_role(&snapshot.doc, &root.doc.signed, "snapshot", revoked, now)?;
+    check_top_role(&snapshot.doc, &root.doc.signed, "snapshot", revoked, now, &ctx.memo)?;
     // 5.5.6: "Check for a freeze attack. The expiration timestamp in the new snapshot
     // metadata file MUST be higher than the fixed update start time."
     check_expiry(&snapshot.doc, now)?;
@@ -519,7 +524,7 @@ async fn refresh_from_root<F: Fetch>(
     };
     // 5.6.3: "The new targets metadata file MUST have been signed by a threshold of keys
     // specified in the trusted root metadata file." Checked on reuse too.
-    check_top_role(&targets.doc, &root.doc.signed, "targets", revoked, now)?;
+    check_top_role(&targets.doc, &root.doc.signed, "targets", revoked, now, &ctx.memo)?;
     // 5.6.5: "Check for a freeze attack."
     check_expiry(&targets.doc, now)?;
 
@@ -591,6 +596,7 @@ async fn refresh_from_root<F: Fetch>(
         delegations,
         removed,
         remembered,
+        signatures: ctx.memo.used(),
     })
 }
 
@@ -764,7 +770,7 @@ async fn check_delegation<F: Fetch>(
     let remembered = ctx.memory.signers.get(&role.name);
     let earlier = prev_state.map(|d| &d.keyids);
     let emptied = (role.keyids.len() as u64) < role.threshold;
-    check_signed(&doc.doc, &keys, role.threshold, revoked, Some(now)).map_err(|e| {
+    check_signed(&doc.doc, &keys, role.threshold, revoked, Some(now), &ctx.memo).map_err(|e| {
         with_revocation_evidence(e, emptied, |k| {
             delegations.keys.contains_key(k)
                 || remembered.is_some_and(|s| s.contains(k))
