@@ -52,7 +52,11 @@ async fn only_the_leader_writes_and_a_standby_takes_over_within_the_lease() {
         }
     })
     .await;
-    assert!(a.ready() && b.ready(), "both replicas serve health and metrics");
+    // Both serve health and metrics (ready once their caches have synced, leader or not).
+    eventually("both replicas serve health and metrics", REACT, || async {
+        if a.ready() && b.ready() { Ok(()) } else { Err(format!("ready: {} {}", a.ready(), b.ready())) }
+    })
+    .await;
     w.report_verdict(ns, "deployment-web-leader", "Verified").await;
     let (mut leader_op, standby_op) = if leader == a.identity { (a, b) } else { (b, a) };
     assert!(!standby_op.logs().contains("scan complete"), "the standby does not scan:\n{}", standby_op.logs());
