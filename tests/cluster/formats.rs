@@ -188,10 +188,10 @@ async fn notation_signed_workloads_agree_with_notation_verify_and_a_revoked_cert
     w.apply(&w.trust_root(json!({})));
     let rules = json!({"images": [{"pattern": format!("{}/**", w.registry.host()),
         "trustRoots": [w.name, notation_name], "require": "AnyOf"}]});
-    w.apply(&w.policy("anyof", rules.clone()));
+    w.apply(&w.policy("notation-anyof", rules.clone()));
     let mut all_of = rules;
     all_of["images"][0]["require"] = json!("AllOf");
-    w.apply(&w.policy("allof", all_of));
+    w.apply(&w.policy("notation-allof", all_of));
     w.start_kubelet();
     for app in ["pay", "old", "plain", "dct"] {
         w.apply(&deployment(ns, app, &format!("{}:v1", w.repo(&format!("shop/{app}"))), 1));
@@ -201,7 +201,7 @@ async fn notation_signed_workloads_agree_with_notation_verify_and_a_revoked_cert
     use trustwatch::crd::MigrationState::*;
     // Verified while its certificate is good; the CA then revokes it (keyCompromise) and
     // publishes a new CRL: the running workload turns SignerRevoked within the refresh interval.
-    w.report_verdict(ns, "deployment-old-anyof", "Verified").await;
+    w.report_verdict(ns, "deployment-old-notation-anyof", "Verified").await;
     pki.revoke(&legacy);
     crl.put("/int.crl", pki.crl_der());
     for (app, verdict, notation_verdict, migration, notation_agrees) in [
@@ -210,7 +210,7 @@ async fn notation_signed_workloads_agree_with_notation_verify_and_a_revoked_cert
         ("plain", "Unsigned", "Unsigned", NotaryV1Only, false),
         ("dct", "Verified", "Unsigned", NotaryV1Only, false),
     ] {
-        let r = w.report_verdict(ns, &format!("deployment-{app}-anyof"), verdict).await;
+        let r = w.report_verdict(ns, &format!("deployment-{app}-notation-anyof"), verdict).await;
         let e = entry(&r);
         assert_eq!(e.migration, Some(migration), "{app}: {e:?}");
         let n = e.trust_roots.iter().find(|t| t.format.to_string() == "Notation").expect("a Notation result");
@@ -226,10 +226,10 @@ async fn notation_signed_workloads_agree_with_notation_verify_and_a_revoked_cert
         ("old", "SignerRevoked", SuccessorFailing),
         ("dct", "Unsigned", NotaryV1Only),
     ] {
-        let r = w.report_verdict(ns, &format!("deployment-{app}-allof"), verdict).await;
+        let r = w.report_verdict(ns, &format!("deployment-{app}-notation-allof"), verdict).await;
         assert_eq!(r.status.unwrap().migration, Some(migration), "{app}: the workload's migration under AllOf");
     }
-    let old = entry(&w.reports(ns).await["deployment-old-anyof"]);
+    let old = entry(&w.reports(ns).await["deployment-old-notation-anyof"]);
     assert_eq!(old.reason, "CertificateRevoked", "{old:?}");
     assert!(crl.requests().iter().any(|r| r == "GET /int.crl"), "the CRL was read: {:?}", crl.requests());
 

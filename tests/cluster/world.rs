@@ -125,7 +125,12 @@ impl World {
 
     /// A policy named `name` over every image of the world's registry, selecting the world's
     /// namespaces.
+    /// Policies are cluster-scoped and the tests share one control plane, so a name two tests
+    /// use would let one test's apply or cleanup act on the other's policy: that panics here.
     pub fn policy(&self, name: &str, extra: Value) -> Value {
+        static NAMES: std::sync::Mutex<BTreeMap<String, String>> = std::sync::Mutex::new(BTreeMap::new());
+        let owner = NAMES.lock().unwrap().entry(name.to_string()).or_insert_with(|| self.name.clone()).clone();
+        assert_eq!(owner, self.name, "policy name {name:?} is used by two tests ({owner} and {}): pick another", self.name);
         let mut spec = json!({
             "namespaceSelector": {"matchLabels": {INSTANCE_LABEL: self.name}},
             "images": [{"pattern": format!("{}/**", self.registry.host()), "trustRoot": self.name}],
