@@ -265,6 +265,7 @@ pub async fn run_audit(
             results: &results,
             warnings: &warnings,
             previous: &HashMap::new(),
+            previous_scan: None,
             history: &HashMap::new(),
             network_policies: &[],
             cluster_quarantined: 0,

@@ -161,9 +161,9 @@ pub struct Context {
     pub config: RunConfig,
     /// Policy -> the `trustwatch.dev/recheck` value already honoured.
     pub rechecks: std::sync::Mutex<HashMap<String, String>>,
-    /// Policy -> the verdict of every (namespace, pod, container) at its last scan, for events
-    /// on transitions (after a restart, the stored reports stand in).
-    pub verdicts: std::sync::Mutex<HashMap<String, PodVerdicts>>,
+    /// Policy -> when it was last scanned and the verdict of every (namespace, pod, container)
+    /// then, for events on transitions (after a restart, the stored reports stand in).
+    pub verdicts: std::sync::Mutex<HashMap<String, (jiff::Timestamp, Arc<PodVerdicts>)>>,
     /// Asks every policy to scan again (trust data changed).
     pub rescan: futures::channel::mpsc::UnboundedSender<()>,
     /// Pods' registry credentials read recently (`registry.usePodPullSecrets`).

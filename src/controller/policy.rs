@@ -171,9 +171,10 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
     let cached = current_reports(ctx, &name).await?;
     let stored = stored_reports(&cached, &name);
     let stored_statuses = || stored.iter().filter_map(|((ns, _), s)| s.map(|s| (ns.as_str(), s)));
-    let previous = match ctx.verdicts.lock().expect("verdict map poisoned").get(&name) {
-        Some(p) => p.clone(),
-        None => previous_verdicts(stored_statuses(), &pods),
+    let last_scan = ctx.verdicts.lock().expect("verdict map poisoned").get(&name).cloned();
+    let (previous_scan, previous) = match last_scan {
+        Some((at, p)) => (Some(at), p),
+        None => (None, Arc::new(previous_verdicts(stored_statuses(), &pods))),
     };
     let history = entry_history(stored_statuses());
     let network_policies: Vec<NetworkPolicyView> =
@@ -182,7 +183,7 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
     let mut ledger = ctx.quarantine.lock().await;
     let cluster_quarantined = ledger.count(&ctx.pods);
     let warnings = roots.iter().map(|(n, r)| (n.clone(), r.expiry_warning)).collect();
-    let outcome = decide(&DecideInput {
+    let mut outcome = decide(&DecideInput {
         policy: &name,
         spec: &policy.spec,
         pods: &pods,
@@ -190,6 +191,7 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
         results: &results,
         warnings: &warnings,
         previous: &previous,
+        previous_scan,
         history: &history,
         network_policies: &network_policies,
         cluster_quarantined,
@@ -208,7 +210,8 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
     events.extend(compliance_event(policy, &status));
     publish_events(ctx, policy, &events).await;
     patch_status(&policies, &name, &status).await?;
-    ctx.verdicts.lock().expect("verdict map poisoned").insert(name.clone(), outcome.verdicts.clone());
+    let verdicts = Arc::new(std::mem::take(&mut outcome.verdicts));
+    ctx.verdicts.lock().expect("verdict map poisoned").insert(name.clone(), (now, verdicts));
 
     ctx.metrics.set_policy(
         &name,

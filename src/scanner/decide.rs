@@ -104,6 +104,9 @@ pub struct DecideInput<'a> {
     pub warnings: &'a HashMap<String, SignedDuration>,
     /// Previous verdict per (namespace, pod, container).
     pub previous: &'a HashMap<(String, String, String), Verdict>,
+    /// When the scan that produced `previous` ran (`None` when the stored reports stand in,
+    /// after a restart): the last trusted time of an entry that was trusted then.
+    pub previous_scan: Option<Timestamp>,
     /// What the stored reports remember of each entry (failing since, last trusted).
     pub history: &'a HashMap<EntryKey, EntryHistory>,
     /// The NetworkPolicies of the cluster (to tell whether a quarantine isolates).
@@ -350,8 +353,15 @@ impl Scan<'_> {
             };
             let history = input.history.get(&entry_key);
             let since = failing.then(|| history.and_then(|h| h.failing_since).unwrap_or(input.now));
-            let last_trusted =
-                if j.verdict.is_trusted() { Some(input.now) } else { history.and_then(|h| h.last_trusted) };
+            // A trusted entry's lastTrusted is this scan; a report is not rewritten for that
+            // alone (report_needs_write), so the stored one may be older: an entry trusted at
+            // the previous scan of this process was last trusted then.
+            let last_trusted = if j.verdict.is_trusted() {
+                Some(input.now)
+            } else {
+                let at_previous_scan = input.previous_scan.filter(|_| prev.is_some_and(|p| p.is_trusted()));
+                at_previous_scan.max(history.and_then(|h| h.last_trusted))
+            };
             if let Some(since) = since {
                 s.failing += 1;
                 report.1.failing += 1;

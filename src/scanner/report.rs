@@ -171,11 +171,16 @@ pub fn report_needs_write(
     max_age: SignedDuration,
 ) -> bool {
     let Some(stored) = stored else { return true };
+    // The instants a scan stamps on what it verified: lastVerified, and lastTrusted of a
+    // trusted entry (the same instant). Written with other changes, or at `max_age`.
     let strip = |s: &ImageTrustReportStatus| {
         let mut s = s.clone();
         s.last_verified = None;
         for c in &mut s.containers {
             c.last_verified = None;
+            if c.verdict.is_trusted() {
+                c.last_trusted = None;
+            }
         }
         s
     };
