@@ -292,6 +292,13 @@ pub fn decide(input: &DecideInput<'_>) -> ScanOutcome {
     scan.finish(quarantined_after)
 }
 
+/// An instant as the API server keeps it in a report: metav1.Time has whole seconds. A status
+/// built with finer instants (a TUF expiry, `now`) would never equal the stored one, and every
+/// scan would rewrite every report.
+fn api_time(t: Timestamp) -> Time {
+    Time(Timestamp::from_second(t.as_second()).unwrap_or(t))
+}
+
 fn enforcing(spec: &ImageTrustPolicySpec) -> bool {
     spec.action == PolicyAction::Quarantine && !spec.dry_run
 }
@@ -458,15 +465,15 @@ impl<'a> Scan<'a> {
                         .collect(),
                     migration: j.migration,
                     certificate: r.and_then(|r| r.certificate.clone()),
-                    signing_time: r.and_then(|r| r.signing_time).map(Time),
+                    signing_time: r.and_then(|r| r.signing_time).map(api_time),
                     timestamped: r.and_then(|r| r.timestamped),
                     tag_digest: r.and_then(|r| r.tag_digest.clone()),
                     gun: r.map(|r| r.gun.clone()),
-                    expires: r.and_then(|r| r.expires).map(Time),
+                    expires: r.and_then(|r| r.expires).map(api_time),
                     expires_what: r.and_then(|r| r.expires_role.clone()),
-                    failing_since: since.map(Time),
-                    last_trusted: last_trusted.map(Time),
-                    last_verified: Some(Time(input.now)),
+                    failing_since: since.map(api_time),
+                    last_trusted: last_trusted.map(api_time),
+                    last_verified: Some(api_time(input.now)),
                 },
             );
         }
@@ -620,7 +627,7 @@ impl<'a> Scan<'a> {
                         policy: Some(input.policy.to_string()),
                         verdict,
                         summary: Some(summary),
-                        last_verified: Some(Time(input.now)),
+                        last_verified: Some(api_time(input.now)),
                         containers,
                         migration,
                         omitted,

@@ -430,6 +430,43 @@ fn a_steady_workload_is_not_rewritten_by_later_scans_and_keeps_when_it_was_last_
 }
 
 #[test]
+fn a_report_as_the_api_server_keeps_it_equals_the_next_scans_for_the_same_answers() {
+    // Instants finer than a second (a TUF expiry, the scan's own `now`): metav1.Time keeps
+    // whole seconds, so the stored report must still compare equal.
+    let pods = vec![mk_pod("app", "a", &img("app"), Some(RUNNING))];
+    let spec = mk_policy(json!({}));
+    let p = plan(&spec, &pods, &Default::default());
+    let mut r = res(Verdict::Verified);
+    r.expires = Some("2026-12-01T00:00:00.987654321Z".parse().unwrap());
+    r.signing_time = Some("2026-11-01T00:00:00.5Z".parse().unwrap());
+    let results: HashMap<_, _> = p.keys().into_iter().map(|k| (k, r.clone())).collect();
+    let at = |t: &str| {
+        decide(&DecideInput {
+            policy: "prod",
+            spec: &spec,
+            pods: &pods,
+            plan: &p,
+            results: &results,
+            warnings: &HashMap::new(),
+            previous: &HashMap::new(),
+            previous_scan: None,
+            history: &HashMap::new(),
+            network_policies: &[],
+            cluster_quarantined: 0,
+            max_quarantined: 10,
+            operator_namespace: OP_NS,
+            now: t.parse().unwrap(),
+        })
+    };
+    let first = at("2026-11-22T12:00:00.123456Z").reports[0].status.clone();
+    let stored: crate::crd::ImageTrustReportStatus =
+        serde_json::from_value(serde_json::to_value(&first).unwrap()).unwrap();
+    let second = at("2026-11-22T12:05:00.654321Z").reports[0].status.clone();
+    let later = "2026-11-22T12:05:01Z".parse().unwrap();
+    assert!(!report_needs_write(Some(&stored), &second, later, SignedDuration::from_hours(1)));
+}
+
+#[test]
 fn pods_are_stripped_and_mapped_to_their_top_owner() {
     let d = digest("x");
     let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
