@@ -17,7 +17,9 @@
 //! Environment: `TRUSTWATCH_BASELINE_BIN` (another trustwatch binary, measured the same way
 //! after the current one at each size: before/after in one run), `TRUSTWATCH_BENCH_SIZES`
 //! (default `1000,10000,50000`), `TRUSTWATCH_BENCH_WINDOW` (seconds, default 60),
-//! `TRUSTWATCH_BENCH_DEFAULT_INTERVAL=0` skips the 5-minute detection at default intervals.
+//! `TRUSTWATCH_BENCH_DEFAULT_INTERVAL=0` skips the 5-minute detection at default intervals,
+//! `TRUSTWATCH_BENCH_HOLD=<seconds>` keeps each operator running that long after its
+//! measurement (to profile it).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -500,6 +502,11 @@ async fn main() {
         let s = steady(cp, &client, &op, size, changed_pods(size, detected)).await;
         eprintln!("current at {size}: {:.1} ms CPU per cycle, {:.0} MiB", s.cpu_per_scan * 1e3, s.rss);
         current_samples.push(s);
+        if let Some(secs) = std::env::var("TRUSTWATCH_BENCH_HOLD").ok().and_then(|v| v.parse::<u64>().ok()) {
+            // A look at the operator in its steady state (perf, /proc), scanning every 10 s.
+            eprintln!("holding: operator pid {} at {size} pods for {secs}s", op.pid());
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+        }
         let last = i + 1 == sizes.len();
         if size == 10_000 || (last && !sizes.contains(&10_000)) {
             // Detection, forced: publish, then annotate the policy.

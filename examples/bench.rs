@@ -215,6 +215,7 @@ async fn main() {
         results: &results,
         warnings: &HashMap::new(),
         previous: &HashMap::new(),
+        previous_scan: None,
         history: &HashMap::new(),
         network_policies: &[],
         cluster_quarantined: 0,

@@ -6,11 +6,10 @@ use crate::controller::roots::{TrustRootRuntime, build_trust_root, verify_all};
 use crate::controller::status::memory_from_status;
 use crate::crd::{ImageTrustPolicy, ImageTrustReport, ImageTrustReportSpec, TrustRoot};
 use crate::fetch::Credentials;
-use crate::scanner::pods::{OwnerIndex, PodView, pod_view};
+use crate::scanner::pods::{CachedPod, OwnerIndex, PodView, pod_view};
 use crate::scanner::{DecideInput, ScanOutcome, decide, plan};
 use crate::verdict::Verdict;
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -21,7 +20,7 @@ use std::sync::Arc;
 pub struct AuditInput {
     pub trust_roots: Vec<TrustRoot>,
     pub policies: Vec<ImageTrustPolicy>,
-    pub pods: Vec<Pod>,
+    pub pods: Vec<CachedPod>,
     pub owners: OwnerIndex,
     pub namespace_labels: HashMap<String, BTreeMap<String, String>>,
 }
@@ -265,6 +264,7 @@ pub async fn run_audit(
             results: &results,
             warnings: &warnings,
             previous: &HashMap::new(),
+            previous_scan: None,
             history: &HashMap::new(),
             network_policies: &[],
             cluster_quarantined: 0,

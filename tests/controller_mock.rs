@@ -7,7 +7,6 @@
 mod support;
 
 use http::{Request, Response};
-use k8s_openapi::api::core::v1::Pod;
 use kube::client::Body;
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
@@ -19,6 +18,7 @@ use support::*;
 use trustwatch::controller::roots::build_trust_root;
 use trustwatch::controller::{API_CALLS, Context, policy};
 use trustwatch::crd::{ImageTrustPolicy, TrustRoot};
+use trustwatch::scanner::pods::CachedPod;
 use trustwatch::telemetry::Metrics;
 
 const GUN: &str = "registry.example.com/shop/web";
@@ -169,7 +169,7 @@ fn assert_declared(calls: &[Call]) {
     }
 }
 
-fn mk_pod(name: &str, running_hex: &str, quarantined: bool) -> Pod {
+fn mk_pod(name: &str, running_hex: &str, quarantined: bool) -> CachedPod {
     let mut labels = json!({"pod-template-hash": "abc12"});
     let mut annotations = json!({});
     if quarantined {
@@ -185,7 +185,7 @@ fn mk_pod(name: &str, running_hex: &str, quarantined: bool) -> Pod {
     .unwrap()
 }
 
-fn mk_bare_pod(name: &str, running_hex: &str) -> Pod {
+fn mk_bare_pod(name: &str, running_hex: &str) -> CachedPod {
     serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": "shop", "uid": format!("uid-{name}")},
         "spec": {"containers": [{"name": "app", "image": format!("{GUN}:v1")}]},
@@ -211,7 +211,7 @@ struct Fixture {
 /// A real notary-server with `v1` signed, a TrustRoot for it, and the context with `pods` in
 /// its cache.
 async fn fixture(
-    pods: impl FnOnce(&str) -> Vec<Pod>,
+    pods: impl FnOnce(&str) -> Vec<CachedPod>,
     lists: Vec<(&'static str, Vec<Value>)>,
     policy: Value,
     faults: Vec<(&'static str, &'static str, u16)>,
@@ -240,7 +240,7 @@ async fn fixture(
     }
     reports_w.apply_watcher_event(&watcher::Event::InitDone);
     let api = ApiServer::start(handle, lists, policy, faults);
-    let (pod_store, mut pod_w) = reflector::store::<Pod>();
+    let (pod_store, mut pod_w) = reflector::store::<CachedPod>();
     for p in pods(&signed_hex) {
         pod_w.apply_watcher_event(&watcher::Event::Apply(p));
     }

@@ -11,10 +11,11 @@ pub mod status;
 pub mod triggers;
 pub mod trust_root;
 
+use crate::scanner::pods::CachedPod;
 use crate::telemetry::Metrics;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::Recorder;
@@ -145,7 +146,7 @@ pub struct Context {
     /// The TrustRoots this instance reconciles: a policy waits for each of them to be loaded
     /// before its first scan, so that a restart never reads as an outage.
     pub trust_roots: Store<crate::crd::TrustRoot>,
-    pub pods: Store<Pod>,
+    pub pods: Store<CachedPod>,
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     pub replicasets: Store<PartialObjectMeta<ReplicaSet>>,
     pub jobs: Store<PartialObjectMeta<Job>>,
@@ -161,9 +162,10 @@ pub struct Context {
     pub config: RunConfig,
     /// Policy -> the `trustwatch.dev/recheck` value already honoured.
     pub rechecks: std::sync::Mutex<HashMap<String, String>>,
-    /// Policy -> the verdict of every (namespace, pod, container) at its last scan, for events
-    /// on transitions (after a restart, the stored reports stand in).
-    pub verdicts: std::sync::Mutex<HashMap<String, PodVerdicts>>,
+    /// Policy -> its last full scan: the verdict of every (namespace, pod, container) then, for
+    /// events on transitions (after a restart, the stored reports stand in), and what lets a
+    /// scan with the same inputs reuse its decision.
+    pub verdicts: std::sync::Mutex<HashMap<String, Arc<policy::LastScan>>>,
     /// Asks every policy to scan again (trust data changed).
     pub rescan: futures::channel::mpsc::UnboundedSender<()>,
     /// Pods' registry credentials read recently (`registry.usePodPullSecrets`).
@@ -185,7 +187,7 @@ pub struct QuarantineLedger {
 impl QuarantineLedger {
     /// Pods labelled quarantined in the cluster: the cache, corrected by recent writes (which
     /// are forgotten once the cache agrees).
-    pub fn count(&mut self, pods: &Store<Pod>) -> u32 {
+    pub fn count(&mut self, pods: &Store<CachedPod>) -> u32 {
         use kube::ResourceExt;
         let mut labelled: std::collections::HashSet<(String, String)> = pods
             .state()
@@ -236,7 +238,7 @@ pub async fn run(
     let pod_wc = watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed");
     let (pods, pods_w) = reflector::store();
     let mut fingerprints = triggers::PodFingerprints::default();
-    let pod_events = watcher(Api::<Pod>::all(client.clone()), pod_wc)
+    let pod_events = watcher(Api::<CachedPod>::all(client.clone()), pod_wc)
         .default_backoff()
         .modify(crate::scanner::pods::strip_pod)
         .reflect(pods_w)

@@ -2,7 +2,7 @@
 //! per workload, quarantines and releases pods, and publishes events on transitions. A
 //! finalizer releases the policy's pods and removes its reports when it is deleted.
 
-use super::roots::verify_all;
+use super::roots::{TrustRootRuntime, verify_all};
 use super::status::{invalid_policy_status, policy_status};
 use super::{Context, Error, MANAGED_BY, QUARANTINE_NETWORK_POLICY};
 use crate::crd::{
@@ -10,7 +10,9 @@ use crate::crd::{
     ImageTrustReportStatus, POLICY_FINALIZER, POLICY_LABEL, QUARANTINE_REASON_ANNOTATION, QUARANTINED_LABEL,
     RECHECK_ANNOTATION, policy_label_value,
 };
-use crate::scanner::pods::{OwnerIndex, PodView, pod_view};
+use crate::engine::Resolution;
+use crate::scanner::VerifyKey;
+use crate::scanner::pods::{CachedPod, OwnerIndex, PodView, pod_view};
 use crate::scanner::{
     DecideInput, EventSpec, EventTarget, EventType, NetworkPolicyView, QuarantineChange, ScanOutcome, decide,
     entry_history, plan, previous_verdicts, report_needs_write,
@@ -31,6 +33,67 @@ use tracing::{debug, info, warn};
 /// A stored report is rewritten at least this often even when nothing changed, so its
 /// `lastVerified` never lags by more than this.
 pub const REPORT_MAX_AGE: SignedDuration = SignedDuration::from_hours(1);
+/// A scan decides everything afresh at least this often, however unchanged its inputs: the
+/// reports' age is judged then (a quarter of [`REPORT_MAX_AGE`], so none lags much longer).
+pub const FULL_SCAN_AT_LEAST_EVERY: SignedDuration = SignedDuration::from_mins(15);
+
+/// A policy's last full scan: when it ran, the verdict of every (namespace, pod, container)
+/// then (the next scan's `previous`), and what a later scan needs to find that nothing it
+/// reads has changed since.
+pub struct LastScan {
+    /// The last scan that decided these verdicts, or found them standing (Unix seconds).
+    confirmed: std::sync::atomic::AtomicI64,
+    pub verdicts: super::PodVerdicts,
+    reuse: Option<Reuse>,
+}
+
+impl LastScan {
+    fn confirmed(&self) -> Option<Timestamp> {
+        Timestamp::from_second(self.confirmed.load(std::sync::atomic::Ordering::Relaxed)).ok()
+    }
+}
+
+/// A full scan's inputs and decision, for scans that find the same inputs.
+struct Reuse {
+    /// [`inputs_fingerprint`] when the scan started.
+    inputs: u64,
+    keys: BTreeSet<VerifyKey>,
+    results: HashMap<VerifyKey, Resolution>,
+    /// The decision, without its reports, events and verdicts (written and kept already).
+    outcome: ScanOutcome,
+    missing: Vec<String>,
+    /// The decision holds until then: the first change it foresaw (an expiry, a warning
+    /// window, a grace period) or [`FULL_SCAN_AT_LEAST_EVERY`] after it was made.
+    until: Timestamp,
+}
+
+/// Everything a scan reads besides trust data and the clock, in one number: the policy's spec
+/// and annotations, the trust roots loaded, and the (UID, resourceVersion) of every cached
+/// pod, namespace, owner, NetworkPolicy and report. The same number means the same inputs
+/// (any change to an object changes its resourceVersion); per-object hashes are summed, so
+/// the caches' order does not count, under a key chosen at random per process.
+fn inputs_fingerprint(ctx: &Context, policy: &ImageTrustPolicy, roots: &HashMap<String, Arc<TrustRootRuntime>>) -> u64 {
+    use std::hash::BuildHasher;
+    static KEY: std::sync::LazyLock<std::collections::hash_map::RandomState> =
+        std::sync::LazyLock::new(Default::default);
+    let one = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        KEY.hash_one((&m.namespace, &m.name, &m.uid, &m.resource_version))
+    };
+    let sum = |it: &mut dyn Iterator<Item = u64>| it.fold(0u64, u64::wrapping_add);
+    let pods = sum(&mut ctx.pods.state().iter().map(|p| one(&p.metadata)));
+    let namespaces = sum(&mut ctx.namespaces.state().iter().map(|n| one(&n.metadata)));
+    let owners = sum(&mut ctx.replicasets.state().iter().map(|o| one(&o.metadata))).wrapping_add(sum(&mut ctx
+        .jobs
+        .state()
+        .iter()
+        .map(|o| one(&o.metadata))));
+    let network = sum(&mut ctx.network_policies.state().iter().map(|n| one(&n.metadata)));
+    let reports = sum(&mut ctx.reports.state().iter().map(|r| one(&r.metadata)));
+    let mut loaded: Vec<(&String, usize)> = roots.iter().map(|(n, r)| (n, Arc::as_ptr(r) as usize)).collect();
+    loaded.sort();
+    let lifecycle = super::triggers::spec_or_lifecycle(policy);
+    KEY.hash_one((&policy.metadata.uid, lifecycle, pods, namespaces, owners, network, reports, loaded))
+}
 /// `events.k8s.io/v1` refuses a `note` over 1 KiB.
 pub const MAX_EVENT_NOTE: usize = 1024;
 
@@ -157,6 +220,28 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
         debug!(policy = %name, trust_roots = ?waiting, "waiting for trust roots to load before the first scan");
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
+    let last_scan = ctx.verdicts.lock().expect("verdict map poisoned").get(&name).cloned();
+    let inputs = inputs_fingerprint(ctx, policy, &roots);
+    if let Some(reuse) = last_scan.as_ref().and_then(|l| l.reuse.as_ref())
+        && reuse.inputs == inputs
+        && now < reuse.until
+    {
+        // Nothing the decision rests on changed but maybe trust data: verify again (cached
+        // answers unless stale) and, when every answer is the same, the decision stands.
+        let results = verify_all(&reuse.keys, &roots, now, false, Some(&ctx.metrics), &Default::default()).await;
+        if results == reuse.results {
+            let status = policy_status(policy, &reuse.outcome, &reuse.missing, &[], now);
+            let events: Vec<EventSpec> = compliance_event(policy, &status).into_iter().collect();
+            publish_events(ctx, policy, &events).await;
+            patch_status(&policies, &name, &status).await?;
+            record_scan_metrics(ctx, &name, policy, &reuse.outcome, now);
+            if let Some(l) = &last_scan {
+                l.confirmed.store(now.as_second(), std::sync::atomic::Ordering::Relaxed);
+            }
+            info!(policy = %name, pods = reuse.outcome.summary.pods, "scan complete: inputs and answers unchanged");
+            return Ok(Action::requeue(requeue_after(&policy.spec, reuse.outcome.next_change, now)));
+        }
+    }
     let pods = gather_pods(ctx, &policy.spec);
     let pull_roots: BTreeSet<String> =
         roots.iter().filter(|(_, r)| r.uses_pod_pull_secrets()).map(|(n, _)| n.clone()).collect();
@@ -171,9 +256,13 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
     let cached = current_reports(ctx, &name).await?;
     let stored = stored_reports(&cached, &name);
     let stored_statuses = || stored.iter().filter_map(|((ns, _), s)| s.map(|s| (ns.as_str(), s)));
-    let previous = match ctx.verdicts.lock().expect("verdict map poisoned").get(&name) {
-        Some(p) => p.clone(),
-        None => previous_verdicts(stored_statuses(), &pods),
+    let stored_previous;
+    let (previous_scan, previous) = match &last_scan {
+        Some(l) => (l.confirmed(), &l.verdicts),
+        None => {
+            stored_previous = previous_verdicts(stored_statuses(), &pods);
+            (None, &stored_previous)
+        }
     };
     let history = entry_history(stored_statuses());
     let network_policies: Vec<NetworkPolicyView> =
@@ -182,14 +271,15 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
     let mut ledger = ctx.quarantine.lock().await;
     let cluster_quarantined = ledger.count(&ctx.pods);
     let warnings = roots.iter().map(|(n, r)| (n.clone(), r.expiry_warning)).collect();
-    let outcome = decide(&DecideInput {
+    let mut outcome = decide(&DecideInput {
         policy: &name,
         spec: &policy.spec,
         pods: &pods,
         plan: &plan,
         results: &results,
         warnings: &warnings,
-        previous: &previous,
+        previous,
+        previous_scan,
         history: &history,
         network_policies: &network_policies,
         cluster_quarantined,
@@ -208,24 +298,7 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
     events.extend(compliance_event(policy, &status));
     publish_events(ctx, policy, &events).await;
     patch_status(&policies, &name, &status).await?;
-    ctx.verdicts.lock().expect("verdict map poisoned").insert(name.clone(), outcome.verdicts.clone());
-
-    ctx.metrics.set_policy(
-        &name,
-        &outcome.counts,
-        &outcome.quarantined_by_namespace,
-        policy.spec.interval_period().as_secs_f64(),
-        now.as_second() as f64,
-    );
-    let signature_expiry =
-        outcome.signature_expiry.iter().map(|(k, t)| (k.clone(), t.duration_since(now).as_secs_f64())).collect();
-    ctx.metrics.set_migration(
-        &name,
-        &outcome.by_format,
-        &outcome.migration,
-        &outcome.notary_only_by_root,
-        &signature_expiry,
-    );
+    record_scan_metrics(ctx, &name, policy, &outcome, now);
     info!(
         policy = %name,
         pods = outcome.summary.pods,
@@ -238,7 +311,43 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
         "scan complete"
     );
     let next = requeue_after(&policy.spec, outcome.next_change, now);
+    // What the next scan may reuse: not after a failed write (it must be retried), nor with
+    // pods' own registry credentials (read afresh every scan).
+    let reusable = write_errors.is_empty() && keys.iter().all(|k| k.pull.is_none());
+    let verdicts = std::mem::take(&mut outcome.verdicts);
+    let reuse = reusable.then(|| {
+        let until = outcome
+            .next_change
+            .unwrap_or(Timestamp::MAX)
+            .min(now.saturating_add(FULL_SCAN_AT_LEAST_EVERY).unwrap_or(now));
+        (outcome.reports, outcome.events) = (vec![], vec![]);
+        Reuse { inputs, keys, results, outcome, missing, until }
+    });
+    ctx.verdicts
+        .lock()
+        .expect("verdict map poisoned")
+        .insert(name.clone(), Arc::new(LastScan { confirmed: now.as_second().into(), verdicts, reuse }));
     Ok(Action::requeue(if write_errors.is_empty() { next } else { next.min(Duration::from_secs(30)) }))
+}
+
+/// The policy's gauges from a scan's decision.
+fn record_scan_metrics(ctx: &Context, name: &str, policy: &ImageTrustPolicy, outcome: &ScanOutcome, now: Timestamp) {
+    ctx.metrics.set_policy(
+        name,
+        &outcome.counts,
+        &outcome.quarantined_by_namespace,
+        policy.spec.interval_period().as_secs_f64(),
+        now.as_second() as f64,
+    );
+    let signature_expiry =
+        outcome.signature_expiry.iter().map(|(k, t)| (k.clone(), t.duration_since(now).as_secs_f64())).collect();
+    ctx.metrics.set_migration(
+        name,
+        &outcome.by_format,
+        &outcome.migration,
+        &outcome.notary_only_by_root,
+        &signature_expiry,
+    );
 }
 
 /// The reports to compare a scan with: the report cache once it has listed; until then (a
@@ -500,8 +609,9 @@ async fn release_on_delete(policy: &ImageTrustPolicy, ctx: &Context) -> Result<A
     }
     let prefix = format!("{name}: ");
     let pods = ctx.pods.state();
-    let quarantined = |p: &Pod| p.labels().get(QUARANTINED_LABEL).is_some_and(|v| v == "true");
-    let ours = |p: &Pod| p.annotations().get(QUARANTINE_REASON_ANNOTATION).is_some_and(|r| r.starts_with(&prefix));
+    let quarantined = |p: &CachedPod| p.labels().get(QUARANTINED_LABEL).is_some_and(|v| v == "true");
+    let ours =
+        |p: &CachedPod| p.annotations().get(QUARANTINE_REASON_ANNOTATION).is_some_and(|r| r.starts_with(&prefix));
     let mut released = 0;
     let mut touched = BTreeSet::new();
     for pod in pods.iter().filter(|p| quarantined(p) && ours(p)) {

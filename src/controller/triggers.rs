@@ -6,8 +6,9 @@
 //! first change starts a scan at once, further changes within `period` are coalesced into one
 //! scan at its end. A debounce would wait for a quiet moment that pod churn may never give.
 
+use crate::scanner::pods::CachedPod;
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::Resource;
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
@@ -25,7 +26,7 @@ pub struct PodFingerprints {
 
 /// The scan-relevant fields of a (stripped) pod: labels, trustwatch annotations, owners,
 /// images, phase and image IDs.
-pub fn pod_fingerprint(pod: &Pod) -> u64 {
+pub fn pod_fingerprint(pod: &CachedPod) -> u64 {
     let meta = &pod.metadata;
     let mut h = DefaultHasher::new();
     meta.labels.hash(&mut h);
@@ -73,8 +74,8 @@ pub enum Change {
 
 impl PodFingerprints {
     /// The change a watch event makes, when it changes something a scan looks at.
-    pub fn relevant(&mut self, event: Result<watcher::Event<Pod>, watcher::Error>) -> Option<Change> {
-        let ns = |p: &Pod| Change::Namespace(p.metadata.namespace.clone().unwrap_or_default());
+    pub fn relevant(&mut self, event: Result<watcher::Event<CachedPod>, watcher::Error>) -> Option<Change> {
+        let ns = |p: &CachedPod| Change::Namespace(p.metadata.namespace.clone().unwrap_or_default());
         match event.ok()? {
             watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
                 let fp = pod_fingerprint(&p);
@@ -227,7 +228,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(image_id: &str, ready: &str, rv: &str) -> Pod {
+    fn pod(image_id: &str, ready: &str, rv: &str) -> CachedPod {
         serde_json::from_value(json!({
             "metadata": {"name": "p", "namespace": "ns", "resourceVersion": rv, "labels": {"app": "web"}},
             "spec": {"containers": [{"name": "app", "image": "r.example/app:v1"}]},

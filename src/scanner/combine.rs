@@ -5,6 +5,7 @@ use crate::crd::{MigrationState, Require};
 use crate::engine::Resolution;
 use crate::verdict::Verdict;
 use crate::verifier::SignatureFormat;
+use std::borrow::Borrow;
 
 /// The index of the answer that decides the verdict.
 ///
@@ -13,30 +14,26 @@ use crate::verifier::SignatureFormat;
 ///   failure.
 /// - `AllOf`: every root must trust the digest; the first ExpiringSoon (or the first answer)
 ///   when they all do, else the worst failure, and an outage only when nothing else failed.
-pub fn combine(require: Require, answers: &[Resolution]) -> usize {
-    let trusted = |r: &&Resolution| r.verdict.is_trusted();
+pub fn combine<R: Borrow<Resolution>>(require: Require, answers: &[R]) -> usize {
+    let verdicts = || answers.iter().map(|r| r.borrow().verdict).enumerate();
     let worst_failure = || {
-        answers
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| !r.verdict.is_trusted() && r.verdict != Verdict::TrustDataUnavailable)
-            .max_by_key(|(_, r)| r.verdict.severity())
+        verdicts()
+            .filter(|(_, v)| !v.is_trusted() && *v != Verdict::TrustDataUnavailable)
+            .max_by_key(|(_, v)| v.severity())
             .map(|(i, _)| i)
     };
-    let outage = || answers.iter().position(|r| r.verdict == Verdict::TrustDataUnavailable);
+    let outage = || verdicts().find(|(_, v)| *v == Verdict::TrustDataUnavailable).map(|(i, _)| i);
     match require {
-        Require::AnyOf => answers
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| trusted(r))
-            .min_by_key(|(_, r)| r.verdict.severity())
+        Require::AnyOf => verdicts()
+            .filter(|(_, v)| v.is_trusted())
+            .min_by_key(|(_, v)| v.severity())
             .map(|(i, _)| i)
             .or_else(outage)
             .or_else(worst_failure)
             .unwrap_or(0),
         Require::AllOf => {
-            if answers.iter().all(|r| r.verdict.is_trusted()) {
-                answers.iter().position(|r| r.verdict == Verdict::ExpiringSoon).unwrap_or(0)
+            if verdicts().all(|(_, v)| v.is_trusted()) {
+                verdicts().find(|(_, v)| *v == Verdict::ExpiringSoon).map(|(i, _)| i).unwrap_or(0)
             } else {
                 worst_failure().or_else(outage).unwrap_or(0)
             }
@@ -46,17 +43,18 @@ pub fn combine(require: Require, answers: &[Resolution]) -> usize {
 
 /// Where the running digest stands in the migration, from every trust root's answer; `None`
 /// when no Notary v1 trust root is involved and no successor signature was found.
-pub fn migration_state(answers: &[Resolution]) -> Option<MigrationState> {
-    let successors: Vec<&Resolution> = answers.iter().filter(|r| r.format != SignatureFormat::NotaryV1).collect();
-    let has_dct = answers.iter().any(|r| r.format == SignatureFormat::NotaryV1);
+pub fn migration_state<R: Borrow<Resolution>>(answers: &[R]) -> Option<MigrationState> {
+    let answers = || answers.iter().map(|r| r.borrow());
+    let successors = || answers().filter(|r| r.format != SignatureFormat::NotaryV1);
+    let has_dct = answers().any(|r| r.format == SignatureFormat::NotaryV1);
     // A successor signature "exists but fails" when it was found and did not verify: not when
     // there is none (Unsigned), nor when it could not be looked at (TrustDataUnavailable).
     let exists_but_fails = |v: Verdict| {
         !v.is_trusted() && !matches!(v, Verdict::Unsigned | Verdict::TrustDataUnavailable | Verdict::NotCovered)
     };
-    if successors.iter().any(|r| r.verdict.is_trusted()) {
+    if successors().any(|r| r.verdict.is_trusted()) {
         Some(MigrationState::SuccessorVerified)
-    } else if successors.iter().any(|r| exists_but_fails(r.verdict)) {
+    } else if successors().any(|r| exists_but_fails(r.verdict)) {
         Some(MigrationState::SuccessorFailing)
     } else if has_dct {
         Some(MigrationState::NotaryV1Only)

@@ -4,7 +4,10 @@
 use super::combine::{combine, migration_state};
 use super::isolation::{IsolationGap, NetworkPolicyView, isolation_gaps};
 use super::pods::{ContainerView, PodView, Workload};
-use super::report::{EntryHistory, EntryKey, ReportPlan, add_to_entries, bound_entries, bounded_message, report_name};
+use super::report::{
+    EntryHistory, EntryKey, ReportPlan, add_to_entries, add_to_existing_entry, bound_entries, bounded_message,
+    report_name,
+};
 use super::{ContainerPlan, Plan, VerifyKey, is_failing, is_protected_namespace};
 use crate::crd::{
     ContainerVerification, ImageTrustPolicySpec, ImageTrustReportStatus, MigrationState, PolicyAction, PolicySummary,
@@ -16,6 +19,7 @@ use crate::verdict::Verdict;
 use crate::verifier::SignatureFormat;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 /// At most this many pod events per scan (a key rotation gone wrong must not flood the
@@ -104,6 +108,9 @@ pub struct DecideInput<'a> {
     pub warnings: &'a HashMap<String, SignedDuration>,
     /// Previous verdict per (namespace, pod, container).
     pub previous: &'a HashMap<(String, String, String), Verdict>,
+    /// When the scan that produced `previous` ran (`None` when the stored reports stand in,
+    /// after a restart): the last trusted time of an entry that was trusted then.
+    pub previous_scan: Option<Timestamp>,
     /// What the stored reports remember of each entry (failing since, last trusted).
     pub history: &'a HashMap<EntryKey, EntryHistory>,
     /// The NetworkPolicies of the cluster (to tell whether a quarantine isolates).
@@ -116,27 +123,44 @@ pub struct DecideInput<'a> {
     pub now: Timestamp,
 }
 
-struct Judged {
+/// One container's verdict. The answers are borrowed from the verification results (one
+/// scan judges every container of the cluster: copies of each answer per container were most
+/// of its work).
+/// A report being built: its entries, summary and quarantine counts.
+type ReportAcc = (Vec<ContainerVerification>, ReportSummary, QuarantineStatus);
+
+struct Judged<'a> {
     verdict: Verdict,
-    reason: String,
-    message: String,
+    reason: Cow<'a, str>,
+    message: Cow<'a, str>,
     /// The answer that decided the verdict, and the key it answers.
-    resolution: Option<Resolution>,
-    key: Option<VerifyKey>,
+    resolution: Option<Cow<'a, Resolution>>,
+    key: Option<&'a VerifyKey>,
     /// Every trust root's answer, when the rule names several.
-    answers: Vec<(String, Resolution)>,
+    answers: Vec<(&'a str, Cow<'a, Resolution>)>,
     migration: Option<MigrationState>,
 }
 
-impl Judged {
-    fn plain(verdict: Verdict, reason: &str, message: String, key: Option<VerifyKey>) -> Judged {
-        Judged { verdict, reason: reason.into(), message, resolution: None, key, answers: vec![], migration: None }
+impl<'a> Judged<'a> {
+    fn plain(verdict: Verdict, reason: &'a str, message: Cow<'a, str>) -> Judged<'a> {
+        Judged {
+            verdict,
+            reason: reason.into(),
+            message,
+            resolution: None,
+            key: None,
+            answers: vec![],
+            migration: None,
+        }
     }
 }
 
 /// The answer for one key: the verification result, or "not verified yet".
-fn answer_for(key: &VerifyKey, results: &HashMap<VerifyKey, Resolution>) -> Resolution {
-    results.get(key).cloned().unwrap_or_else(|| match ImageRef::parse(&key.image) {
+fn answer_for<'a>(key: &VerifyKey, results: &'a HashMap<VerifyKey, Resolution>) -> Cow<'a, Resolution> {
+    if let Some(r) = results.get(key) {
+        return Cow::Borrowed(r);
+    }
+    Cow::Owned(match ImageRef::parse(&key.image) {
         Ok(image) => Resolution::new(
             crate::verifier::SignatureFormat::NotaryV1,
             &image,
@@ -154,37 +178,35 @@ fn answer_for(key: &VerifyKey, results: &HashMap<VerifyKey, Resolution>) -> Reso
     })
 }
 
-fn judge(c: &ContainerView, plan: &ContainerPlan, results: &HashMap<VerifyKey, Resolution>) -> Judged {
+fn judge<'a>(c: &ContainerView, plan: &'a ContainerPlan, results: &'a HashMap<VerifyKey, Resolution>) -> Judged<'a> {
     match plan {
         ContainerPlan::Invalid { message } => {
-            Judged::plain(Verdict::Unsigned, "InvalidImageReference", message.clone(), None)
+            Judged::plain(Verdict::Unsigned, "InvalidImageReference", Cow::Borrowed(message))
         }
         ContainerPlan::NotCovered { gun } => Judged::plain(
             Verdict::NotCovered,
             "NoMatchingPattern",
-            format!("no spec.images pattern matches {}", gun.as_deref().unwrap_or(&c.image)),
-            None,
+            Cow::Owned(format!("no spec.images pattern matches {}", gun.as_deref().unwrap_or(&c.image))),
         ),
         ContainerPlan::Undetermined { reason, message } => {
-            Judged::plain(Verdict::TrustDataUnavailable, reason, message.clone(), None)
+            Judged::plain(Verdict::TrustDataUnavailable, reason, Cow::Borrowed(message))
         }
         ContainerPlan::Verify { keys, require } => {
-            let answers: Vec<Resolution> = keys.iter().map(|k| answer_for(k, results)).collect();
+            let mut answers: Vec<Cow<'a, Resolution>> = keys.iter().map(|k| answer_for(k, results)).collect();
             let i = combine(*require, &answers);
-            let r = answers[i].clone();
-            let mut j = Judged {
-                verdict: r.verdict,
-                reason: r.reason.clone(),
-                message: r.message.clone(),
-                key: Some(keys[i].clone()),
-                migration: migration_state(&answers),
-                answers: if keys.len() > 1 {
-                    keys.iter().map(|k| k.trust_root.clone()).zip(answers).collect()
-                } else {
-                    vec![]
-                },
-                resolution: Some(r),
+            let migration = migration_state(&answers);
+            let (r, answers) = if keys.len() > 1 {
+                let r = answers[i].clone();
+                (r, keys.iter().map(|k| k.trust_root.as_str()).zip(answers).collect())
+            } else {
+                (answers.swap_remove(i), vec![])
             };
+            let (verdict, reason, message) = match &r {
+                Cow::Borrowed(b) => (b.verdict, Cow::Borrowed(b.reason.as_str()), Cow::Borrowed(b.message.as_str())),
+                Cow::Owned(o) => (o.verdict, Cow::Owned(o.reason.clone()), Cow::Owned(o.message.clone())),
+            };
+            let mut j =
+                Judged { verdict, reason, message, key: Some(&keys[i]), migration, answers, resolution: Some(r) };
             // A digest-pinned spec must also be what runs.
             if let (Some(running), Ok(spec)) = (c.running_digest(), ImageRef::parse(&c.image))
                 && let Some(pinned) = spec.digest.filter(|d| d != running)
@@ -192,7 +214,7 @@ fn judge(c: &ContainerView, plan: &ContainerPlan, results: &HashMap<VerifyKey, R
             {
                 j.verdict = Verdict::DigestDrift;
                 j.reason = "RunningDigestMismatch".into();
-                j.message = format!("the pod spec pins {pinned}, but the container runs {running}");
+                j.message = format!("the pod spec pins {pinned}, but the container runs {running}").into();
             }
             j
         }
@@ -202,7 +224,12 @@ fn judge(c: &ContainerView, plan: &ContainerPlan, results: &HashMap<VerifyKey, R
 /// Accumulates one scan's results.
 struct Scan<'a> {
     input: &'a DecideInput<'a>,
-    reports: BTreeMap<(String, Workload), (Vec<ContainerVerification>, ReportSummary, QuarantineStatus)>,
+    /// One per namespace and workload (borrowed from the pods), in the order first seen.
+    reports: Vec<((&'a str, &'a Workload), ReportAcc)>,
+    /// Where each workload's report is in `reports`.
+    report_index: HashMap<(&'a str, &'a Workload), usize>,
+    /// The report of the pod being decided (pods of one workload mostly come in a row).
+    current: usize,
     out: ScanOutcome,
     newly_quarantined: u32,
     covered: Vec<Verdict>,
@@ -218,7 +245,9 @@ pub fn decide(input: &DecideInput<'_>) -> ScanOutcome {
     }
     let mut scan = Scan {
         input,
-        reports: BTreeMap::new(),
+        reports: vec![],
+        report_index: HashMap::new(),
+        current: 0,
         out: ScanOutcome {
             reports: vec![],
             summary: PolicySummary { pods: input.pods.len() as i32, ..Default::default() },
@@ -263,6 +292,13 @@ pub fn decide(input: &DecideInput<'_>) -> ScanOutcome {
     scan.finish(quarantined_after)
 }
 
+/// An instant as the API server keeps it in a report: metav1.Time has whole seconds. A status
+/// built with finer instants (a TUF expiry, `now`) would never equal the stored one, and every
+/// scan would rewrite every report.
+fn api_time(t: Timestamp) -> Time {
+    Time(Timestamp::from_second(t.as_second()).unwrap_or(t))
+}
+
 fn enforcing(spec: &ImageTrustPolicySpec) -> bool {
     spec.action == PolicyAction::Quarantine && !spec.dry_run
 }
@@ -283,17 +319,22 @@ struct PodFailure {
     new: bool,
 }
 
-impl Scan<'_> {
+impl<'a> Scan<'a> {
     /// Judges the containers of one pod into counts, report entries and transition events;
     /// returns the pod's failure, if it fails.
-    fn judge_pod(&mut self, pod: &PodView, judged: &[(usize, Judged)]) -> Option<PodFailure> {
+    fn judge_pod(&mut self, pod: &'a PodView, judged: &[(usize, Judged<'_>)]) -> Option<PodFailure> {
         let input = self.input;
         let spec = input.spec;
         let mut failure: Option<PodFailure> = None;
-        let report = self
-            .reports
-            .entry((pod.namespace.clone(), pod.workload.clone()))
-            .or_insert_with(|| (vec![], ReportSummary::default(), QuarantineStatus::default()));
+        let key = (pod.namespace.as_str(), &pod.workload);
+        if self.reports.get(self.current).is_none_or(|(k, _)| *k != key) {
+            let reports = &mut self.reports;
+            self.current = *self.report_index.entry(key).or_insert_with(|| {
+                reports.push((key, (vec![], ReportSummary::default(), QuarantineStatus::default())));
+                reports.len() - 1
+            });
+        }
+        let report = &mut self.reports[self.current].1;
         report.1.pods += 1;
         for (ci, j) in judged {
             let c = &pod.containers[*ci];
@@ -319,9 +360,15 @@ impl Scan<'_> {
                 match m {
                     MigrationState::NotaryV1Only => {
                         s.notary_v1_only += 1;
-                        let dct = j.answers.iter().find(|(_, a)| a.format == SignatureFormat::NotaryV1).map(|(n, _)| n);
-                        if let Some(root) = dct.or(j.key.as_ref().map(|k| &k.trust_root)) {
-                            *self.out.notary_only_by_root.entry(root.clone()).or_default() += 1;
+                        let dct =
+                            j.answers.iter().find(|(_, a)| a.format == SignatureFormat::NotaryV1).map(|(n, _)| *n);
+                        if let Some(root) = dct.or(j.key.map(|k| k.trust_root.as_str())) {
+                            match self.out.notary_only_by_root.get_mut(root) {
+                                Some(n) => *n += 1,
+                                None => {
+                                    self.out.notary_only_by_root.insert(root.to_string(), 1);
+                                }
+                            }
                         }
                     }
                     MigrationState::SuccessorVerified => s.successor_verified += 1,
@@ -340,18 +387,30 @@ impl Scan<'_> {
             let key = (pod.namespace.clone(), pod.name.clone(), c.name.clone());
             let prev = input.previous.get(&key).copied();
             self.out.verdicts.insert(key, j.verdict);
-            let entry_key = EntryKey {
-                namespace: pod.namespace.clone(),
-                workload_kind: pod.workload.kind.clone(),
-                workload: pod.workload.name.clone(),
-                container: c.name.clone(),
-                image: c.image.clone(),
-                running_digest: c.running_digest().map(str::to_string),
+            // What the stored reports remember of this entry: needed only when it fails
+            // (since when) or is not trusted (when it last was).
+            let history = if failing || !j.verdict.is_trusted() {
+                input.history.get(&EntryKey {
+                    namespace: pod.namespace.clone(),
+                    workload_kind: pod.workload.kind.clone(),
+                    workload: pod.workload.name.clone(),
+                    container: c.name.clone(),
+                    image: c.image.clone(),
+                    running_digest: c.running_digest().map(str::to_string),
+                })
+            } else {
+                None
             };
-            let history = input.history.get(&entry_key);
             let since = failing.then(|| history.and_then(|h| h.failing_since).unwrap_or(input.now));
-            let last_trusted =
-                if j.verdict.is_trusted() { Some(input.now) } else { history.and_then(|h| h.last_trusted) };
+            // A trusted entry's lastTrusted is this scan; a report is not rewritten for that
+            // alone (report_needs_write), so the stored one may be older: an entry trusted at
+            // the previous scan of this process was last trusted then.
+            let last_trusted = if j.verdict.is_trusted() {
+                Some(input.now)
+            } else {
+                let at_previous_scan = input.previous_scan.filter(|_| prev.is_some_and(|p| p.is_trusted()));
+                at_previous_scan.max(history.and_then(|h| h.last_trusted))
+            };
             if let Some(since) = since {
                 s.failing += 1;
                 report.1.failing += 1;
@@ -372,7 +431,12 @@ impl Scan<'_> {
                 self.pod_events.push(ev);
             }
             self.out.next_change = next_change(self.out.next_change, j, input);
-            let r = j.resolution.as_ref();
+            // Pods that run the same container, image and digest with the same answer share
+            // one entry: most pods only add to an entry, which is then all there is to do.
+            if add_to_existing_entry(&mut report.0, pod, c, j.verdict, &j.reason) {
+                continue;
+            }
+            let r = j.resolution.as_deref();
             add_to_entries(
                 &mut report.0,
                 pod,
@@ -384,16 +448,16 @@ impl Scan<'_> {
                     sample_pods: vec![],
                     signed_digest: r.and_then(|r| r.digest.clone()),
                     verdict: j.verdict,
-                    reason: j.reason.clone(),
+                    reason: j.reason.to_string(),
                     message: bounded_message(&j.message),
                     signers: r.map(|r| r.signers.iter().take(16).cloned().collect()).unwrap_or_default(),
-                    trust_root: j.key.as_ref().map(|k| k.trust_root.clone()),
+                    trust_root: j.key.map(|k| k.trust_root.clone()),
                     format: r.map(|r| r.format),
                     trust_roots: j
                         .answers
                         .iter()
                         .map(|(name, a)| TrustRootResult {
-                            name: name.clone(),
+                            name: name.to_string(),
                             format: a.format,
                             verdict: a.verdict,
                             reason: a.reason.clone(),
@@ -401,15 +465,15 @@ impl Scan<'_> {
                         .collect(),
                     migration: j.migration,
                     certificate: r.and_then(|r| r.certificate.clone()),
-                    signing_time: r.and_then(|r| r.signing_time).map(Time),
+                    signing_time: r.and_then(|r| r.signing_time).map(api_time),
                     timestamped: r.and_then(|r| r.timestamped),
                     tag_digest: r.and_then(|r| r.tag_digest.clone()),
                     gun: r.map(|r| r.gun.clone()),
-                    expires: r.and_then(|r| r.expires).map(Time),
+                    expires: r.and_then(|r| r.expires).map(api_time),
                     expires_what: r.and_then(|r| r.expires_role.clone()),
-                    failing_since: since.map(Time),
-                    last_trusted: last_trusted.map(Time),
-                    last_verified: Some(Time(input.now)),
+                    failing_since: since.map(api_time),
+                    last_trusted: last_trusted.map(api_time),
+                    last_verified: Some(api_time(input.now)),
                 },
             );
         }
@@ -418,12 +482,18 @@ impl Scan<'_> {
 
     /// Quarantine decisions for one pod within the guardrails; returns whether the pod stays
     /// (or becomes) quarantined after this scan.
-    fn quarantine_pod(&mut self, pod: &PodView, judged: &[(usize, Judged)], failure: Option<PodFailure>) -> bool {
+    fn quarantine_pod(
+        &mut self,
+        pod: &'a PodView,
+        judged: &[(usize, Judged<'_>)],
+        failure: Option<PodFailure>,
+    ) -> bool {
         let input = self.input;
         let spec = input.spec;
         let name = || (pod.namespace.clone(), pod.name.clone());
         let ours = pod.quarantine_reason.as_deref().is_none_or(|r| r.starts_with(&format!("{}: ", input.policy)));
-        let report = &mut self.reports.get_mut(&(pod.namespace.clone(), pod.workload.clone())).expect("judged").2;
+        debug_assert!(self.reports[self.current].0 == (pod.namespace.as_str(), &pod.workload), "judged first");
+        let report = &mut self.reports[self.current].1.2;
         let Some(f) = failure.filter(|_| spec.action == PolicyAction::Quarantine) else {
             // Not failing (or an audit policy): release what we quarantined.
             if pod.is_quarantined() && ours && !judged.is_empty() {
@@ -513,9 +583,10 @@ impl Scan<'_> {
     }
 
     /// Records why a quarantined pod is not isolated (and an event when it is new).
-    fn note_gaps(&mut self, pod: &PodView, newly: bool) {
+    fn note_gaps(&mut self, pod: &'a PodView, newly: bool) {
         let gaps = isolation_gaps(pod, self.input.network_policies);
-        let report = &mut self.reports.get_mut(&(pod.namespace.clone(), pod.workload.clone())).expect("judged").2;
+        debug_assert!(self.reports[self.current].0 == (pod.namespace.as_str(), &pod.workload), "judged first");
+        let report = &mut self.reports[self.current].1.2;
         for gap in gaps {
             let text = gap.describe(&pod.name);
             if report.ineffective.len() < 8 {
@@ -534,10 +605,12 @@ impl Scan<'_> {
     }
 
     fn finish(self, quarantined_after: BTreeMap<String, u64>) -> ScanOutcome {
-        let Scan { input, reports, mut out, covered, mut pod_events, .. } = self;
+        let Scan { input, mut reports, mut out, covered, mut pod_events, .. } = self;
+        reports.sort_by(|a, b| a.0.cmp(&b.0));
         out.reports = reports
             .into_iter()
             .map(|((namespace, workload), (mut containers, summary, quarantine))| {
+                let (namespace, workload) = (namespace.to_string(), workload.clone());
                 let verdict = Verdict::worst(containers.iter().map(|c| c.verdict));
                 let states: Vec<MigrationState> = containers.iter().filter_map(|c| c.migration).collect();
                 let migration = [MigrationState::NotaryV1Only, MigrationState::SuccessorFailing]
@@ -554,7 +627,7 @@ impl Scan<'_> {
                         policy: Some(input.policy.to_string()),
                         verdict,
                         summary: Some(summary),
-                        last_verified: Some(Time(input.now)),
+                        last_verified: Some(api_time(input.now)),
                         containers,
                         migration,
                         omitted,
@@ -596,11 +669,11 @@ fn transition_event(
     failing: bool,
     spec: &ImageTrustPolicySpec,
 ) -> Option<EventSpec> {
-    let target = pod_target(pod);
     let was_failing = prev.map(|p| is_failing(spec, p));
     if prev == Some(j.verdict) {
         return None;
     }
+    let target = pod_target(pod);
     if failing && was_failing != Some(true) {
         return Some(EventSpec {
             target,

@@ -2,9 +2,101 @@
 //! converted to a small domain view with their top owner (the workload a report is about).
 
 use crate::crd::WorkloadRef;
-use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod, PodSpec, PodStatus};
+use k8s_openapi::api::core::v1::LocalObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+
+/// A pod as the operator's cache holds it: the fields a scan reads, deserialized straight
+/// from the API server's JSON (serde skips every other field). `k8s_openapi`'s `Pod` takes
+/// about 6 KiB a pod even stripped (its container type alone is 2.3 KiB inline); this, well
+/// under 1 KiB with its strings (BENCHMARKS.md, memory).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct CachedPod {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<CachedPodSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<CachedPodStatus>,
+}
+
+impl k8s_openapi::Resource for CachedPod {
+    const API_VERSION: &'static str = "v1";
+    const GROUP: &'static str = "";
+    const KIND: &'static str = "Pod";
+    const VERSION: &'static str = "v1";
+    const URL_PATH_SEGMENT: &'static str = "pods";
+    type Scope = k8s_openapi::NamespaceResourceScope;
+}
+
+impl k8s_openapi::ListableResource for CachedPod {
+    const LIST_KIND: &'static str = "PodList";
+}
+
+impl k8s_openapi::Metadata for CachedPod {
+    type Ty = ObjectMeta;
+
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// `spec` of a [`CachedPod`]: containers (names and images), `hostNetwork` and what the
+/// registry credentials of the pod come from.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CachedPodSpec {
+    #[serde(default)]
+    pub containers: Vec<CachedContainer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_containers: Option<Vec<CachedContainer>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_containers: Option<Vec<CachedContainer>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_network: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct CachedContainer {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+/// `status` of a [`CachedPod`]: the phase and what each container runs.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CachedPodStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_statuses: Option<Vec<CachedContainerStatus>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_container_statuses: Option<Vec<CachedContainerStatus>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_container_statuses: Option<Vec<CachedContainerStatus>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CachedContainerStatus {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub image: String,
+    #[serde(rename = "imageID", default)]
+    pub image_id: String,
+}
 
 /// What a container runs, as its status reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -144,7 +236,7 @@ fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
 }
 
 /// The top owner: Deployment, StatefulSet, DaemonSet, Job, CronJob, or the bare Pod.
-pub fn top_owner(pod: &Pod, index: &OwnerIndex) -> Workload {
+pub fn top_owner(pod: &CachedPod, index: &OwnerIndex) -> Workload {
     let meta = &pod.metadata;
     let ns = meta.namespace.clone().unwrap_or_default();
     let bare = Workload {
@@ -188,15 +280,16 @@ fn workload_of(o: &OwnerReference) -> Workload {
 }
 
 /// Whether a pod has finished (Succeeded or Failed): it runs nothing and is not scanned.
-pub fn is_finished(pod: &Pod) -> bool {
+pub fn is_finished(pod: &CachedPod) -> bool {
     matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
 }
 
 /// Converts a pod into the view verification uses.
-pub fn pod_view(pod: &Pod, index: &OwnerIndex) -> PodView {
+pub fn pod_view(pod: &CachedPod, index: &OwnerIndex) -> PodView {
     let meta = &pod.metadata;
-    let spec = pod.spec.clone().unwrap_or_default();
-    let status = pod.status.clone().unwrap_or_default();
+    let (no_spec, no_status) = (CachedPodSpec::default(), CachedPodStatus::default());
+    let spec = pod.spec.as_ref().unwrap_or(&no_spec);
+    let status = pod.status.as_ref().unwrap_or(&no_status);
     let mut digests: HashMap<&str, RunningImage> = HashMap::new();
     for s in status
         .init_container_statuses
@@ -255,50 +348,12 @@ pub fn pod_view(pod: &Pod, index: &OwnerIndex) -> PodView {
 }
 
 /// Strips a pod to what verification needs before it enters the reflector cache: names,
-/// labels, owners, the quarantine annotation, images and image IDs. Managed fields, the rest
-/// of the spec and the status go.
-pub fn strip_pod(pod: &mut Pod) {
+/// labels, owners, the trustwatch annotations, images and image IDs ([`CachedPod`] holds no
+/// more). Managed fields and other annotations go.
+pub fn strip_pod(pod: &mut CachedPod) {
     let meta = &mut pod.metadata;
     meta.managed_fields = None;
     if let Some(a) = &mut meta.annotations {
         a.retain(|k, _| k.starts_with("trustwatch.dev/"));
-    }
-    if let Some(spec) = &mut pod.spec {
-        let keep = |c: &Container| Container { name: c.name.clone(), image: c.image.clone(), ..Default::default() };
-        *spec = PodSpec {
-            containers: spec.containers.iter().map(keep).collect(),
-            init_containers: spec.init_containers.as_ref().map(|cs| cs.iter().map(keep).collect()),
-            ephemeral_containers: spec.ephemeral_containers.as_ref().map(|cs| {
-                cs.iter()
-                    .map(|c| k8s_openapi::api::core::v1::EphemeralContainer {
-                        name: c.name.clone(),
-                        image: c.image.clone(),
-                        ..Default::default()
-                    })
-                    .collect()
-            }),
-            host_network: spec.host_network,
-            image_pull_secrets: spec.image_pull_secrets.clone(),
-            service_account_name: spec.service_account_name.clone(),
-            ..Default::default()
-        };
-    }
-    if let Some(status) = &mut pod.status {
-        let keep = |s: &ContainerStatus| ContainerStatus {
-            name: s.name.clone(),
-            image: s.image.clone(),
-            image_id: s.image_id.clone(),
-            ..Default::default()
-        };
-        *status = PodStatus {
-            phase: status.phase.clone(),
-            container_statuses: status.container_statuses.as_ref().map(|v| v.iter().map(keep).collect()),
-            init_container_statuses: status.init_container_statuses.as_ref().map(|v| v.iter().map(keep).collect()),
-            ephemeral_container_statuses: status
-                .ephemeral_container_statuses
-                .as_ref()
-                .map(|v| v.iter().map(keep).collect()),
-            ..Default::default()
-        };
     }
 }

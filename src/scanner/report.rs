@@ -82,6 +82,35 @@ pub(super) fn add_to_entries(entries: &mut Vec<ContainerVerification>, pod: &Pod
     }
 }
 
+/// Counts one more pod in the entry for this container, image, running digest and answer,
+/// when there is one already; false when there is none (the caller adds it).
+pub(super) fn add_to_existing_entry(
+    entries: &mut [ContainerVerification],
+    pod: &PodView,
+    c: &super::pods::ContainerView,
+    verdict: Verdict,
+    reason: &str,
+) -> bool {
+    let running = c.running_digest();
+    let same = |e: &&mut ContainerVerification| {
+        e.container == c.name
+            && e.image == c.image
+            && e.running_digest.as_deref() == running
+            && e.verdict == verdict
+            && e.reason == reason
+    };
+    match entries.iter_mut().find(same) {
+        Some(e) => {
+            e.pods += 1;
+            if e.sample_pods.len() < MAX_SAMPLE_PODS {
+                e.sample_pods.push(pod.name.clone());
+            }
+            true
+        }
+        None => false,
+    }
+}
+
 /// Orders entries worst first and keeps at most [`MAX_REPORT_ENTRIES`]; returns how many
 /// were left out.
 pub(super) fn bound_entries(entries: &mut Vec<ContainerVerification>) -> Option<i32> {
@@ -171,11 +200,16 @@ pub fn report_needs_write(
     max_age: SignedDuration,
 ) -> bool {
     let Some(stored) = stored else { return true };
+    // The instants a scan stamps on what it verified: lastVerified, and lastTrusted of a
+    // trusted entry (the same instant). Written with other changes, or at `max_age`.
     let strip = |s: &ImageTrustReportStatus| {
         let mut s = s.clone();
         s.last_verified = None;
         for c in &mut s.containers {
             c.last_verified = None;
+            if c.verdict.is_trusted() {
+                c.last_trusted = None;
+            }
         }
         s
     };

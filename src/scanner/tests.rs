@@ -85,7 +85,9 @@ struct Scan {
     pods: Vec<PodView>,
     verdicts: Vec<Verdict>,
     previous: HashMap<(String, String, String), Verdict>,
+    previous_scan: Option<Timestamp>,
     history: HashMap<EntryKey, EntryHistory>,
+    at: Timestamp,
     network_policies: Vec<NetworkPolicyView>,
     cluster_quarantined: u32,
 }
@@ -97,7 +99,9 @@ impl Scan {
             pods,
             verdicts,
             previous: HashMap::new(),
+            previous_scan: None,
             history: HashMap::new(),
+            at: now(),
             network_policies: vec![],
             cluster_quarantined: 0,
         }
@@ -126,12 +130,13 @@ impl Scan {
             results: &results,
             warnings: &warnings,
             previous: &self.previous,
+            previous_scan: self.previous_scan,
             history: &self.history,
             network_policies: &self.network_policies,
             cluster_quarantined: self.cluster_quarantined,
             max_quarantined: 10,
             operator_namespace: OP_NS,
-            now: now(),
+            now: self.at,
         })
     }
 }
@@ -389,9 +394,83 @@ fn reports_are_rewritten_only_when_content_changes_or_they_grow_old() {
 }
 
 #[test]
+fn a_steady_workload_is_not_rewritten_by_later_scans_and_keeps_when_it_was_last_trusted() {
+    let pods = vec![mk_pod("app", "a", &img("app"), Some(RUNNING))];
+    let scan = |verdict: Verdict, at: Timestamp| {
+        let mut s = Scan::new(mk_policy(json!({})), pods.clone(), vec![verdict]);
+        s.at = at;
+        s
+    };
+    let hour = SignedDuration::from_hours(1);
+    let first = scan(Verdict::Verified, now()).run();
+    let stored = first.reports[0].status.clone();
+    let ns = first.reports[0].namespace.clone();
+    let history = entry_history([(ns.as_str(), &stored)]);
+
+    // Five minutes later, still verified: lastVerified and lastTrusted moved, nothing to write.
+    let five = now() + SignedDuration::from_mins(5);
+    let mut s = scan(Verdict::Verified, five);
+    (s.previous, s.previous_scan, s.history) = (first.verdicts.clone(), Some(now()), history.clone());
+    let second = s.run();
+    assert_eq!(second.reports[0].status.containers[0].last_trusted, Some(Time(five)));
+    assert!(!report_needs_write(Some(&stored), &second.reports[0].status, five, hour));
+
+    // Five minutes more, it fails: written, last trusted at the previous scan (the stored
+    // report, not rewritten since, says the first).
+    let ten = now() + SignedDuration::from_mins(10);
+    let mut s = scan(Verdict::Unsigned, ten);
+    (s.previous, s.previous_scan, s.history) = (second.verdicts.clone(), Some(five), history.clone());
+    let third = s.run();
+    assert_eq!(third.reports[0].status.containers[0].last_trusted, Some(Time(five)));
+    assert!(report_needs_write(Some(&stored), &third.reports[0].status, ten, hour));
+    // After a restart nothing in memory: the stored report's instant stands.
+    let mut s = scan(Verdict::Unsigned, ten);
+    s.history = history;
+    assert_eq!(s.run().reports[0].status.containers[0].last_trusted, Some(Time(now())));
+}
+
+#[test]
+fn a_report_as_the_api_server_keeps_it_equals_the_next_scans_for_the_same_answers() {
+    // Instants finer than a second (a TUF expiry, the scan's own `now`): metav1.Time keeps
+    // whole seconds, so the stored report must still compare equal.
+    let pods = vec![mk_pod("app", "a", &img("app"), Some(RUNNING))];
+    let spec = mk_policy(json!({}));
+    let p = plan(&spec, &pods, &Default::default());
+    let mut r = res(Verdict::Verified);
+    r.expires = Some("2026-12-01T00:00:00.987654321Z".parse().unwrap());
+    r.signing_time = Some("2026-11-01T00:00:00.5Z".parse().unwrap());
+    let results: HashMap<_, _> = p.keys().into_iter().map(|k| (k, r.clone())).collect();
+    let at = |t: &str| {
+        decide(&DecideInput {
+            policy: "prod",
+            spec: &spec,
+            pods: &pods,
+            plan: &p,
+            results: &results,
+            warnings: &HashMap::new(),
+            previous: &HashMap::new(),
+            previous_scan: None,
+            history: &HashMap::new(),
+            network_policies: &[],
+            cluster_quarantined: 0,
+            max_quarantined: 10,
+            operator_namespace: OP_NS,
+            now: t.parse().unwrap(),
+        })
+    };
+    let first = at("2026-11-22T12:00:00.123456Z").reports[0].status.clone();
+    let stored: crate::crd::ImageTrustReportStatus =
+        serde_json::from_value(serde_json::to_value(&first).unwrap()).unwrap();
+    let second = at("2026-11-22T12:05:00.654321Z").reports[0].status.clone();
+    let later = "2026-11-22T12:05:01Z".parse().unwrap();
+    assert!(!report_needs_write(Some(&stored), &second, later, SignedDuration::from_hours(1)));
+}
+
+#[test]
 fn pods_are_stripped_and_mapped_to_their_top_owner() {
     let d = digest("x");
-    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+    // The JSON the API server sends, deserialized as the cache does: only what a scan reads.
+    let pod: super::pods::CachedPod = serde_json::from_value(json!({
         "metadata": {"name": "web-7d9f-abcde", "namespace": "app", "uid": "u1",
             "labels": {"pod-template-hash": "7d9f"},
             "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}", "trustwatch.dev/quarantine-reason": "prod: X"},
@@ -410,7 +489,8 @@ fn pods_are_stripped_and_mapped_to_their_top_owner() {
     assert!(stripped.metadata.managed_fields.is_none());
     let annotations = stripped.metadata.annotations.clone().unwrap();
     assert_eq!(annotations.len(), 1, "only trustwatch annotations are kept");
-    assert!(stripped.spec.as_ref().unwrap().containers[0].env.is_none());
+    let cached = serde_json::to_string(&stripped).unwrap();
+    assert!(!cached.contains("SECRET") && !cached.contains("restartCount"), "{cached}");
 
     // Without the ReplicaSet object: kubectl's name heuristic.
     let view = pod_view(&stripped, &OwnerIndex::default());
@@ -578,6 +658,7 @@ fn several_trust_roots_are_each_reported_and_combined_by_require() {
             results: &results,
             warnings: &HashMap::new(),
             previous: &HashMap::new(),
+            previous_scan: None,
             history: &HashMap::new(),
             network_policies: &[],
             cluster_quarantined: 0,

@@ -373,11 +373,35 @@ pub fn load_keys(
             // A key ID with no key cannot sign; it only lowers what is achievable.
             continue;
         };
-        let key = PublicKey::from_doc(id, doc)
+        let key = parsed_key(id, doc)
             .map_err(|detail| TufError::InvalidKey { keyid: id.clone(), detail: format!("{role}: {detail}") })?;
         out.insert(id.clone(), key);
     }
     Ok(out)
+}
+
+/// Keys parsed before, by the exact listed ID, key type and public value they were parsed
+/// from: [`PublicKey::from_doc`] is a function of those alone (certificate parsing, the
+/// computed key ID checked against the listed one), and every update of every repository
+/// parses the same root keys again. At most this many; cleared when full.
+const MAX_PARSED_KEYS: usize = 4096;
+
+type ParsedKeys = std::collections::HashMap<(String, String, String), PublicKey>;
+
+static PARSED_KEYS: std::sync::LazyLock<std::sync::Mutex<ParsedKeys>> = std::sync::LazyLock::new(Default::default);
+
+fn parsed_key(id: &str, doc: &KeyDoc) -> Result<PublicKey, String> {
+    let memo_key = (id.to_string(), doc.keytype.clone(), doc.keyval.public.clone());
+    if let Some(k) = PARSED_KEYS.lock().expect("key memo poisoned").get(&memo_key) {
+        return Ok(k.clone());
+    }
+    let key = PublicKey::from_doc(id, doc)?;
+    let mut memo = PARSED_KEYS.lock().expect("key memo poisoned");
+    if memo.len() >= MAX_PARSED_KEYS {
+        memo.clear();
+    }
+    memo.insert(memo_key, key.clone());
+    Ok(key)
 }
 
 /// Checks the raw bytes against the length and hashes a parent lists for them.

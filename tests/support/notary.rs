@@ -307,6 +307,12 @@ impl NotaryServer {
         unreachable!()
     }
 
+    /// The notary-server process and, when it runs one, its notary-signer (benchmarks read
+    /// their CPU time).
+    pub fn pids(&self) -> Vec<u32> {
+        std::iter::once(self.server.id()).chain(self.signer.as_ref().map(Child::id)).collect()
+    }
+
     pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
     }

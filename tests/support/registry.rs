@@ -96,6 +96,11 @@ impl Registry {
     }
 
     /// `127.0.0.1:<port>`: the registry host as it appears in image references and GUNs.
+    /// The registry process (benchmarks read its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
