@@ -41,7 +41,7 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 
 unit:
-	$(CARGO) test --all-targets
+	$(CARGO) test --all-targets --no-fail-fast
 
 ## cluster: only the suites on the embedded control plane (tests/cluster, tests/cluster_faults).
 cluster:
