@@ -130,7 +130,11 @@ impl World {
     pub fn policy(&self, name: &str, extra: Value) -> Value {
         static NAMES: std::sync::Mutex<BTreeMap<String, String>> = std::sync::Mutex::new(BTreeMap::new());
         let owner = NAMES.lock().unwrap().entry(name.to_string()).or_insert_with(|| self.name.clone()).clone();
-        assert_eq!(owner, self.name, "policy name {name:?} is used by two tests ({owner} and {}): pick another", self.name);
+        assert_eq!(
+            owner, self.name,
+            "policy name {name:?} is used by two tests ({owner} and {}): pick another",
+            self.name
+        );
         let mut spec = json!({
             "namespaceSelector": {"matchLabels": {INSTANCE_LABEL: self.name}},
             "images": [{"pattern": format!("{}/**", self.registry.host()), "trustRoot": self.name}],
