@@ -161,6 +161,17 @@ async fn a_huge_workload_makes_a_small_report_and_one_rejected_report_spares_the
         "metadata": {"name": "tw-size-deny-one-report"},
         "spec": {"policyName": "tw-size-deny-one-report", "validationActions": ["Deny"],
             "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}}}));
+    // The API server loads admission policies in the background: wait until it refuses the
+    // report (a server-side dry run goes through admission), or the operator may write it first.
+    eventually("the admission policy is enforced", REACT, || async {
+        let report = json!({"apiVersion": "trustwatch.dev/v1alpha1", "kind": "ImageTrustReport",
+            "metadata": {"name": "deployment-rejected-size", "namespace": ns}, "spec": {}});
+        match w.cp.kubectl_stdin(&["create", "--dry-run=server", "-f", "-"], &report.to_string()) {
+            Err(e) if e.contains("report refused by the test") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
     w.start_kubelet();
     let image = format!("{}:v1", w.repo("shop/web"));
     w.apply(&deployment(ns, "huge", &image, 300));
