@@ -19,11 +19,9 @@ use world::*;
 
 /// One fault at a time: a test that restarts the API server fails the reads of any test that
 /// runs beside it (a CI run counted 0 quarantined pods while the server was down).
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn exclusive() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+/// (tokio's Mutex: it is held across awaits, by tests on runtimes of their own, and a test that
+/// panics releases it.)
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Workloads enough that a scan takes a while: `n` Deployments over three images, some
 /// drifted.
@@ -61,7 +59,7 @@ async fn all_converged(w: &World, ns: &str, n: usize) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_api_server_restart_and_an_operator_killed_mid_scan_lose_nothing() {
-    let _exclusive = exclusive();
+    let _exclusive = ONE_AT_A_TIME.lock().await;
     let ns = "tw-faults";
     let mut w = World::new(ns).await;
     let n = 60;
@@ -116,7 +114,7 @@ async fn an_api_server_restart_and_an_operator_killed_mid_scan_lose_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_quarantine_cap_is_a_total_for_the_cluster_not_only_per_scan() {
-    let _exclusive = exclusive();
+    let _exclusive = ONE_AT_A_TIME.lock().await;
     let mut w = World::new("tw-cap-a").await;
     w.add_namespace("tw-cap-b").await;
     w.push_signed("shop/web", "v1", "web v1");
