@@ -71,14 +71,15 @@ struct Reuse {
 /// and annotations, the trust roots loaded, and the (UID, resourceVersion) of every cached
 /// pod, namespace, owner, NetworkPolicy and report. The same number means the same inputs
 /// (any change to an object changes its resourceVersion); per-object hashes are summed, so
-/// the caches' order does not count, under a key chosen at random per process.
+/// the caches' order does not count, under a key chosen at random per process. (A UID names
+/// one object for its whole life, so namespace and name add nothing. foldhash's quality
+/// hasher rather than SipHash: this runs over every cached object on every scan, where SipHash
+/// took 8% of the operator's CPU at 10,000 pods, BENCHMARKS.md.)
 fn inputs_fingerprint(ctx: &Context, policy: &ImageTrustPolicy, roots: &HashMap<String, Arc<TrustRootRuntime>>) -> u64 {
     use std::hash::BuildHasher;
-    static KEY: std::sync::LazyLock<std::collections::hash_map::RandomState> =
-        std::sync::LazyLock::new(Default::default);
-    let one = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-        KEY.hash_one((&m.namespace, &m.name, &m.uid, &m.resource_version))
-    };
+    static KEY: std::sync::LazyLock<foldhash::quality::RandomState> = std::sync::LazyLock::new(Default::default);
+    let one =
+        |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| KEY.hash_one((&m.uid, &m.resource_version));
     let sum = |it: &mut dyn Iterator<Item = u64>| it.fold(0u64, u64::wrapping_add);
     let pods = sum(&mut ctx.pods.state().iter().map(|p| one(&p.metadata)));
     let namespaces = sum(&mut ctx.namespaces.state().iter().map(|n| one(&n.metadata)));
