@@ -3,12 +3,6 @@
 use clap::Parser;
 use trustwatch::cli::{Cli, Command, UsageError};
 
-/// mimalloc rather than glibc's allocator: malloc and free were a third of the operator's CPU
-/// at 10,000 pods. Measured side by side there, a scan cycle costs about a quarter less CPU
-/// with mimalloc, for about 3% more resident memory (BENCHMARKS.md, scale).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
     // ring for every TLS connection, the Kubernetes client's included (BENCHMARKS.md).
     trustwatch::fetch::install_default_provider();
