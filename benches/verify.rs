@@ -47,6 +47,12 @@ fn image(i: usize) -> String {
     format!("{}:v0@sha256:{}", gun(i), sha_hex(&format!("{i}/0")))
 }
 
+/// The same command line with another trustwatch binary (the baseline contender).
+fn with_binary(binary: &Path, mut command: Vec<String>) -> Vec<String> {
+    command[0] = binary.to_string_lossy().into_owned();
+    command
+}
+
 /// One process run: wall and CPU seconds.
 #[derive(Debug, Clone, Copy, Default)]
 struct Cost {
@@ -466,13 +472,17 @@ async fn bench() {
         total
     };
     for k in [1, 20, REGISTRY_IMAGES] {
-        let contenders: Vec<(String, Runner<'_>)> = vec![
-            (
-                format!("trustwatch verify --key, {k} image(s) in one process"),
-                Box::new(move |_| timed(&tw_cosign(k), &[])),
-            ),
-            (format!("cosign verify, {k} image(s) one after another"), Box::new(move |_| cosign_cli(k))),
-        ];
+        let mut contenders: Vec<(String, Runner<'_>)> = vec![(
+            format!("trustwatch verify --key, {k} image(s) in one process"),
+            Box::new(move |_| timed(&tw_cosign(k), &[])),
+        )];
+        if let Some(b) = &baseline {
+            contenders.push((
+                format!("baseline trustwatch verify --key ({})", b.display()),
+                Box::new(move |_| timed(&with_binary(b, tw_cosign(k)), &[])),
+            ));
+        }
+        contenders.push((format!("cosign verify, {k} image(s) one after another"), Box::new(move |_| cosign_cli(k))));
         let goal = if k == 1 { "single ≥ 2x faster than cosign verify" } else { "batch ≥ 10x faster" };
         print_comparison(&format!("cosign, cold, {k} image(s)"), goal, &compare(&contenders, &[registry.pid()]));
     }
@@ -504,13 +514,18 @@ async fn bench() {
         total
     };
     for k in [1, 20, REGISTRY_IMAGES] {
-        let contenders: Vec<(String, Runner<'_>)> = vec![
-            (
-                format!("trustwatch verify --notation-config, {k} image(s) in one process"),
-                Box::new(move |_| timed(&tw_notation(k), &[])),
-            ),
-            (format!("notation verify, {k} image(s) one after another"), Box::new(move |_| notation_cli(k))),
-        ];
+        let mut contenders: Vec<(String, Runner<'_>)> = vec![(
+            format!("trustwatch verify --notation-config, {k} image(s) in one process"),
+            Box::new(move |_| timed(&tw_notation(k), &[])),
+        )];
+        if let Some(b) = &baseline {
+            contenders.push((
+                format!("baseline trustwatch verify --notation-config ({})", b.display()),
+                Box::new(move |_| timed(&with_binary(b, tw_notation(k)), &[])),
+            ));
+        }
+        contenders
+            .push((format!("notation verify, {k} image(s) one after another"), Box::new(move |_| notation_cli(k))));
         let goal = if k == 1 { "single ≥ 2x faster than notation verify" } else { "batch ≥ 10x faster" };
         print_comparison(&format!("Notation, cold, {k} image(s)"), goal, &compare(&contenders, &[registry.pid()]));
     }
