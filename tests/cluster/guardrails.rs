@@ -50,9 +50,15 @@ async fn a_quarantine_that_cannot_isolate_says_so_and_dry_runs_and_grace_periods
     })
     .await;
     assert!(report.ineffective[0].contains("allow-web"), "{report:?}");
-    let host_report = w.report_verdict(ns, "pod-host-guard", "DigestDrift").await;
-    let q = host_report.status.unwrap().quarantine.unwrap();
-    assert!(q.ineffective.iter().any(|g| g.contains("host network")), "{q:?}");
+    // The verdict may be reported a scan before the quarantine (a scan quarantines a bounded
+    // number of pods): wait for the quarantine and its gap.
+    w.report_verdict(ns, "pod-host-guard", "DigestDrift").await;
+    eventually("the host-network pod's isolation gap is reported", REACT, || async {
+        let r = w.reports(ns).await.remove("pod-host-guard").ok_or("no report")?;
+        let q = r.status.and_then(|s| s.quarantine).ok_or("no quarantine status yet")?;
+        if q.ineffective.iter().any(|g| g.contains("host network")) { Ok(()) } else { Err(format!("{q:?}")) }
+    })
+    .await;
     let status = w.policy_status("guard").await.unwrap();
     assert_eq!(condition(&status, "QuarantineIneffective").map(|c| c.0), Some("True".into()), "{status}");
     let pod = w.pods(ns, "app=web").await.remove(0).metadata.name.unwrap();
