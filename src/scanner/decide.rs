@@ -389,18 +389,8 @@ impl<'a> Scan<'a> {
             self.out.verdicts.insert(key, j.verdict);
             // What the stored reports remember of this entry: needed only when it fails
             // (since when) or is not trusted (when it last was).
-            let history = if failing || !j.verdict.is_trusted() {
-                input.history.get(&EntryKey {
-                    namespace: pod.namespace.clone(),
-                    workload_kind: pod.workload.kind.clone(),
-                    workload: pod.workload.name.clone(),
-                    container: c.name.clone(),
-                    image: c.image.clone(),
-                    running_digest: c.running_digest().map(str::to_string),
-                })
-            } else {
-                None
-            };
+            let history =
+                if failing || !j.verdict.is_trusted() { input.history.get(&EntryKey::running(pod, c)) } else { None };
             let since = failing.then(|| history.and_then(|h| h.failing_since).unwrap_or(input.now));
             // A trusted entry's lastTrusted is this scan; a report is not rewritten for that
             // alone (report_needs_write), so the stored one may be older: an entry trusted at

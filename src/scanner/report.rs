@@ -1,7 +1,7 @@
 //! Reports: one per workload and policy, one entry per container name, image and running
 //! digest (however many pods run it), bounded so that no workload outgrows an object.
 
-use super::pods::{PodView, Workload};
+use super::pods::{ContainerView, PodView, Workload};
 use crate::crd::{ContainerVerification, ImageTrustReportStatus, MAX_MESSAGE_LEN, MAX_REPORT_ENTRIES, MAX_SAMPLE_PODS};
 use crate::verdict::Verdict;
 use jiff::{SignedDuration, Timestamp};
@@ -38,6 +38,18 @@ impl EntryKey {
             container: c.container.clone(),
             image: c.image.clone(),
             running_digest: c.running_digest.clone(),
+        }
+    }
+
+    /// The key of a running container's entry, as a scan sees the pod.
+    pub fn running(pod: &PodView, c: &ContainerView) -> EntryKey {
+        EntryKey {
+            namespace: pod.namespace.clone(),
+            workload_kind: pod.workload.kind.clone(),
+            workload: pod.workload.name.clone(),
+            container: c.name.clone(),
+            image: c.image.clone(),
+            running_digest: c.running_digest().map(str::to_string),
         }
     }
 }
@@ -174,15 +186,7 @@ pub fn previous_verdicts<'a>(
     let mut out = HashMap::new();
     for pod in pods {
         for c in &pod.containers {
-            let key = EntryKey {
-                namespace: pod.namespace.clone(),
-                workload_kind: pod.workload.kind.clone(),
-                workload: pod.workload.name.clone(),
-                container: c.name.clone(),
-                image: c.image.clone(),
-                running_digest: c.running_digest().map(str::to_string),
-            };
-            if let Some(v) = by_entry.get(&key) {
+            if let Some(v) = by_entry.get(&EntryKey::running(pod, c)) {
                 out.insert((pod.namespace.clone(), pod.name.clone(), c.name.clone()), *v);
             }
         }
