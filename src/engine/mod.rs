@@ -4,7 +4,7 @@
 pub mod resolve;
 
 use crate::image::ImageRef;
-use crate::tuf::{self, Anchors, Fetch, FetchError, TrustMemory, TrustedRepo, TufError};
+use crate::tuf::{self, Anchors, Fetch, FetchError, Refreshed, TrustMemory, TrustedRepo, TufError};
 use jiff::Timestamp;
 use std::collections::HashMap;
 use std::future::Future;
@@ -116,39 +116,55 @@ impl<S: Source> TrustEngine<S> {
     /// Returns trust data for `gun` refreshed no earlier than `fresh_since`. Callers that
     /// arrive while a refresh runs wait for it and share its result.
     pub async fn repository(&self, gun: &str, now: Timestamp, fresh_since: Instant) -> RepoView {
+        self.with_view(gun, now, fresh_since, RepoView::clone).await
+    }
+
+    /// [`Self::repository`], read in place: `read` sees the view under the repository's lock
+    /// (so a scan resolving 1,000 images copies no trust data and no memory).
+    async fn with_view<R>(
+        &self,
+        gun: &str,
+        now: Timestamp,
+        fresh_since: Instant,
+        read: impl FnOnce(&RepoView) -> R,
+    ) -> R {
         let slot = self.slot(gun);
         let mut s = slot.lock().await;
-        if let Some((started, view)) = &s.last {
-            if *started >= fresh_since {
-                return view.clone();
-            }
+        if let Some((started, view)) = &s.last
+            && *started >= fresh_since
+        {
+            return read(view);
         }
         let started = Instant::now();
         let fetch = ForGun { source: &self.source, gun };
         let result =
-            tuf::update_within(&fetch, gun, s.trusted.as_deref(), &s.memory, &self.anchors, now, self.budget).await;
-        let result = match result {
-            Ok(repo) => {
-                let repo = Arc::new(repo);
+            tuf::refresh_within(&fetch, gun, s.trusted.as_deref(), &s.memory, &self.anchors, now, self.budget).await;
+        let result = match (result, &s.trusted) {
+            // Nothing new and every check still passes: the same state, neither rebuilt nor copied.
+            (Ok(Refreshed::Unchanged), Some(same)) => Ok(same.clone()),
+            (Ok(Refreshed::Unchanged), None) => unreachable!("an update without a previous state is never unchanged"),
+            (Ok(Refreshed::New(repo)), _) => {
+                let repo: Arc<TrustedRepo> = Arc::from(repo);
                 s.memory = repo.memory();
                 s.trusted = Some(repo.clone());
                 Ok(repo)
             }
             // Nothing trusted is lost: the previous state stays for the next attempt.
-            Err(e) => Err(e),
+            (Err(e), _) => Err(e),
         };
         let view = RepoView { result, memory: s.memory.clone(), refreshed_at: now };
-        s.last = Some((started, view.clone()));
-        view
+        let out = read(&view);
+        s.last = Some((started, view));
+        out
     }
 
     /// Refreshes the image's repository and resolves the image against it.
     pub async fn verify(&self, image: &ImageRef, opts: &ResolveOptions, fresh_since: Instant) -> Resolution {
-        let view = self.repository(&image.gun(), opts.now, fresh_since).await;
-        match &view.result {
+        self.with_view(&image.gun(), opts.now, fresh_since, |view| match &view.result {
             Ok(repo) => resolve(repo, image, opts),
             Err(e) => from_error(image, e),
-        }
+        })
+        .await
     }
 }
 

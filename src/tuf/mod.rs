@@ -13,4 +13,4 @@ pub use error::{FetchError, TufError};
 pub use keys::PinnedKey;
 pub use metadata::signature_verifications;
 pub use repo::{DelegationOutcome, DelegationState, Expiry, RemovedSigner, TrustMemory, TrustedRepo};
-pub use updater::{Anchors, Fetch, update, update_within};
+pub use updater::{Anchors, Fetch, Refreshed, refresh_within, update};

@@ -34,6 +34,15 @@ pub struct Anchors {
     pub revoked: BTreeSet<String>,
 }
 
+/// What an update found: new trust data, or none since the previous state, which still holds.
+#[derive(Debug)]
+pub enum Refreshed {
+    /// Nothing was published since the previous state and every check of it still passes at
+    /// `now`: the caller keeps the state it has (see [`refresh_within`]).
+    Unchanged,
+    New(Box<TrustedRepo>),
+}
+
 enum Attempt {
     /// The snapshot lists a root other than the trusted one: walk root versions and retry.
     RootChanged(TufError),
@@ -62,7 +71,10 @@ pub async fn update<F: Fetch>(
     anchors: &Anchors,
     now: Timestamp,
 ) -> Result<TrustedRepo, TufError> {
-    update_within(f, gun, prev, memory, anchors, now, limits::REPOSITORY_BUDGET).await
+    match refresh_within(f, gun, prev, memory, anchors, now, limits::REPOSITORY_BUDGET).await? {
+        Refreshed::New(repo) => Ok(*repo),
+        Refreshed::Unchanged => Ok(prev.expect("only a previous state can be unchanged").clone()),
+    }
 }
 
 /// What one update reads, besides the documents.
@@ -162,8 +174,11 @@ impl Budget {
     }
 }
 
-/// [`update`] with another memory budget for the repository (all documents together).
-pub async fn update_within<F: Fetch>(
+/// [`update`] with another memory budget for the repository (all documents together). It
+/// answers [`Refreshed::Unchanged`] instead of a copy of `prev` when the server published
+/// nothing since `prev` and `prev` still passes every check at `now`: a long-running caller
+/// keeps what it has and neither rebuilds nor copies the state.
+pub async fn refresh_within<F: Fetch>(
     f: &F,
     gun: &str,
     prev: Option<&TrustedRepo>,
@@ -171,7 +186,7 @@ pub async fn update_within<F: Fetch>(
     anchors: &Anchors,
     now: Timestamp,
     budget: u64,
-) -> Result<TrustedRepo, TufError> {
+) -> Result<Refreshed, TufError> {
     let memo = SignatureMemo::new(prev.map(|p| p.signatures.clone()).unwrap_or_default());
     let ctx = Ctx { f, gun, prev, memory, anchors, now, memo };
     // 5.2: "Load the trusted root metadata file. [...] Note that the expiration of the trusted
@@ -179,14 +194,17 @@ pub async fn update_within<F: Fetch>(
     // step." 5.3.1: "the client MUST download intermediate root metadata files, until the
     // latest available one is reached." Every update, before anything is judged: an expired
     // trusted root with a successor on the server recovers without a restart.
-    let mut root = match prev {
-        Some(p) => walk_root(&ctx, p.root.clone()).await?,
-        None => bootstrap_root(&ctx, budget).await?,
+    let mut root: std::borrow::Cow<'_, Verified<Root>> = match prev {
+        Some(p) => match walk_root(&ctx, &p.root).await? {
+            Some(newer) => std::borrow::Cow::Owned(newer),
+            None => std::borrow::Cow::Borrowed(&p.root),
+        },
+        None => std::borrow::Cow::Owned(bootstrap_root(&ctx, budget).await?),
     };
     let mut retried = false;
     loop {
         match refresh_from_root(&ctx, &root, &mut Budget::new(budget)).await {
-            Ok(repo) => return Ok(repo),
+            Ok(refreshed) => return Ok(refreshed),
             Err(Attempt::RootChanged(e))
             | Err(Attempt::Failed(e @ (TufError::SignatureThreshold { .. } | TufError::SignedByRevokedKeys { .. })))
                 if !retried =>
@@ -194,11 +212,10 @@ pub async fn update_within<F: Fetch>(
                 // A root published while this update ran (rotated timestamp, snapshot or
                 // targets keys) is found through `<N+1>.root.json`; with no newer root, the
                 // original failure stands.
-                let next = walk_root(&ctx, root.clone()).await?;
-                if next.doc.signed.version == root.doc.signed.version {
+                let Some(next) = walk_root(&ctx, &root).await? else {
                     return Err(e);
-                }
-                root = next;
+                };
+                root = std::borrow::Cow::Owned(next);
                 retried = true;
             }
             Err(Attempt::RootChanged(e)) | Err(Attempt::Failed(e)) => return Err(e),
@@ -361,7 +378,10 @@ async fn bootstrap_root<F: Fetch>(ctx: &Ctx<'_, F>, budget: u64) -> Result<Verif
             found.ok_or(first_err)?
         }
     };
-    let root = walk_root(ctx, anchor).await?;
+    let root = match walk_root(ctx, &anchor).await? {
+        Some(newer) => newer,
+        None => anchor,
+    };
     if root.doc.signed.version < latest_version {
         return Err(TufError::UntrustedRoot {
             version: latest_version,
@@ -371,14 +391,17 @@ async fn bootstrap_root<F: Fetch>(ctx: &Ctx<'_, F>, budget: u64) -> Result<Verif
     Ok(root)
 }
 
-/// 5.3: Update the root metadata file.
-async fn walk_root<F: Fetch>(ctx: &Ctx<'_, F>, mut cur: Verified<Root>) -> Result<Verified<Root>, TufError> {
+/// 5.3: Update the root metadata file. The newest root reached from `trusted`, or `None` when
+/// the server has no successor to it.
+async fn walk_root<F: Fetch>(ctx: &Ctx<'_, F>, trusted: &Verified<Root>) -> Result<Option<Verified<Root>>, TufError> {
+    let mut newer: Option<Verified<Root>> = None;
     for _ in 0..limits::MAX_ROOT_ROTATIONS {
+        let cur = newer.as_ref().unwrap_or(trusted);
         // 5.3.3: "Try downloading version N+1 of the root metadata file [...] If this file
         // is not available [...] then go to step 5.3.10."
         let next = cur.doc.signed.version + 1;
         let Some(bytes) = ctx.f.fetch(&format!("{next}.root.json"), limits::ROOT).await? else {
-            return Ok(cur);
+            return Ok(newer);
         };
         let doc = parse_root(&bytes)?;
         // 5.3.5: "Check for a rollback attack. [...] Effectively, this means checking that
@@ -397,9 +420,9 @@ async fn walk_root<F: Fetch>(ctx: &Ctx<'_, F>, mut cur: Verified<Root>) -> Resul
         check_signed(&doc, &new_keys, new_threshold, &ctx.anchors.revoked, None, &ctx.memo)?;
         // 5.3.6: "Note that the expiration of the new (intermediate) root metadata file does
         // not matter yet, because we will check for it in step 5.3.10."
-        cur = Verified { doc, meta: file_meta(&bytes) };
+        newer = Some(Verified { doc, meta: file_meta(&bytes) });
     }
-    Ok(cur)
+    Ok(newer)
 }
 
 /// Downloads a document listed (with hashes and length) by a parent role, by checksum when a
@@ -432,7 +455,7 @@ async fn refresh_from_root<F: Fetch>(
     ctx: &Ctx<'_, F>,
     root: &Verified<Root>,
     budget: &mut Budget,
-) -> Result<TrustedRepo, Attempt> {
+) -> Result<Refreshed, Attempt> {
     let (f, prev, now) = (ctx.f, ctx.prev, ctx.now);
     let revoked = &ctx.anchors.revoked;
     // 5.3.10: "Check for a freeze attack. The expiration timestamp in the trusted root
@@ -448,6 +471,12 @@ async fn refresh_from_root<F: Fetch>(
         .fetch_unlisted(f, "timestamp.json", "timestamp", limits::TIMESTAMP)
         .await?
         .ok_or_else(|| ctx.missing("timestamp"))?;
+    let ts_meta = file_meta(&ts_bytes);
+    if let Some(p) = prev
+        && still_holds(p, root, &ts_meta, ctx.memory, revoked, now)
+    {
+        return Ok(Refreshed::Unchanged);
+    }
     let ts = metadata::parse::<Snapshot>("timestamp", &ts_bytes, limits::TIMESTAMP, "Timestamp")?;
     // 5.4.2: "Check signatures. The new timestamp metadata file must have been signed by a
     // threshold of keys specified in the trusted root metadata file."
@@ -458,7 +487,7 @@ async fn refresh_from_root<F: Fetch>(
     // 5.4.4: "Check for a freeze attack. The expiration timestamp in the new timestamp
     // metadata file MUST be higher than the fixed update start time."
     check_expiry(&ts, now)?;
-    let timestamp = Verified { meta: file_meta(&ts_bytes), doc: ts };
+    let timestamp = Verified { meta: ts_meta, doc: ts };
 
     // 5.5.1: "Download snapshot metadata file, up to either the number of bytes specified in
     // the timestamp metadata file, or some Y number of bytes." Unchanged: reuse it.
@@ -586,7 +615,7 @@ async fn refresh_from_root<F: Fetch>(
     for role in root.doc.signed.roles.keys() {
         all_keys.extend(top_role_keys(&root.doc.signed, role)?.0);
     }
-    Ok(TrustedRepo {
+    Ok(Refreshed::New(Box::new(TrustedRepo {
         gun: ctx.gun.to_string(),
         root: root.clone(),
         timestamp,
@@ -597,7 +626,53 @@ async fn refresh_from_root<F: Fetch>(
         removed,
         remembered,
         signatures: ctx.memo.used(),
-    })
+    })))
+}
+
+/// True when an update from `prev` would rebuild `prev` itself, so it may be kept as it is.
+///
+/// TUF 5.4-5.6 check each document's signatures, version and expiry. With the trusted root
+/// unchanged (5.3: no `<N+1>.root.json`) and the timestamp byte for byte the trusted one
+/// (5.4.1), every document below it is the trusted one too: the timestamp lists the
+/// snapshot by hash (5.5.2), the snapshot the targets and delegations (5.6.2). Checks of the
+/// same bytes against the same keys give the same answers, except those that depend on the
+/// clock or the operator, which are judged again here, at `now`:
+/// - 5.3.10, 5.4.4, 5.5.6, 5.6.5 "Check for a freeze attack. The expiration timestamp [...]
+///   MUST be higher than the fixed update start time": root, timestamp, snapshot, targets and
+///   every verified delegation;
+/// - every key's certificate is valid at `now` (a key whose certificate is not does not
+///   count, and the full checks then decide);
+/// - no key is revoked by the operator;
+/// - no delegation failed last time (the full walk tries it again), and the remembered
+///   versions and signers are the state's own.
+///
+/// Anything else, and the full update decides.
+fn still_holds(
+    prev: &TrustedRepo,
+    root: &Verified<Root>,
+    ts_meta: &FileMeta,
+    memory: &TrustMemory,
+    revoked: &BTreeSet<String>,
+    now: Timestamp,
+) -> bool {
+    let unchanged = std::ptr::eq(root, &prev.root) && prev.timestamp.meta == *ts_meta;
+    if !unchanged {
+        return false;
+    }
+    let mut expires =
+        vec![prev.root.doc.expires, prev.timestamp.doc.expires, prev.snapshot.doc.expires, prev.targets.doc.expires];
+    let mut signing_keys: Vec<&PublicKey> = prev.root_keys.values().collect();
+    for d in prev.delegations.values() {
+        match &d.outcome {
+            DelegationOutcome::Verified(v) => expires.push(v.doc.expires),
+            DelegationOutcome::Unpublished => {}
+            DelegationOutcome::Failed(_) => return false,
+        }
+        signing_keys.extend(d.keys.values());
+    }
+    let usable =
+        |k: &&PublicKey| k.unusable_at(now).is_none() && !revoked.contains(&k.id) && !revoked.contains(&k.canonical_id);
+    expires.iter().all(|e| now < *e) && signing_keys.iter().all(usable) && *memory == prev.memory()
 }
 
 /// 5.6.7: delegations, walked only from the verified `targets.json` (a role it no longer
