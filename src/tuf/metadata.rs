@@ -289,6 +289,12 @@ impl SignatureMemo {
     }
 }
 
+/// Whether the operator revoked `key` by either of its IDs: the one listed in metadata (over the
+/// certificate for x509 keys) or the one over the bare public key, which the notary CLI shows.
+pub fn is_revoked(key: &PublicKey, revoked: &BTreeSet<String>) -> bool {
+    revoked.contains(&key.id) || revoked.contains(&key.canonical_id)
+}
+
 /// Counts signatures over `canonical` from `authorized` keys; `revoked` key IDs never count.
 /// With a memo, a signature it records as valid is not verified again.
 pub fn count_signatures(
@@ -310,7 +316,7 @@ pub fn count_signatures(
             out.unauthorized.insert(sig.keyid.clone());
             continue;
         };
-        if revoked.contains(&key.id) || revoked.contains(&key.canonical_id) {
+        if is_revoked(key, revoked) {
             out.unauthorized.insert(sig.keyid.clone());
             continue;
         }

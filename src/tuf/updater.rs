@@ -670,8 +670,7 @@ fn still_holds(
         }
         signing_keys.extend(d.keys.values());
     }
-    let usable =
-        |k: &&PublicKey| k.unusable_at(now).is_none() && !revoked.contains(&k.id) && !revoked.contains(&k.canonical_id);
+    let usable = |k: &&PublicKey| k.unusable_at(now).is_none() && !metadata::is_revoked(k, revoked);
     expires.iter().all(|e| now < *e) && signing_keys.iter().all(usable) && *memory == prev.memory()
 }
 
