@@ -128,6 +128,51 @@ async fn docker_registry_referrers_come_from_the_tag_schema() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_registry_without_the_referrers_api_is_not_asked_again_within_the_recheck() {
+    let registry = Registry::start();
+    let olareg = Olareg::start();
+    let oras = Oras::new();
+    let c = client(plain());
+    let asked_api = |c: &RegistryClient| c.counts().referrers;
+
+    // docker-registry answers 404: asked once, then only the tag schema, one lookup per
+    // digest, and what is attached meanwhile is still found there.
+    let subject = oras.push(&format!("{}/app:v1", registry.host()), "subject");
+    let at = format!("{}/app@{subject}", registry.host());
+    let a = oras.attach(&at, TYPE_A, "sig a", None);
+    let repo = Repository::new(&registry.host(), "app");
+    let first = c.referrers(&repo, &subject, &[TYPE_A]).await.unwrap();
+    assert_eq!((first.api_supported, first.via_tag_schema.clone()), (false, vec![a.clone()]));
+    assert_eq!(asked_api(&c), 1);
+    let b = oras.attach(&at, TYPE_A, "sig b", None);
+    let before = c.counts();
+    let second = c.referrers(&repo, &subject, &[TYPE_A]).await.unwrap();
+    let after = c.counts();
+    assert_eq!(after.referrers, before.referrers, "the API is not asked again within the recheck");
+    assert_eq!(after.manifest_get - before.manifest_get, 1, "one tag-schema lookup: {before:?} -> {after:?}");
+    assert!(second.via_tag_schema.contains(&a) && second.via_tag_schema.contains(&b), "{second:?}");
+
+    // A registry that has the API is asked every time: the memory is per host.
+    let o_subject = oras.push(&format!("{}/app:v1", olareg.host()), "subject");
+    let o_at = format!("{}/app@{o_subject}", olareg.host());
+    let via_api = oras.attach(&o_at, TYPE_A, "written with the API", Some("v1.1-referrers-api"));
+    let o_repo = Repository::new(&olareg.host(), "app");
+    for _ in 0..2 {
+        let before = asked_api(&c);
+        let r = c.referrers(&o_repo, &o_subject, &[TYPE_A]).await.unwrap();
+        assert!(r.api_supported && r.via_api.contains(&via_api), "{r:?}");
+        assert_eq!(asked_api(&c), before + 1);
+    }
+
+    // With no recheck window, docker-registry is asked every time.
+    let every_time = client(RegistryConfig { referrers_api_recheck: Duration::ZERO, ..plain() });
+    for n in 1..=2 {
+        every_time.referrers(&repo, &subject, &[TYPE_A]).await.unwrap();
+        assert_eq!(asked_api(&every_time), n);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_union_of_api_and_tag_schema_is_read_and_deduplicated() {
     let olareg = Olareg::start();
     let oras = Oras::new();

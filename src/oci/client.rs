@@ -159,6 +159,9 @@ pub struct RegistryConfig {
     /// https works only with `ca_pem`: for plain-http registries, where loading the system
     /// roots is most of a one-shot `trustwatch verify`.
     pub system_roots: bool,
+    /// How long a registry that answered that it has no referrers API is believed: within it,
+    /// only the referrers tag schema is read for that host. Zero asks the API every time.
+    pub referrers_api_recheck: Duration,
 }
 
 impl std::fmt::Debug for RegistryConfig {
@@ -174,6 +177,7 @@ impl std::fmt::Debug for RegistryConfig {
             .field("cache_bytes", &self.cache_bytes)
             .field("observer", &self.observer.as_ref().map(|_| "<fn>"))
             .field("system_roots", &self.system_roots)
+            .field("referrers_api_recheck", &self.referrers_api_recheck)
             .finish()
     }
 }
@@ -191,6 +195,7 @@ impl Default for RegistryConfig {
             cache_bytes: 64 << 20,
             observer: None,
             system_roots: true,
+            referrers_api_recheck: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -203,7 +208,8 @@ pub struct Referrers {
     /// artifact type. `artifact_type` is filled in from the manifest when an index left it
     /// out or named the empty config type.
     pub descriptors: Vec<Descriptor>,
-    /// Whether the registry answered the referrers API (false: it answered 404).
+    /// Whether the registry answered the referrers API (false: it answered 404, now or within
+    /// [`RegistryConfig::referrers_api_recheck`] before, and the API was not asked again).
     pub api_supported: bool,
     /// Digests each source listed (after filtering), for diagnostics.
     pub via_api: Vec<String>,
@@ -230,6 +236,8 @@ pub struct RegistryClient {
     config: RegistryConfig,
     tokens: TokenCache,
     host_auth: Mutex<HashMap<String, HostAuth>>,
+    /// Hosts that answered that they have no referrers API, and when.
+    no_referrers_api: Mutex<HashMap<String, Instant>>,
     cache: ContentCache,
     counters: Counters,
 }
@@ -284,6 +292,7 @@ impl RegistryClient {
             config,
             tokens: TokenCache::default(),
             host_auth: Mutex::new(HashMap::new()),
+            no_referrers_api: Mutex::new(HashMap::new()),
             cache,
             counters: Counters::default(),
         })
@@ -460,6 +469,12 @@ impl RegistryClient {
     /// referrers tag schema." We read the tag schema even when the API answers, because
     /// clients and registries differ in where they write (notation writes the tag schema by
     /// default, cosign falls back to it per registry), and take the union.
+    ///
+    /// A registry without the API says so on every request, and its answer does not change
+    /// until it is upgraded. So a host that answered "no API" is not asked again for
+    /// `referrers_api_recheck`: a warm cycle there is one lookup per digest, the tag schema.
+    /// Skipping the API can only leave signatures out, never add one: it cannot turn a
+    /// failing verdict into a verified one.
     pub async fn referrers(
         &self,
         repo: &Repository,
@@ -472,8 +487,21 @@ impl RegistryClient {
         // Both ways of listing referrers at once (one round trip rather than two), answered in
         // the same order as one after the other.
         let tag = referrers_tag(subject);
-        let (api, tagged) =
-            futures::join!(self.referrers_api(repo, subject, query_type), self.get_manifest(repo, &tag));
+        let ask_api = !self.known_without_referrers_api(&repo.api_host);
+        let api_call = async {
+            if !ask_api {
+                return Ok(None);
+            }
+            let api = self.referrers_api(repo, subject, query_type).await;
+            if let Ok(None) = api {
+                self.no_referrers_api
+                    .lock()
+                    .expect("referrers memory poisoned")
+                    .insert(repo.api_host.clone(), Instant::now());
+            }
+            api
+        };
+        let (api, tagged) = futures::join!(api_call, self.get_manifest(repo, &tag));
         let api = api?;
         let mut seen = HashSet::new();
         if let Some(list) = api {
@@ -497,6 +525,20 @@ impl RegistryClient {
             }
         }
         Ok(out)
+    }
+
+    /// Whether `host` answered "no referrers API" within `referrers_api_recheck`.
+    fn known_without_referrers_api(&self, host: &str) -> bool {
+        let recheck = self.config.referrers_api_recheck;
+        let mut known = self.no_referrers_api.lock().expect("referrers memory poisoned");
+        match known.get(host) {
+            Some(at) if at.elapsed() < recheck => true,
+            Some(_) => {
+                known.remove(host);
+                false
+            }
+            None => false,
+        }
     }
 
     /// The referrers API: `None` when the registry does not implement it.
