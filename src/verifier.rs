@@ -186,6 +186,13 @@ pub trait Verifier: Send + Sync {
     /// Verifies one image. Never fails: an outage is a `TrustDataUnavailable` answer, never a
     /// revocation, a drift or `Unsigned`.
     fn verify<'a>(&'a self, request: VerifyRequest<'a>) -> BoxFuture<'a, Resolution>;
+    /// A number that changes whenever an answer of `verify` for the same request could
+    /// change other than through the clock, for verifiers that can tell; `None` (the
+    /// default) for those that cannot, because they ask a server on every call (registries:
+    /// a signature may be attached at any time).
+    fn answers_generation(&self) -> Option<u64> {
+        None
+    }
 }
 
 #[cfg(test)]

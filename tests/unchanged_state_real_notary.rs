@@ -53,18 +53,28 @@ async fn an_unchanged_repository_keeps_its_state_and_still_answers_to_the_clock_
     let engine = TrustEngine::new(NotaryHttp::new(cfg).unwrap(), anchors.clone());
 
     // Nothing published between two refreshes: the very same state, not a copy.
+    // The answers' generation (what lets a quiet scan skip asking again) moves with the
+    // state, not with the refreshes.
+    let g0 = engine.generation();
     let first = state(&engine, gun, Timestamp::now()).await.expect("cold refresh");
+    let g1 = engine.generation();
+    assert_ne!(g1, g0, "a repository seen for the first time changes the answers");
     let second = state(&engine, gun, Timestamp::now()).await.expect("warm refresh");
     assert!(Arc::ptr_eq(&first, &second), "an unchanged repository was rebuilt");
+    assert_eq!(engine.generation(), g1, "a refresh that kept the state moved the generation");
 
     // The clock still counts: past the timestamp's expiry the same bytes are refused...
     let expires = first.timestamp.doc.expires;
     let late = expires + SignedDuration::from_secs(1);
     let err = state(&engine, gun, late).await.expect_err("an expired timestamp was kept");
     assert!(err.starts_with("Expired"), "{err}");
+    let g2 = engine.generation();
+    assert_ne!(g2, g1, "a failed refresh must not pass for unchanged answers");
     // ...and at the right time the state trusted before is kept, still untouched.
     let again = state(&engine, gun, Timestamp::now()).await.expect("refresh after the expired one");
     assert!(Arc::ptr_eq(&first, &again), "the state was rebuilt after a failed refresh");
+    let g3 = engine.generation();
+    assert_ne!(g3, g2, "the answers changed back from the failure");
 
     // The operator's revocations are judged again: with the timestamp key revoked the same
     // bytes no longer pass, though nothing changed on the server.
@@ -94,6 +104,7 @@ async fn an_unchanged_repository_keeps_its_state_and_still_answers_to_the_clock_
     client.add_hash(gun, "v2", 10, &sha_hex("v2"), &[]);
     let third = state(&engine, gun, Timestamp::now()).await.expect("refresh after a publish");
     assert!(!Arc::ptr_eq(&first, &third), "a publish was not picked up");
+    assert_ne!(engine.generation(), g3, "a new state kept the answers' generation");
     let opts = ResolveOptions { signers: vec![], now: Timestamp::now(), expiry_warning: SignedDuration::from_hours(1) };
     let v2 = ImageRef::parse(&format!("{gun}:v2@sha256:{}", sha_hex("v2"))).unwrap();
     let r = engine.verify(&v2, &opts, Instant::now()).await;

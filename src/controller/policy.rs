@@ -2,7 +2,7 @@
 //! per workload, quarantines and releases pods, and publishes events on transitions. A
 //! finalizer releases the policy's pods and removes its reports when it is deleted.
 
-use super::roots::{TrustRootRuntime, verify_all};
+use super::roots::{TrustRootRuntime, answers_generation, verify_all};
 use super::status::{invalid_policy_status, policy_status};
 use super::{Context, Error, MANAGED_BY, QUARANTINE_NETWORK_POLICY};
 use crate::crd::{
@@ -62,6 +62,9 @@ struct Reuse {
     /// The decision, without its reports, events and verdicts (written and kept already).
     outcome: ScanOutcome,
     missing: Vec<String>,
+    /// The trust roots' answer generations (`roots::answers_generation`) read before the
+    /// answers were last found the same; `None` when some answer cannot tell.
+    generations: std::sync::Mutex<Option<BTreeMap<String, u64>>>,
     /// The decision holds until then: the first change it foresaw (an expiry, a warning
     /// window, a grace period) or [`FULL_SCAN_AT_LEAST_EVERY`] after it was made.
     until: Timestamp,
@@ -227,10 +230,26 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
         && reuse.inputs == inputs
         && now < reuse.until
     {
-        // Nothing the decision rests on changed but maybe trust data: verify again (cached
-        // answers unless stale) and, when every answer is the same, the decision stands.
-        let results = verify_all(&reuse.keys, &roots, now, false, Some(&ctx.metrics), &Default::default()).await;
-        if results == reuse.results {
+        // Nothing the decision rests on changed but maybe trust data. When every trust root
+        // tells that its answers cannot have changed, they are not asked again: only the
+        // clock could change them, and `until` is the first instant it does (an expiry, a
+        // warning window). An `ExpiringSoon` answer says how long is left, so it is asked.
+        // Otherwise verify again (cached answers unless stale); when every answer is the
+        // same, the decision stands.
+        let generations = answers_generation(&reuse.keys, &roots);
+        let expiring = reuse.results.values().any(|r| r.verdict == crate::verdict::Verdict::ExpiringSoon);
+        let known = generations.is_some()
+            && !expiring
+            && *reuse.generations.lock().expect("generations poisoned") == generations;
+        let same = known || {
+            let results = verify_all(&reuse.keys, &roots, now, false, Some(&ctx.metrics), &Default::default()).await;
+            let same = results == reuse.results;
+            if same {
+                *reuse.generations.lock().expect("generations poisoned") = generations;
+            }
+            same
+        };
+        if same {
             let status = policy_status(policy, &reuse.outcome, &reuse.missing, &[], now);
             let events: Vec<EventSpec> = compliance_event(policy, &status).into_iter().collect();
             publish_events(ctx, policy, &events).await;
@@ -239,7 +258,12 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
             if let Some(l) = &last_scan {
                 l.confirmed.store(now.as_second(), std::sync::atomic::Ordering::Relaxed);
             }
-            info!(policy = %name, pods = reuse.outcome.summary.pods, "scan complete: inputs and answers unchanged");
+            info!(
+                policy = %name,
+                pods = reuse.outcome.summary.pods,
+                trust_data_unchanged = known,
+                "scan complete: inputs and answers unchanged"
+            );
             return Ok(Action::requeue(requeue_after(&policy.spec, reuse.outcome.next_change, now)));
         }
     }
@@ -252,6 +276,8 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
     let force = take_recheck(ctx, policy, &pods);
     let keys = plan.keys();
     let pulls = super::pull::read_pull_configs(ctx, keys.iter().filter_map(|k| k.pull.as_ref())).await;
+    // Read before the answers: a change that lands while they are asked shows on the next scan.
+    let generations = answers_generation(&keys, &roots);
     let results = verify_all(&keys, &roots, now, force, Some(&ctx.metrics), &pulls).await;
 
     let cached = current_reports(ctx, &name).await?;
@@ -322,7 +348,7 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
             .unwrap_or(Timestamp::MAX)
             .min(now.saturating_add(FULL_SCAN_AT_LEAST_EVERY).unwrap_or(now));
         (outcome.reports, outcome.events) = (vec![], vec![]);
-        Reuse { inputs, keys, results, outcome, missing, until }
+        Reuse { inputs, keys, results, outcome, missing, generations: generations.into(), until }
     });
     ctx.verdicts
         .lock()

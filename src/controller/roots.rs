@@ -426,6 +426,27 @@ fn build_cosign(spec: &TrustRootSpec, inputs: &ExternalInputs) -> Result<CosignV
 /// [`PullRef`], or why it could not be read.
 pub type PullConfigs = HashMap<PullRef, Result<Vec<u8>, String>>;
 
+/// What the answers to `keys` rest on besides the clock, per trust root: each root's
+/// [`Verifier::answers_generation`]. `None` when any answer could change without it: a trust
+/// root that is missing or cannot tell (registry formats), or pod pull credentials (read
+/// afresh per scan). The same map before two scans means the same answers, but for the clock.
+pub fn answers_generation(
+    keys: &BTreeSet<VerifyKey>,
+    roots: &HashMap<String, Arc<TrustRootRuntime>>,
+) -> Option<BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    for key in keys {
+        if key.pull.is_some() {
+            return None;
+        }
+        if !out.contains_key(&key.trust_root) {
+            let generation = roots.get(&key.trust_root)?.backend.verifier().answers_generation()?;
+            out.insert(key.trust_root.clone(), generation);
+        }
+    }
+    Some(out)
+}
+
 pub async fn verify_all(
     keys: &BTreeSet<VerifyKey>,
     roots: &HashMap<String, Arc<TrustRootRuntime>>,

@@ -8,6 +8,7 @@ use crate::tuf::{self, Anchors, Fetch, FetchError, Refreshed, TrustMemory, Trust
 use jiff::Timestamp;
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -60,6 +61,9 @@ pub struct TrustEngine<S> {
     /// Bytes of trust data one repository may hold, all documents together.
     budget: u64,
     slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+    /// Bumped whenever a repository's view changes other than by a refresh that kept the same
+    /// state: see [`TrustEngine::generation`].
+    generation: AtomicU64,
 }
 
 impl<S: Source> TrustEngine<S> {
@@ -69,6 +73,7 @@ impl<S: Source> TrustEngine<S> {
             anchors,
             budget: tuf::metadata::limits::REPOSITORY_BUDGET,
             slots: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -84,6 +89,16 @@ impl<S: Source> TrustEngine<S> {
 
     pub fn source(&self) -> &S {
         &self.source
+    }
+
+    /// A number that changes whenever an answer of [`Self::verify`] could change other than
+    /// through the clock: a repository refreshed into a new state, a refresh that failed
+    /// (failures are never taken for unchanged), a repository seen for the first time. A
+    /// refresh that kept the same state (`Refreshed::Unchanged`) leaves it as it is. So when
+    /// it reads the same before two scans, every image resolves against the same states, and
+    /// only the clock can tell them apart (expiries, warning windows).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Seeds what a previous process trusted (read back from status), so rollback
@@ -152,6 +167,10 @@ impl<S: Source> TrustEngine<S> {
             // Nothing trusted is lost: the previous state stays for the next attempt.
             (Err(e), _) => Err(e),
         };
+        let kept = matches!((&s.last, &result), (Some((_, RepoView { result: Ok(old), .. })), Ok(new)) if Arc::ptr_eq(old, new));
+        if !kept {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
         let view = RepoView { result, memory: s.memory.clone(), refreshed_at: now };
         let out = read(&view);
         s.last = Some((started, view));
@@ -184,6 +203,10 @@ impl<S: Source + 'static> crate::verifier::Verifier for TrustEngine<S> {
             };
             self.verify(request.image, &opts, request.fresh_since).await
         })
+    }
+
+    fn answers_generation(&self) -> Option<u64> {
+        Some(self.generation())
     }
 }
 
