@@ -63,7 +63,8 @@ struct Reuse {
     outcome: ScanOutcome,
     missing: Vec<String>,
     /// The trust roots' answer generations (`roots::answers_generation`) read before the
-    /// answers were last found the same; `None` when some answer cannot tell.
+    /// answers were last found the same; `None` when some answer cannot tell
+    /// ([`keepable_generations`]).
     generations: std::sync::Mutex<Option<BTreeMap<String, u64>>>,
     /// The decision holds until then: the first change it foresaw (an expiry, a warning
     /// window, a grace period) or [`FULL_SCAN_AT_LEAST_EVERY`] after it was made.
@@ -98,6 +99,16 @@ fn inputs_fingerprint(ctx: &Context, policy: &ImageTrustPolicy, roots: &HashMap<
     let lifecycle = super::triggers::spec_or_lifecycle(policy);
     KEY.hash_one((&policy.metadata.uid, lifecycle, pods, namespaces, owners, network, reports, loaded))
 }
+/// The generations a later scan may keep `results` by, without asking again: none when an
+/// answer is `ExpiringSoon`, whose message says how long is left and so changes with the
+/// clock alone.
+fn keepable_generations(
+    generations: Option<BTreeMap<String, u64>>,
+    results: &HashMap<VerifyKey, Resolution>,
+) -> Option<BTreeMap<String, u64>> {
+    generations.filter(|_| results.values().all(|r| r.verdict != crate::verdict::Verdict::ExpiringSoon))
+}
+
 /// `events.k8s.io/v1` refuses a `note` over 1 KiB.
 pub const MAX_EVENT_NOTE: usize = 1024;
 
@@ -233,14 +244,10 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
         // Nothing the decision rests on changed but maybe trust data. When every trust root
         // tells that its answers cannot have changed, they are not asked again: only the
         // clock could change them, and `until` is the first instant it does (an expiry, a
-        // warning window). An `ExpiringSoon` answer says how long is left, so it is asked.
-        // Otherwise verify again (cached answers unless stale); when every answer is the
-        // same, the decision stands.
-        let generations = answers_generation(&reuse.keys, &roots);
-        let expiring = reuse.results.values().any(|r| r.verdict == crate::verdict::Verdict::ExpiringSoon);
-        let known = generations.is_some()
-            && !expiring
-            && *reuse.generations.lock().expect("generations poisoned") == generations;
+        // warning window). Otherwise verify again (cached answers unless stale); when every
+        // answer is the same, the decision stands.
+        let generations = keepable_generations(answers_generation(&reuse.keys, &roots), &reuse.results);
+        let known = generations.is_some() && *reuse.generations.lock().expect("generations poisoned") == generations;
         let same = known || {
             let results = verify_all(&reuse.keys, &roots, now, false, Some(&ctx.metrics), &Default::default()).await;
             let same = results == reuse.results;
@@ -279,6 +286,7 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
     // Read before the answers: a change that lands while they are asked shows on the next scan.
     let generations = answers_generation(&keys, &roots);
     let results = verify_all(&keys, &roots, now, force, Some(&ctx.metrics), &pulls).await;
+    let generations = keepable_generations(generations, &results);
 
     let cached = current_reports(ctx, &name).await?;
     let stored = stored_reports(&cached, &name);
