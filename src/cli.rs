@@ -11,6 +11,7 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
@@ -86,7 +87,6 @@ pub struct RunArgs {
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     use crate::controller::{LeaderElection, RunConfig};
     use crate::telemetry::{Metrics, init_logging, init_tracing_export, serve_admin};
-    use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
     let _tracer = init_tracing_export();
     init_logging(args.log_format, &args.log_filter);
@@ -482,7 +482,7 @@ async fn verify_notary_v1(args: VerifyArgs) -> anyhow::Result<i32> {
         .await;
     for image in &images {
         let view = engine.repository(&image.gun(), now, started).await;
-        state.insert(image.gun(), view.memory);
+        state.insert(image.gun(), Arc::unwrap_or_clone(view.memory));
     }
     if let Some(p) = &args.state {
         std::fs::write(p, serde_json::to_string_pretty(&state)?)

@@ -36,7 +36,7 @@ async fn check(e: &Engine, image: &str, o: &ResolveOptions) -> Resolution {
 }
 
 async fn memory(e: &Engine, gun: &str) -> TrustMemory {
-    e.repository(gun, Timestamp::now(), Instant::now()).await.memory
+    std::sync::Arc::unwrap_or_clone(e.repository(gun, Timestamp::now(), Instant::now()).await.memory)
 }
 
 fn assert_verdict(r: &Resolution, verdict: Verdict, reason: &str) {

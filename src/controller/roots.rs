@@ -90,6 +90,20 @@ pub struct TrustRootRuntime {
     /// `registry.usePodPullSecrets`: a verifier per set of pod credentials (by a hash of the
     /// merged docker configuration), each with its own registry client and caches.
     pull_backends: std::sync::Mutex<HashMap<u64, Arc<Backend>>>,
+    /// Notary v1: what the last status was built from, so that a refresh that changed
+    /// nothing neither rebuilds nor compares it (see [`StatusMark`]).
+    pub status_mark: std::sync::Mutex<Option<StatusMark>>,
+}
+
+/// The TrustRoot a Notary v1 status was last built for, and the engine's generation read
+/// before the views it was built from. When the TrustRoot's resourceVersion is still the same
+/// (nobody changed spec, labels or status) and the generation has not moved since (every
+/// view since then kept the same state, see `TrustEngine::generation`), a new status would
+/// equal it except for `lastRefresh`, which is not written on its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusMark {
+    pub resource_version: String,
+    pub generation: u64,
 }
 
 /// The most credential sets a trust root keeps a verifier for (each holds its own caches).
@@ -190,6 +204,7 @@ pub fn build_trust_root(
         retirement: spec.server.as_deref().and_then(retirement_of),
         certificates,
         pull_backends: Default::default(),
+        status_mark: Default::default(),
     };
     if let Backend::NotaryV1(e) = &runtime.backend {
         runtime.pinned_key_ids = e.anchors().pinned.iter().map(|p| p.canonical_id.clone()).collect();

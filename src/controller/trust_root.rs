@@ -1,7 +1,7 @@
 //! The TrustRoot controller: turns each TrustRoot into a trust engine, refreshes the
 //! repositories in use every refresh interval and reports them in status.
 
-use super::roots::{ExternalInputs, TrustRootRuntime, build_trust_root, pem_key};
+use super::roots::{ExternalInputs, StatusMark, TrustRootRuntime, build_trust_root, pem_key};
 use super::status::{RootState, memory_from_status, trust_root_status, trust_root_status_changed};
 use super::{Context, Error};
 use crate::crd::condition::reasons;
@@ -232,6 +232,9 @@ async fn refresh(tr: &TrustRoot, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::requeue(runtime.refresh_interval));
     };
     let fresh_since = Instant::now().checked_sub(runtime.refresh_interval).unwrap_or_else(Instant::now);
+    // Read before the views: a scan may move a repository to a new state after they are
+    // collected, and a status built from them must not be taken for that newer one.
+    let generation = engine.generation();
     // Repositories are refreshed side by side, as many at once as a scan verifies.
     let views: Vec<(String, RepoView)> = futures::stream::iter(engine.repositories())
         .map(|gun| async move {
@@ -248,13 +251,28 @@ async fn refresh(tr: &TrustRoot, ctx: &Context) -> Result<Action, Error> {
         }
     }
     record_expiry_metrics(ctx, &name, &views, now);
+    let resource_version = tr.resource_version().unwrap_or_default();
+    if status_unchanged_since(&runtime, &resource_version, engine.generation()) {
+        return Ok(Action::requeue(runtime.refresh_interval));
+    }
     let status = trust_root_status(tr, RootState::Ready { runtime: &runtime, views: &views }, now);
-    let changed = patch_status(&api, &name, tr.status.as_ref(), &status).await?;
-    if changed {
+    let written = patch_status(&api, &name, tr.status.as_ref(), &status).await?;
+    let mark = StatusMark { resource_version: written.clone().unwrap_or(resource_version), generation };
+    *runtime.status_mark.lock().expect("status mark poisoned") = Some(mark);
+    if written.is_some() {
         // Trust data changed: policies re-verify now rather than at their next interval.
         let _ = ctx.rescan.unbounded_send(());
     }
     Ok(Action::requeue(runtime.refresh_interval))
+}
+
+/// Whether the status last built for this TrustRoot still stands: the object is the one it
+/// was built for or written to (same resourceVersion), and no repository changed state since
+/// before the views it was built from (`generation_now`, read after this refresh's views).
+fn status_unchanged_since(runtime: &TrustRootRuntime, resource_version: &str, generation_now: u64) -> bool {
+    let mark = runtime.status_mark.lock().expect("status mark poisoned");
+    !resource_version.is_empty()
+        && mark.as_ref().is_some_and(|m| m.resource_version == resource_version && m.generation == generation_now)
 }
 
 fn record_expiry_metrics(ctx: &Context, name: &str, views: &[(String, RepoView)], now: Timestamp) {
@@ -270,19 +288,20 @@ fn record_expiry_metrics(ctx: &Context, name: &str, views: &[(String, RepoView)]
     ctx.metrics.set_trust_expiries(name, &all, now);
 }
 
-/// Writes the status when it changed (refresh times aside); returns whether it did.
+/// Writes the status when it changed (refresh times aside); returns the resourceVersion
+/// the write gave the object, or `None` when nothing was written.
 async fn patch_status(
     api: &Api<TrustRoot>,
     name: &str,
     old: Option<&TrustRootStatus>,
     new: &TrustRootStatus,
-) -> Result<bool, Error> {
+) -> Result<Option<String>, Error> {
     if !trust_root_status_changed(old, new) {
-        return Ok(false);
+        return Ok(None);
     }
     let body = json!({"apiVersion": API_VERSION, "kind": "TrustRoot", "status": new});
-    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
-    Ok(true)
+    let written = api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+    Ok(Some(written.resource_version().unwrap_or_default()))
 }
 
 #[cfg(test)]

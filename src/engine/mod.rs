@@ -42,15 +42,16 @@ impl<S: Source> Fetch for ForGun<'_, S> {
 pub struct RepoView {
     /// The verified state, or why the last refresh failed.
     pub result: Result<Arc<TrustedRepo>, TufError>,
-    /// What to persist (versions, signers), also after a failed refresh.
-    pub memory: TrustMemory,
+    /// What to persist (versions, signers), also after a failed refresh. Shared with the
+    /// repository's slot: a refresh that changed nothing copies no memory.
+    pub memory: Arc<TrustMemory>,
     pub refreshed_at: Timestamp,
 }
 
 #[derive(Default)]
 struct Slot {
     trusted: Option<Arc<TrustedRepo>>,
-    memory: TrustMemory,
+    memory: Arc<TrustMemory>,
     last: Option<(Instant, RepoView)>,
 }
 
@@ -103,11 +104,11 @@ impl<S: Source> TrustEngine<S> {
 
     /// Seeds what a previous process trusted (read back from status), so rollback
     /// protection and revocation history survive a restart.
-    pub async fn remember(&self, gun: &str, memory: TrustMemory) {
+    pub async fn remember(&self, gun: &str, memory: impl Into<Arc<TrustMemory>>) {
         let slot = self.slot(gun);
         let mut s = slot.lock().await;
         if s.trusted.is_none() {
-            s.memory = memory;
+            s.memory = memory.into();
         }
     }
 
@@ -160,7 +161,7 @@ impl<S: Source> TrustEngine<S> {
             (Ok(Refreshed::Unchanged), None) => unreachable!("an update without a previous state is never unchanged"),
             (Ok(Refreshed::New(repo)), _) => {
                 let repo: Arc<TrustedRepo> = Arc::from(repo);
-                s.memory = repo.memory();
+                s.memory = Arc::new(repo.memory());
                 s.trusted = Some(repo.clone());
                 Ok(repo)
             }

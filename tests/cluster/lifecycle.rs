@@ -247,3 +247,97 @@ fn signal(pid: u32, sig: &str) {
     let ok = std::process::Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap().success();
     assert!(ok, "kill -{sig} {pid}");
 }
+
+async fn trust_root_version(w: &World) -> String {
+    let api: Api<trustwatch::crd::TrustRoot> = Api::all(w.client.clone());
+    api.get(&w.name).await.unwrap().metadata.resource_version.unwrap()
+}
+
+/// Successful refreshes of the world's trust root, from the operator's /metrics.
+fn refreshes(op: &Operator, trust_root: &str) -> u64 {
+    let text = op.metrics().unwrap_or_default();
+    let wanted = format!("trust_root=\"{trust_root}\"");
+    text.lines()
+        .filter(|l| l.starts_with("trustwatch_trust_refreshes_total{"))
+        .filter(|l| l.contains(&wanted) && l.contains("result=\"success\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+fn repository<'a>(status: &'a serde_json::Value, gun: &str) -> Option<&'a serde_json::Value> {
+    status["repositories"].as_array()?.iter().find(|r| r["gun"] == gun)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trust_root_status_is_written_when_trust_data_or_the_object_changed_and_only_then() {
+    let ns = "tw-trstatus";
+    let mut w = World::new(ns).await;
+    w.push_signed("shop/web", "v1", "web v1");
+    let gun = w.repo("shop/web");
+    w.apply(&w.trust_root(json!({"refreshInterval": "10s"})));
+    w.apply(&w.policy("trstatus", json!({"interval": "10s"})));
+    w.start_kubelet();
+    w.apply(&deployment(ns, "web", &format!("{gun}:v1"), 1));
+    let op = w.operator();
+    w.report_verdict(ns, "deployment-web-trstatus", "Verified").await;
+    let status = eventually("the repository in status", REACT, || async {
+        let s = w.trust_root_status().await.ok_or("no status")?;
+        repository(&s, &gun).filter(|r| r["versions"]["targets"].as_i64().is_some()).ok_or(s.to_string())?;
+        Ok(s)
+    })
+    .await;
+    let targets = repository(&status, &gun).unwrap()["versions"]["targets"].as_i64().unwrap();
+
+    // Unchanged trust data: refresh after refresh, the TrustRoot is not written.
+    let before = (trust_root_version(&w).await, refreshes(&op, &w.name));
+    eventually("three more refreshes", REACT, || async {
+        let n = refreshes(&op, &w.name);
+        if n >= before.1 + 3 { Ok(n) } else { Err(format!("{n} refreshes, {} before", before.1)) }
+    })
+    .await;
+    assert_eq!(trust_root_version(&w).await, before.0, "unchanged trust data wrote the TrustRoot");
+
+    // Someone else rewrites the status: the next refresh puts the repositories back.
+    w.cp.kubectl(&[
+        "patch",
+        "trustroot",
+        &w.name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"repositories":[]}}"#,
+    ])
+    .unwrap();
+    eventually("the repositories written back", REACT, || async {
+        let s = w.trust_root_status().await.ok_or("no status")?;
+        repository(&s, &gun).map(|_| ()).ok_or(s.to_string())
+    })
+    .await;
+
+    // A publish on the server: the new targets version shows.
+    w.push("shop/web", "v1", "web v1, rebuilt");
+    w.sign("shop/web", "v1", &[]);
+    eventually("the new targets version", REACT, || async {
+        let s = w.trust_root_status().await.ok_or("no status")?;
+        let r = repository(&s, &gun).ok_or(s.to_string())?;
+        if r["versions"]["targets"].as_i64() > Some(targets) { Ok(()) } else { Err(r.to_string()) }
+    })
+    .await;
+
+    // A failure shows as the repository's last error, and goes when the server answers again.
+    let pid = w.notary.server_pid();
+    signal(pid, "STOP");
+    for (what, failing) in [("the refresh failure in status", true), ("the failure cleared", false)] {
+        if !failing {
+            signal(pid, "CONT");
+        }
+        eventually(what, REACT, || async {
+            let s = w.trust_root_status().await.ok_or("no status")?;
+            let r = repository(&s, &gun).ok_or(s.to_string())?;
+            if r["lastError"].is_string() == failing { Ok(()) } else { Err(r.to_string()) }
+        })
+        .await;
+    }
+    w.cleanup().await;
+}
