@@ -15,7 +15,8 @@
 //! else writes), and their status is written with concurrent patches.
 //!
 //! Environment: `TRUSTWATCH_BASELINE_BIN` (another trustwatch binary, measured the same way
-//! after the current one at each size: before/after in one run), `TRUSTWATCH_BENCH_SIZES`
+//! after the current one at each size, before the detection benchmark: before/after in one
+//! run), `TRUSTWATCH_BENCH_SIZES`
 //! (default `1000,10000,50000`), `TRUSTWATCH_BENCH_WINDOW` (seconds, default 60),
 //! `TRUSTWATCH_BENCH_DEFAULT_INTERVAL=0` skips the 5-minute detection at default intervals,
 //! `TRUSTWATCH_BENCH_HOLD=<seconds>` keeps each operator running that long after its
@@ -274,7 +275,9 @@ fn changed_pods(pods: usize, changed: usize) -> usize {
     (0..pods / PODS_PER_WORKLOAD).filter(|w| w % (REPOS * TAGS) < changed).count() * PODS_PER_WORKLOAD
 }
 
-async fn steady(cp: &ControlPlane, client: &kube::Client, op: &Op, pods: usize, failing: usize) -> Sample {
+/// Waits until `op` has scanned and verified every pod, written one report per workload, and
+/// scanned twice more.
+async fn settle(client: &kube::Client, op: &Op, pods: usize, failing: usize) {
     let workloads = pods / PODS_PER_WORKLOAD;
     wait_for("every pod scanned and verified", Duration::from_secs(900), || async {
         match policy_summary(client).await {
@@ -288,12 +291,22 @@ async fn steady(cp: &ControlPlane, client: &kube::Client, op: &Op, pods: usize, 
         if n == workloads { Ok(()) } else { Err(format!("{n} reports")) }
     })
     .await;
+    // The summary and reports above may still be a previous operator's: this one's first scan
+    // (after its initial LIST) has to be behind it before its quiet cycles are counted.
+    wait_for("a first scan by this operator", Duration::from_secs(900), || async {
+        if op.scans() >= 1.0 { Ok(()) } else { Err("starting".into()) }
+    })
+    .await;
     // Two more cycles: the reports written, nothing changes any more.
     let s0 = op.scans();
     wait_for("two quiet scans", Duration::from_secs(120), || async {
         if op.scans() >= s0 + 2.0 { Ok(()) } else { Err("scanning".into()) }
     })
     .await;
+}
+
+async fn steady(cp: &ControlPlane, client: &kube::Client, op: &Op, pods: usize, failing: usize) -> Sample {
+    settle(client, op, pods, failing).await;
     let window = env_or("TRUSTWATCH_BENCH_WINDOW", "60").parse::<u64>().unwrap();
     let (scans0, cpu0, writes0) = (op.scans(), op.cpu(), api_writes(cp));
     let text0 = http_get(&format!("http://{}/metrics", op.metrics)).unwrap_or_default();
@@ -497,7 +510,7 @@ async fn main() {
     for (i, &size) in sizes.iter().enumerate() {
         grow(&client, have, size).await;
         have = size;
-        let op = Op::start(cp, &current, "bench-current", dir.path());
+        let mut op = Op::start(cp, &current, "bench-current", dir.path());
         let s = steady(cp, &client, &op, size, changed_pods(size, changed)).await;
         eprintln!("current at {size}: {:.1} ms CPU per cycle, {:.0} MiB", s.cpu_per_scan * 1e3, s.rss);
         current_samples.push(s);
@@ -507,7 +520,23 @@ async fn main() {
             tokio::time::sleep(Duration::from_secs(secs)).await;
         }
         let last = i + 1 == sizes.len();
-        if size == 10_000 || (last && !sizes.contains(&10_000)) {
+        let detects = size == 10_000 || (last && !sizes.contains(&10_000));
+        if let Some(b) = &baseline {
+            // Side by side on the same quiet trust data: the baseline is measured before the
+            // detection benchmark below changes any (and the current build is started again
+            // for it).
+            op.stop();
+            let bop = Op::start(cp, b, "bench-baseline", dir.path());
+            let s = steady(cp, &client, &bop, size, changed_pods(size, changed)).await;
+            eprintln!("baseline at {size}: {:.1} ms CPU per cycle, {:.0} MiB", s.cpu_per_scan * 1e3, s.rss);
+            baseline_samples.push(s);
+            bop.stop();
+            op = Op::start(cp, &current, "bench-current", dir.path());
+            if detects {
+                settle(&client, &op, size, changed_pods(size, changed)).await;
+            }
+        }
+        if detects {
             // Detection, forced: publish, then annotate the policy.
             let forced = detect(
                 &client,
@@ -542,13 +571,6 @@ async fn main() {
             }
         }
         op.stop();
-        if let Some(b) = &baseline {
-            let op = Op::start(cp, b, "bench-baseline", dir.path());
-            let s = steady(cp, &client, &op, size, changed_pods(size, changed)).await;
-            eprintln!("baseline at {size}: {:.1} ms CPU per cycle, {:.0} MiB", s.cpu_per_scan * 1e3, s.rss);
-            baseline_samples.push(s);
-            op.stop();
-        }
     }
     print_samples("Operator at scale (current build)", &current_samples);
     if let Some(b) = &baseline {
