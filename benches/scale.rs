@@ -531,10 +531,11 @@ async fn main() {
             eprintln!("baseline at {size}: {:.1} ms CPU per cycle, {:.0} MiB", s.cpu_per_scan * 1e3, s.rss);
             baseline_samples.push(s);
             bop.stop();
-            op = Op::start(cp, &current, "bench-current", dir.path());
-            if detects {
-                settle(&client, &op, size, changed_pods(size, changed)).await;
+            if !detects {
+                continue;
             }
+            op = Op::start(cp, &current, "bench-current", dir.path());
+            settle(&client, &op, size, changed_pods(size, changed)).await;
         }
         if detects {
             // Detection, forced: publish, then annotate the policy.
