@@ -256,13 +256,8 @@ async fn trust_root_version(w: &World) -> String {
 /// Successful refreshes of the world's trust root, from the operator's /metrics.
 fn refreshes(op: &Operator, trust_root: &str) -> u64 {
     let text = op.metrics().unwrap_or_default();
-    let wanted = format!("trust_root=\"{trust_root}\"");
-    text.lines()
-        .filter(|l| l.starts_with("trustwatch_trust_refreshes_total{"))
-        .filter(|l| l.contains(&wanted) && l.contains("result=\"success\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum()
+    let labels = [("trust_root", trust_root), ("result", "success")];
+    metric_value(&text, "trustwatch_trust_refreshes_total", &labels).unwrap_or(0.0) as u64
 }
 
 fn repository<'a>(status: &'a serde_json::Value, gun: &str) -> Option<&'a serde_json::Value> {
