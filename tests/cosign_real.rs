@@ -301,6 +301,12 @@ async fn a_digest_run_by_many_pods_is_fetched_and_verified_once_per_refresh() {
     let r = v.verify_image(&image, Timestamp::now(), first_refresh).await;
     expect("first", &r, Verdict::Verified, "Verified");
     let first = v.client().counts();
+    // A cold digest: the .sig tag is fetched whole (no HEAD first), its manifest then comes
+    // from the content cache, and the one signature layer is read. Beside it the referrers
+    // API (404 on docker-registry) and the referrers tag.
+    assert_eq!(first.manifest_head, 0, "the .sig tag of a cold digest is not HEADed: {first:?}");
+    assert_eq!(first.manifest_get, 2, "the .sig tag and the referrers tag: {first:?}");
+    assert_eq!((first.blob_get, first.referrers), (1, 1), "{first:?}");
     // 10,000 pods in the same refresh: no request.
     for _ in 0..10_000 {
         let r = v.verify_image(&image, Timestamp::now(), first_refresh).await;
