@@ -88,6 +88,11 @@ impl Olareg {
         format!("http://{}", self.host())
     }
 
+    /// The olareg process (benchmarks read its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("olareg.log")).unwrap_or_default()
     }
