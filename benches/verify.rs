@@ -159,74 +159,59 @@ struct RegistryFormats<'a> {
 }
 
 impl RegistryFormats<'_> {
-    fn tw_cosign(&self, k: usize) -> Vec<String> {
-        let mut v =
-            vec![s(self.trustwatch), "verify".into(), "--key".into(), s(self.public_path), "--plain-http".into()];
-        v.extend(self.cosign_images[..k].iter().cloned());
-        v
-    }
-
-    fn tw_notation(&self, k: usize) -> Vec<String> {
-        let mut v = vec![
-            s(self.trustwatch),
-            "verify".into(),
-            "--notation-config".into(),
-            s(&self.nverifier.config_dir()),
-            "--plain-http".into(),
-        ];
-        v.extend(self.notation_images[..k].iter().cloned());
-        v
-    }
-
-    fn cosign_cli(&self, k: usize) -> Cost {
-        let mut total = Cost::default();
-        for img in &self.cosign_images[..k] {
-            let cmd = [
-                s(&support::oci::go_tool("cosign")),
-                "verify".into(),
-                "--key".into(),
-                s(self.public_path),
-                "--insecure-ignore-tlog=true".into(),
-                "--allow-http-registry".into(),
-                "--allow-insecure-registry".into(),
-                img.clone(),
-            ];
-            let dir = self.cosign.dir();
-            total += timed(&cmd, &[("HOME".into(), s(dir)), ("TUF_ROOT".into(), s(&dir.join("tuf")))]);
+    fn images(&self, format: Format, k: usize) -> &[String] {
+        match format {
+            Format::Cosign => &self.cosign_images[..k],
+            Format::Notation => &self.notation_images[..k],
         }
-        total
-    }
-
-    fn notation_cli(&self, k: usize) -> Cost {
-        let xdg = self.nverifier.config_dir().parent().unwrap().to_path_buf();
-        let mut total = Cost::default();
-        for img in &self.notation_images[..k] {
-            let cmd = [
-                s(&support::notation::go_tool("notation")),
-                "verify".into(),
-                "--insecure-registry".into(),
-                img.clone(),
-            ];
-            total +=
-                timed(&cmd, &[("XDG_CONFIG_HOME".into(), s(&xdg)), ("XDG_CACHE_HOME".into(), s(&xdg.join("cache")))]);
-        }
-        total
     }
 
     /// The `trustwatch verify` command line for the first `k` images of `format`.
     fn tw(&self, format: Format, k: usize) -> Vec<String> {
+        let mut v = vec![s(self.trustwatch), "verify".into()];
         match format {
-            Format::Cosign => self.tw_cosign(k),
-            Format::Notation => self.tw_notation(k),
+            Format::Cosign => v.extend(["--key".into(), s(self.public_path)]),
+            Format::Notation => v.extend(["--notation-config".into(), s(&self.nverifier.config_dir())]),
         }
+        v.push("--plain-http".into());
+        v.extend(self.images(format, k).iter().cloned());
+        v
     }
 
     /// The reference client run once per image, for the first `k` images of `format`.
     fn cli(&self, format: Format, k: usize) -> Cost {
-        match format {
-            Format::Cosign => self.cosign_cli(k),
-            Format::Notation => self.notation_cli(k),
+        let (tool, flags, env): (_, Vec<String>, Vec<(String, String)>) = match format {
+            Format::Cosign => {
+                let dir = self.cosign.dir();
+                (
+                    support::oci::go_tool("cosign"),
+                    vec![
+                        "--key".into(),
+                        s(self.public_path),
+                        "--insecure-ignore-tlog=true".into(),
+                        "--allow-http-registry".into(),
+                        "--allow-insecure-registry".into(),
+                    ],
+                    vec![("HOME".into(), s(dir)), ("TUF_ROOT".into(), s(&dir.join("tuf")))],
+                )
+            }
+            Format::Notation => {
+                let xdg = self.nverifier.config_dir().parent().unwrap().to_path_buf();
+                (
+                    support::notation::go_tool("notation"),
+                    vec!["--insecure-registry".into()],
+                    vec![("XDG_CONFIG_HOME".into(), s(&xdg)), ("XDG_CACHE_HOME".into(), s(&xdg.join("cache")))],
+                )
+            }
+        };
+        let mut total = Cost::default();
+        for img in self.images(format, k) {
+            let mut cmd = vec![s(&tool), "verify".into()];
+            cmd.extend(flags.iter().cloned());
+            cmd.push(img.clone());
+            total += timed(&cmd, &env);
         }
+        total
     }
 
     /// Cold `trustwatch verify` of 1, 20 and 200 images of each format beside the reference
@@ -627,7 +612,7 @@ async fn bench() {
     };
     olareg_formats.cold();
     let (tw_cosign, tw_notation) =
-        (|k: usize| on_docker_registry.tw_cosign(k), |k: usize| on_docker_registry.tw_notation(k));
+        (|k: usize| on_docker_registry.tw(Format::Cosign, k), |k: usize| on_docker_registry.tw(Format::Notation, k));
     counted.push(("trustwatch verify --key (cosign), 1 image".into(), instructions("cosign-1", &tw_cosign(1))));
     counted.push(("trustwatch verify --notation-config, 1 image".into(), instructions("notation-1", &tw_notation(1))));
     counted.push((

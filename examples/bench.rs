@@ -24,6 +24,13 @@ fn row(what: &str, n: usize, elapsed: Duration) {
     println!("{what:<58} {n:>7} {:>12.3} ms {:>12.1} /s", per * 1e3, 1.0 / per);
 }
 
+/// A row for the median of `samples` (seconds per operation, `n` operations each).
+fn median_row(what: &str, n: usize, mut samples: Vec<f64>) {
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let per = samples[samples.len() / 2];
+    println!("{what:<58} {n:>7} {:>12.3} ms {:>12.1} /s", per * 1e3, 1.0 / per);
+}
+
 /// CPU time of this thread so far, in nanoseconds (/proc/thread-self/schedstat).
 fn thread_cpu_ns() -> u64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
@@ -84,16 +91,8 @@ fn crypto() {
         }
         samples[2].push(t.elapsed().as_secs_f64() / n as f64);
     }
-    for (name, mut s) in ["p256 (RustCrypto)", "ring", "aws-lc-rs"].into_iter().zip(samples) {
-        s.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let per = s[s.len() / 2];
-        println!(
-            "{:<58} {:>7} {:>12.3} ms {:>12.1} /s",
-            format!("ECDSA P-256 verify, {name} (median of 5)"),
-            n,
-            per * 1e3,
-            1.0 / per
-        );
+    for (name, s) in ["p256 (RustCrypto)", "ring", "aws-lc-rs"].into_iter().zip(samples) {
+        median_row(&format!("ECDSA P-256 verify, {name} (median of 5)"), n, s);
     }
 }
 
@@ -124,11 +123,8 @@ fn rsa_pss() {
         }
         samples[1].push(t.elapsed().as_secs_f64() / n as f64);
     }
-    for (name, mut s) in ["rsa crate", "ring"].into_iter().zip(samples) {
-        s.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let per = s[s.len() / 2];
-        let what = format!("RSA-2048 PSS SHA-256 verify, {name} (median of 5)");
-        println!("{what:<58} {n:>7} {:>12.3} ms {:>12.1} /s", per * 1e3, 1.0 / per);
+    for (name, s) in ["rsa crate", "ring"].into_iter().zip(samples) {
+        median_row(&format!("RSA-2048 PSS SHA-256 verify, {name} (median of 5)"), n, s);
     }
 }
 

@@ -842,12 +842,12 @@ mod tests {
 
     /// The P-256 generator point, uncompressed: a valid EC public key.
     fn p256_point() -> Vec<u8> {
-        let x = "6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296";
-        let y = "4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5";
-        let hex = |s: &str| {
-            (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect::<Vec<u8>>()
-        };
-        [vec![4u8], hex(x), hex(y)].concat()
+        hex::decode(concat!(
+            "04",
+            "6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296",
+            "4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5"
+        ))
+        .unwrap()
     }
 
     #[test]
