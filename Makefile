@@ -58,9 +58,11 @@ build:
 demo: debian-peers go-peers build
 	bash hack/demo.sh
 
-## manifests: regenerate crds/ from the Rust types.
+## manifests: regenerate crds/ from the Rust types, and the chart's copies of them and of the
+## alert rules (charts/trustwatch/files/).
 manifests:
 	TRUSTWATCH_UPDATE_CRDS=1 $(CARGO) test --test crds committed_crds_match_the_rust_types
+	TRUSTWATCH_UPDATE_CHART=1 $(CARGO) test --test chart the_chart_carries_the_current_crds_and_alert_rules
 
 ## bench: BENCHMARKS.md's figures: cold verification beside notary list, cosign verify and
 ## notation verify (benches/verify.rs); the operator at 1k, 10k and 50k pods on the embedded

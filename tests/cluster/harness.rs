@@ -48,14 +48,37 @@ pub struct ControlPlane {
 }
 
 static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+static BARE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
 
 impl ControlPlane {
-    /// The control plane of this test binary, started on first use. Missing binaries are
-    /// built by the script (minutes, once per version); if that fails, the test fails with
-    /// the script's message.
+    /// The control plane of this test binary, started on first use, with the CRDs, the
+    /// operator's namespace and `config/rbac` installed. Missing binaries are built by the
+    /// script (minutes, once per version); if that fails, the test fails with the script's
+    /// message.
     pub fn shared() -> &'static ControlPlane {
-        let started = SHARED.get_or_init(|| {
-            std::panic::catch_unwind(Self::start).map_err(|e| {
+        Self::once(&SHARED, || {
+            let cp = Self::start();
+            cp.install();
+            cp
+        })
+    }
+
+    /// A control plane with nothing of trustwatch installed, only the fake Node (for the
+    /// chart tests, where helm must own every object it installs).
+    pub fn bare() -> &'static ControlPlane {
+        Self::once(&BARE, || {
+            let cp = Self::start();
+            cp.add_node();
+            cp
+        })
+    }
+
+    fn once(
+        cell: &'static OnceLock<Result<ControlPlane, String>>,
+        start: fn() -> ControlPlane,
+    ) -> &'static ControlPlane {
+        let started = cell.get_or_init(|| {
+            std::panic::catch_unwind(start).map_err(|e| {
                 e.downcast_ref::<String>()
                     .cloned()
                     .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
@@ -93,15 +116,13 @@ impl ControlPlane {
                 "the control plane did not start: see the messages above; build it with `bash hack/control-plane.sh build` (needs Go 1.26 and the Go module proxy)"
             );
             eprintln!("control plane up in {:.1}s at {}", started.elapsed().as_secs_f64(), dir.display());
-            let cp = ControlPlane {
+            ControlPlane {
                 kubeconfig: dir.join("kubeconfig"),
                 operator_kubeconfig: dir.join("operator.kubeconfig"),
                 kubectl: dir.join("bin/kubectl"),
                 server: std::fs::read_to_string(dir.join("server")).unwrap().trim().to_string(),
                 dir,
-            };
-            cp.install();
-            cp
+            }
         }
     }
 
@@ -120,6 +141,11 @@ impl ControlPlane {
             ])
             .unwrap();
         }
+        self.add_node();
+    }
+
+    /// The Node every pod is bound to, Ready and untainted.
+    fn add_node(&self) {
         let node = json!({
             "apiVersion": "v1", "kind": "Node",
             "metadata": {"name": NODE, "labels": {"kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux"}},

@@ -1,0 +1,440 @@
+//! The Helm chart (`charts/trustwatch`), with the real `helm` CLI built from its Go module
+//! (`hack/go-tools.sh`, helm.sh/helm/v4) and a control plane of its own on which nothing of
+//! trustwatch is installed but what helm installs:
+//!
+//! - `helm lint --strict` with the default values and with every option on;
+//! - values.schema.json refuses a wrong value at `helm template` / `helm upgrade`;
+//! - the chart and the kustomize install (`config/`) yield the same objects;
+//! - the rendered chart, every option on, is accepted by the real API server (server-side
+//!   dry run, with the Prometheus Operator's published CRDs);
+//! - `helm install`, `helm upgrade` and `helm uninstall` with the operator running under the
+//!   chart's RBAC alone.
+//!
+//! The files the chart copies (the CRDs, the alert rules) are checked here too;
+//! `TRUSTWATCH_UPDATE_CHART=1` rewrites them (`make manifests` does).
+
+#[path = "cluster/harness.rs"]
+mod harness;
+
+use harness::{ControlPlane, INSTANCE_LABEL, Kubelet, Operator, OperatorConfig, Resolver, eventually, repo_root};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+const NAMESPACE: &str = "trustwatch-system";
+const REACT: Duration = Duration::from_secs(60);
+
+/// The chart's values that make it render what `config/` holds with every option on.
+const ALL_OPTIONS: &[&str] = &[
+    "--set",
+    "podPullSecrets.enabled=true",
+    "--set",
+    "metrics.serviceMonitor.enabled=true",
+    "--set",
+    "prometheusRule.enabled=true",
+];
+
+fn chart() -> PathBuf {
+    repo_root().join("charts/trustwatch")
+}
+
+fn go_tools(what: &str) -> PathBuf {
+    let out = Command::new("bash").arg(repo_root().join("hack/go-tools.sh")).arg(what).output().unwrap();
+    assert!(out.status.success(), "hack/go-tools.sh {what}: {}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// The helm binary, built on first use (minutes, once per version); a build that fails
+/// fails the test.
+fn helm_bin() -> &'static Path {
+    static HELM: OnceLock<PathBuf> = OnceLock::new();
+    HELM.get_or_init(|| {
+        let helm = go_tools("helm-bin").join("helm");
+        if !helm.exists() {
+            let status = Command::new("bash").arg(repo_root().join("hack/go-tools.sh")).arg("build").status().unwrap();
+            assert!(status.success(), "hack/go-tools.sh build did not build helm: see the messages above");
+        }
+        assert!(helm.exists(), "{} is missing after hack/go-tools.sh build", helm.display());
+        helm
+    })
+}
+
+/// `helm ARGS` against `kubeconfig` (or none, for lint and template).
+fn helm(kubeconfig: Option<&Path>, args: &[&str]) -> Result<String, String> {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(helm_bin());
+    // helm's own state (repositories, cache, plugins) in a throwaway home.
+    cmd.env("HELM_CACHE_HOME", home.path().join("cache"))
+        .env("HELM_CONFIG_HOME", home.path().join("config"))
+        .env("HELM_DATA_HOME", home.path().join("data"))
+        .env_remove("KUBECONFIG")
+        .args(args);
+    if let Some(k) = kubeconfig {
+        cmd.env("KUBECONFIG", k);
+    }
+    let out = cmd.output().map_err(|e| format!("cannot run helm: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!("helm {}: {}{stdout}", args.join(" "), String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+fn template(extra: &[&str]) -> String {
+    let chart = chart();
+    let mut args = vec!["template", "trustwatch", chart.to_str().unwrap(), "--namespace", NAMESPACE];
+    args.extend_from_slice(extra);
+    helm(None, &args).unwrap()
+}
+
+fn documents(yaml: &str) -> Vec<Value> {
+    serde_saphyr::from_multiple::<Value>(yaml)
+        .unwrap_or_else(|e| panic!("not YAML: {e}"))
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// What helm adds to an object that kustomize does not: its own labels and the keep policy
+/// of the CRDs.
+fn without_helm_metadata(mut object: Value) -> Value {
+    let meta = &mut object["metadata"];
+    if let Some(labels) = meta.get_mut("labels").and_then(Value::as_object_mut) {
+        for l in
+            ["helm.sh/chart", "app.kubernetes.io/managed-by", "app.kubernetes.io/instance", "app.kubernetes.io/version"]
+        {
+            labels.remove(l);
+        }
+        if labels.is_empty() {
+            meta.as_object_mut().unwrap().remove("labels");
+        }
+    }
+    if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+        annotations.remove("helm.sh/resource-policy");
+        if annotations.is_empty() {
+            meta.as_object_mut().unwrap().remove("annotations");
+        }
+    }
+    object
+}
+
+fn by_identity(objects: Vec<Value>) -> BTreeMap<String, Value> {
+    objects
+        .into_iter()
+        .map(|o| {
+            let key = format!(
+                "{}/{}/{}",
+                o["kind"].as_str().unwrap_or_default(),
+                o["metadata"]["namespace"].as_str().unwrap_or_default(),
+                o["metadata"]["name"].as_str().unwrap_or_default()
+            );
+            (key, o)
+        })
+        .collect()
+}
+
+/// `kubectl kustomize` of a kustomization over `resources` and `components` (paths relative
+/// to the repository). kustomize refuses absolute roots, so it is written under target/.
+fn kustomize(kubectl: &Path, resources: &[&str], components: &[&str]) -> String {
+    let base = repo_root().join("target");
+    std::fs::create_dir_all(&base).unwrap();
+    let dir = tempfile::Builder::new().prefix("chart-kustomize-").tempdir_in(&base).unwrap();
+    let list = |items: &[&str]| items.iter().map(|p| format!("  - ../../{p}\n")).collect::<String>();
+    let mut text =
+        format!("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{}", list(resources));
+    if !components.is_empty() {
+        text.push_str(&format!("components:\n{}", list(components)));
+    }
+    std::fs::write(dir.path().join("kustomization.yaml"), text).unwrap();
+    let out = Command::new(kubectl).arg("kustomize").arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "kubectl kustomize: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// kubectl from the control plane's build (`hack/control-plane.sh bin` prints the Kubernetes
+/// directory first, then etcd's).
+fn kubectl_bin() -> PathBuf {
+    let out = Command::new("bash").arg(repo_root().join("hack/control-plane.sh")).arg("bin").output().unwrap();
+    assert!(out.status.success(), "hack/control-plane.sh bin: {}", String::from_utf8_lossy(&out.stderr));
+    let dirs = String::from_utf8_lossy(&out.stdout);
+    let kubectl = PathBuf::from(dirs.lines().next().unwrap_or_default().trim()).join("kubectl");
+    assert!(kubectl.exists(), "{} is missing: build it with `bash hack/control-plane.sh build`", kubectl.display());
+    kubectl
+}
+
+fn assert_same_objects(chart: &str, kustomize: &str) {
+    // kustomize creates the namespace; helm does not template it (`helm install
+    // --create-namespace`, or a namespace the cluster's owner made), so it is left out.
+    let from_kustomize: Vec<Value> = documents(kustomize).into_iter().filter(|o| o["kind"] != "Namespace").collect();
+    let from_chart = by_identity(documents(chart).into_iter().map(without_helm_metadata).collect());
+    let from_kustomize = by_identity(from_kustomize);
+    let only = |a: &BTreeMap<String, Value>, b: &BTreeMap<String, Value>| {
+        a.keys().filter(|k| !b.contains_key(*k)).cloned().collect::<Vec<_>>()
+    };
+    assert!(
+        from_chart.keys().eq(from_kustomize.keys()),
+        "only in the chart: {:?}; only in config/: {:?}",
+        only(&from_chart, &from_kustomize),
+        only(&from_kustomize, &from_chart)
+    );
+    for (key, object) in &from_chart {
+        if let Some(at) = first_difference(object, &from_kustomize[key], String::new()) {
+            panic!("{key} differs between the chart and config/: {at}");
+        }
+    }
+}
+
+/// Where two JSON values first differ, as `path: chart value != config/ value`.
+fn first_difference(chart: &Value, kustomize: &Value, path: String) -> Option<String> {
+    match (chart, kustomize) {
+        (Value::Object(a), Value::Object(b)) => a.keys().chain(b.keys()).find_map(|k| match (a.get(k), b.get(k)) {
+            (Some(x), Some(y)) => first_difference(x, y, format!("{path}/{k}")),
+            (x, y) => Some(format!("{path}/{k}: {x:?} != {y:?}")),
+        }),
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            a.iter().zip(b).enumerate().find_map(|(i, (x, y))| first_difference(x, y, format!("{path}/{i}")))
+        }
+        (a, b) if a == b => None,
+        (a, b) => Some(format!("{path}: {a} != {b}")),
+    }
+}
+
+/// The files the chart carries as copies: the generated CRDs and the alert rules.
+#[test]
+fn the_chart_carries_the_current_crds_and_alert_rules() {
+    let root = repo_root();
+    let mut copies: Vec<(PathBuf, PathBuf)> =
+        vec![(root.join("dashboards/alerts/trustwatch.rules.yaml"), chart().join("files/trustwatch.rules.yaml"))];
+    for entry in std::fs::read_dir(root.join("crds")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name.starts_with("trustwatch.dev_") {
+            copies.push((path, chart().join("files/crds").join(name)));
+        }
+    }
+    assert_eq!(copies.len(), 4, "three CRDs and the rules: {copies:?}");
+    let update = std::env::var("TRUSTWATCH_UPDATE_CHART").as_deref() == Ok("1");
+    for (source, copy) in copies {
+        let want = std::fs::read(&source).unwrap();
+        if update {
+            std::fs::write(&copy, &want).unwrap();
+        }
+        assert!(
+            std::fs::read(&copy).ok().as_deref() == Some(&want[..]),
+            "{} is not a copy of {}: run `make manifests`",
+            copy.display(),
+            source.display()
+        );
+    }
+}
+
+#[test]
+fn helm_lint_passes_with_the_defaults_and_with_every_option() {
+    let chart = chart();
+    let chart = chart.to_str().unwrap();
+    helm(None, &["lint", "--strict", chart]).unwrap();
+    let mut args = vec!["lint", "--strict", chart];
+    args.extend_from_slice(ALL_OPTIONS);
+    helm(None, &args).unwrap();
+}
+
+#[test]
+fn a_wrong_value_fails_at_install_time_and_names_it() {
+    let chart = chart();
+    let chart = chart.to_str().unwrap();
+    for (value, expected) in [
+        ("replicas=two", "/replicas"),
+        ("replica=2", "additional properties 'replica' not allowed"),
+        ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+        ("metrics.serviceMonitor.interval=soon", "/metrics/serviceMonitor/interval"),
+        ("operator.logFormat=xml", "/operator/logFormat"),
+    ] {
+        let err = helm(None, &["template", "trustwatch", chart, "--set", value]).unwrap_err();
+        assert!(err.contains("schema") && err.contains(expected), "--set {value}: {err}");
+    }
+}
+
+#[test]
+fn the_chart_and_the_kustomize_install_yield_the_same_objects() {
+    let kubectl = kubectl_bin();
+    // The kustomize image is ghcr.io/trustwatch/trustwatch:latest; the chart's tag defaults
+    // to its appVersion.
+    assert_same_objects(&template(&["--set", "image.tag=latest"]), &kustomize(&kubectl, &["config/default"], &[]));
+    let mut all = vec!["--set", "image.tag=latest"];
+    all.extend_from_slice(ALL_OPTIONS);
+    assert_same_objects(
+        &template(&all),
+        &kustomize(&kubectl, &["config/default", "config/prometheus"], &["config/components/pod-pull-secrets"]),
+    );
+}
+
+#[test]
+fn the_rendered_chart_with_every_option_is_accepted_by_the_api_server() {
+    let cp = ControlPlane::bare();
+    let crds = go_tools("monitoring-crds");
+    for crd in ["servicemonitors", "prometheusrules"] {
+        let file = crds.join(format!("monitoring.coreos.com_{crd}.yaml"));
+        cp.kubectl(&["apply", "--server-side", "-f", file.to_str().unwrap()]).unwrap();
+        cp.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            &format!("crd/{crd}.monitoring.coreos.com"),
+        ])
+        .unwrap();
+    }
+    let namespace = "chart-dry-run";
+    cp.kubectl(&["create", "namespace", namespace]).unwrap();
+    let chart = chart();
+    let mut args = vec!["template", "trustwatch", chart.to_str().unwrap(), "--namespace", namespace];
+    args.extend_from_slice(ALL_OPTIONS);
+    let rendered = helm(None, &args).unwrap();
+    let kinds: Vec<String> =
+        documents(&rendered).iter().map(|o| o["kind"].as_str().unwrap_or_default().to_string()).collect();
+    for kind in ["CustomResourceDefinition", "Deployment", "ServiceMonitor", "PrometheusRule", "ClusterRoleBinding"] {
+        assert!(kinds.iter().any(|k| k == kind), "the render has no {kind}: {kinds:?}");
+    }
+    let out = cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &rendered).unwrap();
+    assert_eq!(out.lines().count(), kinds.len(), "every object passes the server's checks:\n{out}");
+    // The server checks what a client would not: a ServiceMonitor with a wrong field is refused.
+    let broken = rendered.replace("scrapeTimeout: 10s", "scrapeTimeout: [10s]");
+    assert!(broken != rendered);
+    let err = cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &broken).unwrap_err();
+    assert!(err.contains("scrapeTimeout"), "{err}");
+}
+
+/// A P-256 public key (PEM), made by openssl.
+fn public_key() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    let ok = Command::new("openssl")
+        .args(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = Command::new("openssl").args(["ec", "-pubout", "-in"]).arg(&key).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn can_i(cp: &ControlPlane, verb: &str, resource: &str, namespace: &str) -> bool {
+    let sa = format!("system:serviceaccount:{NAMESPACE}:trustwatch");
+    // `kubectl auth can-i` exits 1 for "no".
+    cp.kubectl(&["auth", "can-i", verb, resource, "-n", namespace, "--as", &sa]).is_ok_and(|o| o.trim() == "yes")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_install_upgrade_and_uninstall_with_the_operator_running_under_the_charts_rbac() {
+    let cp = ControlPlane::bare();
+    let kubeconfig = cp.kubeconfig.as_path();
+    let chart = chart();
+    let chart = chart.to_str().unwrap();
+
+    // install
+    let out = helm(Some(kubeconfig), &["install", "trustwatch", chart, "--namespace", NAMESPACE, "--create-namespace"])
+        .unwrap();
+    assert!(out.contains("STATUS: deployed"), "{out}");
+    for crd in ["trustroots", "imagetrustpolicies", "imagetrustreports"] {
+        cp.kubectl(&["wait", "--for=condition=Established", "--timeout=60s", &format!("crd/{crd}.trustwatch.dev")])
+            .unwrap();
+    }
+    let deployment: Value =
+        serde_json::from_str(&cp.kubectl(&["get", "deployment", "trustwatch", "-n", NAMESPACE, "-o", "json"]).unwrap())
+            .unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(deployment["spec"]["template"]["spec"]["containers"][0]["image"], "ghcr.io/trustwatch/trustwatch:0.1.0");
+
+    // The operator's main job, authorized by nothing but the chart's RBAC: the pods of a
+    // namespace a policy selects are verified and reported per workload.
+    let instance = "chart";
+    let app_ns = "chart-app";
+    let client = cp.admin().await;
+    harness::create_namespace(&client, app_ns, &[(INSTANCE_LABEL, instance)]).await;
+    let labels = json!({INSTANCE_LABEL: instance});
+    cp.apply(&json!({"apiVersion": "trustwatch.dev/v1alpha1", "kind": "TrustRoot",
+        "metadata": {"name": "chart-cosign", "labels": labels},
+        "spec": {"cosign": {"keys": [{"name": "release", "publicKey": public_key()}]}, "registry": {"plainHTTP": true}}}))
+    .unwrap();
+    cp.apply(&json!({"apiVersion": "trustwatch.dev/v1alpha1", "kind": "ImageTrustPolicy",
+        "metadata": {"name": "chart-policy", "labels": labels},
+        "spec": {"namespaceSelector": {"matchLabels": {INSTANCE_LABEL: instance}},
+                 "images": [{"pattern": "127.0.0.1:1/**", "trustRoot": "chart-cosign"}], "interval": "10s"}}))
+        .unwrap();
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let running = format!("127.0.0.1:1/app@{digest}");
+    let resolver: Resolver = Arc::new(move |_image: &str| Some(running.clone()));
+    let _kubelet = Kubelet::start(client.clone(), vec![app_ns.to_string()], resolver);
+    cp.apply(&json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "app", "namespace": app_ns},
+        "spec": {"containers": [{"name": "app", "image": "127.0.0.1:1/app:v1"}]}}))
+        .unwrap();
+    let operator = Operator::start(cp, &OperatorConfig::new(instance));
+    let report = eventually("the operator reports the pod under the chart's RBAC", REACT, || async {
+        let out = cp.kubectl(&["get", "imagetrustreports", "-n", app_ns, "-o", "json"])?;
+        let list: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+        let item = list["items"].get(0).cloned().ok_or_else(|| out.clone())?;
+        if item["status"]["containers"].as_array().is_some_and(|c| !c.is_empty()) {
+            Ok(item)
+        } else {
+            Err(item.to_string())
+        }
+    })
+    .await;
+    // No registry listens on 127.0.0.1:1: an outage, never a verdict against the image.
+    assert!(report.to_string().contains("TrustDataUnavailable"), "{report}");
+    eventually("the policy status is written", REACT, || async {
+        let out = cp.kubectl(&["get", "imagetrustpolicy", "chart-policy", "-o", "json"])?;
+        let p: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+        if p["status"]["observedGeneration"].is_number() { Ok(()) } else { Err(out) }
+    })
+    .await;
+    operator.assert_authorized();
+    assert!(
+        !can_i(cp, "get", "secrets", "default"),
+        "without podPullSecrets, no Secret outside the operator's namespace"
+    );
+
+    // upgrade: a changed value reaches the objects; an option adds its RBAC.
+    let out = helm(
+        Some(kubeconfig),
+        &[
+            "upgrade",
+            "trustwatch",
+            chart,
+            "--namespace",
+            NAMESPACE,
+            "--set",
+            "replicas=3",
+            "--set",
+            "podPullSecrets.enabled=true",
+        ],
+    )
+    .unwrap();
+    assert!(out.contains("REVISION: 2"), "{out}");
+    assert_eq!(
+        cp.kubectl(&["get", "deployment", "trustwatch", "-n", NAMESPACE, "-o", "jsonpath={.spec.replicas}"]).unwrap(),
+        "3"
+    );
+    assert!(can_i(cp, "get", "secrets", "default"), "podPullSecrets grants get on Secrets");
+    // A wrong value is refused before anything changes.
+    let err =
+        helm(Some(kubeconfig), &["upgrade", "trustwatch", chart, "--namespace", NAMESPACE, "--set", "replicas=-1"])
+            .unwrap_err();
+    assert!(err.contains("/replicas"), "{err}");
+    let history = helm(Some(kubeconfig), &["history", "trustwatch", "--namespace", NAMESPACE, "-o", "json"]).unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&history).unwrap().as_array().map(Vec::len), Some(2), "{history}");
+    operator.assert_authorized();
+
+    // uninstall: the operator's objects and rights go; the CRDs and the users' objects stay.
+    helm(Some(kubeconfig), &["uninstall", "trustwatch", "--namespace", NAMESPACE, "--wait"]).unwrap();
+    assert!(cp.kubectl(&["get", "deployment", "trustwatch", "-n", NAMESPACE]).is_err());
+    assert!(cp.kubectl(&["get", "clusterrole", "trustwatch-manager"]).is_err());
+    assert!(!can_i(cp, "list", "pods", app_ns), "the operator keeps no rights after uninstall");
+    cp.kubectl(&["get", "crd", "trustroots.trustwatch.dev", "imagetrustreports.trustwatch.dev"]).unwrap();
+    cp.kubectl(&["get", "trustroot", "chart-cosign"]).unwrap();
+    cp.kubectl(&["get", "imagetrustpolicy", "chart-policy"]).unwrap();
+}
