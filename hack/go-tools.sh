@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Go-built peers of the signature tests: notation, cosign, oras and olareg (a registry with
 # the OCI referrers API); and, for the chart tests, helm and the Prometheus Operator's published
-# ServiceMonitor and PrometheusRule CRDs (copied from its Go module). Built once per version
+# ServiceMonitor and PrometheusRule CRDs; and, for the PolicyReport tests, the published
+# wgpolicyk8s.io and openreports.io CRDs (each copied from its Go module). Built once per version
 # (hack/versions.env) into $TRUSTWATCH_CACHE (default ~/.cache/trustwatch) from throwaway Go
 # modules; nothing is written into the repository.
 #
@@ -9,6 +10,8 @@
 #   hack/go-tools.sh bin               # print the directory holding the binaries
 #   hack/go-tools.sh helm-bin          # the directory holding helm
 #   hack/go-tools.sh monitoring-crds   # the directory holding the monitoring.coreos.com CRDs
+#   hack/go-tools.sh report-crds       # the wgpolicyk8s.io PolicyReport (Kyverno's) and openreports.io
+#                                      # Report CRDs
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env
@@ -18,6 +21,7 @@ bin="$cache/go-tools-notation-$NOTATION_VERSION-cosign-$COSIGN_VERSION-oras-$ORA
 # helm has a directory of its own, so that a new helm version rebuilds helm alone.
 helm_bin="$cache/helm-$HELM_VERSION/bin"
 monitoring_crds="$cache/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION/crds"
+report_crds="$cache/report-crds-kyverno-$KYVERNO_VERSION-openreports-$OPENREPORTS_VERSION"
 export GOTOOLCHAIN=local GOFLAGS="-trimpath" CGO_ENABLED=0
 
 log() { printf 'go-tools: %s\n' "$*" >&2; }
@@ -42,18 +46,19 @@ install() {
   mv "$bin/$name.partial" "$bin/$name"
 }
 
-# The CRDs as prometheus-operator publishes them (example/prometheus-operator-crd in its module).
-fetch_monitoring_crds() {
-  local dir
-  [ -f "$monitoring_crds/monitoring.coreos.com_prometheusrules.yaml" ] && return
-  log "fetching the monitoring.coreos.com CRDs of prometheus-operator $PROMETHEUS_OPERATOR_VERSION (once)"
-  dir="$(GOFLAGS=-mod=mod go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
+# Published CRDs, copied from the Go module of the project that publishes them:
+#   fetch_crds DEST MODULE VERSION FILE...   (FILE relative to the module's root)
+fetch_crds() {
+  local dest="$1" module="$2" version="$3" dir f missing=""
+  shift 3
+  for f in "$@"; do [ -f "$dest/$(basename "$f")" ] || missing=1; done
+  [ -z "$missing" ] && return
+  log "fetching CRDs of $module $version (once)"
+  dir="$(GOFLAGS=-mod=mod go mod download -json "$module@$version" |
     sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-  [ -n "$dir" ] || { echo "go-tools: error: go mod download of prometheus-operator printed no Dir" >&2; exit 1; }
-  mkdir -p "$monitoring_crds"
-  for crd in servicemonitors prometheusrules; do
-    cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_$crd.yaml" "$monitoring_crds/"
-  done
+  [ -n "$dir" ] || { echo "go-tools: error: go mod download of $module@$version printed no Dir" >&2; exit 1; }
+  mkdir -p "$dest"
+  for f in "$@"; do cp "$dir/$f" "$dest/"; done
 }
 
 build() {
@@ -65,7 +70,13 @@ build() {
     "-X sigs.k8s.io/release-utils/version.gitVersion=$COSIGN_VERSION"
   install helm helm.sh/helm/v4 helm.sh/helm/v4/cmd/helm "$HELM_VERSION" \
     "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" "$helm_bin"
-  fetch_monitoring_crds
+  fetch_crds "$monitoring_crds" github.com/prometheus-operator/prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" \
+    example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml \
+    example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml
+  fetch_crds "$report_crds" github.com/kyverno/kyverno "$KYVERNO_VERSION" \
+    config/crds/policyreport/wgpolicyk8s.io_policyreports.yaml
+  fetch_crds "$report_crds" github.com/openreports/reports-api "$OPENREPORTS_VERSION" \
+    config/crd/openreports.io_reports.yaml
 }
 
 case "${1:-}" in
@@ -73,5 +84,6 @@ case "${1:-}" in
   bin) echo "$bin" ;;
   helm-bin) echo "$helm_bin" ;;
   monitoring-crds) echo "$monitoring_crds" ;;
-  *) echo "usage: $0 build | bin | helm-bin | monitoring-crds" >&2; exit 2 ;;
+  report-crds) echo "$report_crds" ;;
+  *) echo "usage: $0 build | bin | helm-bin | monitoring-crds | report-crds" >&2; exit 2 ;;
 esac

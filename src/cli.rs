@@ -81,6 +81,12 @@ pub struct RunArgs {
     /// Grant the operator a Role to get Secrets there as well.
     #[arg(long = "secret-namespace", value_name = "NAMESPACE")]
     pub secret_namespaces: Vec<String>,
+    /// Also write each policy's verdicts as PolicyReports, one per namespace and policy
+    /// (`trustwatch-<policy>`), for Policy Reporter and other tools that read them:
+    /// `wgpolicyk8s.io` (PolicyReport, v1alpha2) or `openreports.io` (Report, v1alpha1, its
+    /// successor). The group's CRD must be installed.
+    #[arg(long, value_enum, value_name = "GROUP")]
+    pub policy_reports: Option<crate::scanner::policy_report::PolicyReportGroup>,
 }
 
 /// Runs the operator until it is told to stop.
@@ -99,6 +105,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     config.scan_throttle = Duration::from_millis(scan_throttle.as_millis().max(100) as u64);
     config.max_quarantined = args.max_quarantined;
     config.secret_namespaces = args.secret_namespaces.clone();
+    config.policy_reports = args.policy_reports;
     config.leader_election = (!args.no_leader_election).then(|| LeaderElection {
         lease: args.leader_election_id.clone(),
         duration_seconds: lease_duration.as_secs().max(2) as u64,

@@ -252,10 +252,23 @@ fn a_wrong_value_fails_at_install_time_and_names_it() {
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
         ("metrics.serviceMonitor.interval=soon", "/metrics/serviceMonitor/interval"),
         ("operator.logFormat=xml", "/operator/logFormat"),
+        ("policyReports=wgpolicy", "/policyReports"),
     ] {
         let err = helm(None, &["template", "trustwatch", chart, "--set", value]).unwrap_err();
         assert!(err.contains("schema") && err.contains(expected), "--set {value}: {err}");
     }
+}
+
+#[test]
+fn the_policy_reports_value_passes_its_group_to_the_operator() {
+    let args = |rendered: &str| -> Vec<String> {
+        let d = documents(rendered).into_iter().find(|o| o["kind"] == "Deployment").expect("a Deployment");
+        serde_json::from_value(d["spec"]["template"]["spec"]["containers"][0]["args"].clone()).unwrap()
+    };
+    assert!(!args(&template(&[])).iter().any(|a| a == "--policy-reports"));
+    let with = args(&template(&["--set", "policyReports=openreports.io"]));
+    let at = with.iter().position(|a| a == "--policy-reports").expect("--policy-reports is passed");
+    assert_eq!(with[at + 1], "openreports.io");
 }
 
 #[test]

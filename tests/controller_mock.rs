@@ -278,6 +278,7 @@ async fn fixture(
         pull_configs: Default::default(),
         rechecks: Default::default(),
         rescan,
+        policy_reports: Default::default(),
     });
     Fixture { ctx, api, _server: server }
 }

@@ -109,6 +109,8 @@ pub struct RunConfig {
     pub max_quarantined: u32,
     /// Namespaces besides the operator's own where TrustRoots may reference Secrets.
     pub secret_namespaces: Vec<String>,
+    /// Also write each policy's verdicts as PolicyReports of this group (`--policy-reports`).
+    pub policy_reports: Option<crate::scanner::policy_report::PolicyReportGroup>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +129,7 @@ impl RunConfig {
             scan_throttle: DEFAULT_SCAN_THROTTLE,
             max_quarantined: DEFAULT_MAX_QUARANTINED,
             secret_namespaces: vec![],
+            policy_reports: None,
         }
     }
 }
@@ -176,6 +179,9 @@ pub struct Context {
     /// Quarantine decisions are taken one policy at a time, against the pods labelled now:
     /// the cache, corrected by the labels this process wrote that the cache has not seen yet.
     pub quarantine: tokio::sync::Mutex<QuarantineLedger>,
+    /// Policy -> namespace -> a fingerprint of the PolicyReport this process last wrote there
+    /// (`--policy-reports`), so that an unchanged report is not written again.
+    pub policy_reports: std::sync::Mutex<HashMap<String, HashMap<String, u64>>>,
 }
 
 /// The quarantine labels this process set or removed recently: (namespace, pod) -> labelled.
@@ -311,6 +317,7 @@ pub async fn run(
         quarantine: Default::default(),
         synced: Default::default(),
         pull_configs: Default::default(),
+        policy_reports: Default::default(),
     });
 
     // Our own status writes must not trigger scans: only spec (generation), annotation

@@ -326,7 +326,8 @@ async fn scan(policy: &ImageTrustPolicy, ctx: &Context) -> Result<Action, Error>
     let applied = apply_quarantine(ctx, &outcome, &mut ledger).await;
     drop(ledger);
     applied?;
-    let write_errors = write_reports(ctx, &name, &outcome, &stored, now).await;
+    let mut write_errors = write_reports(ctx, &name, &outcome, &stored, now).await;
+    write_errors.extend(write_policy_reports(ctx, policy, &outcome).await);
     apply_network_policies(ctx, &outcome).await?;
     let status = policy_status(policy, &outcome, &missing, &write_errors, now);
     let mut events = outcome.events.clone();
@@ -492,6 +493,77 @@ async fn write_report(
         api.patch_status(&r.name, &params, &Patch::Apply(&body)).await?;
     }
     Ok(())
+}
+
+/// The policy's PolicyReports (`--policy-reports`): one per namespace with workloads, written
+/// when its content changed since this process last wrote it; those of namespaces the policy
+/// no longer reports on are deleted. Failures are returned for the policy's status, like the
+/// ImageTrustReports' (and the scan is not reused, so the next one retries).
+async fn write_policy_reports(ctx: &Context, policy: &ImageTrustPolicy, outcome: &ScanOutcome) -> Vec<String> {
+    use crate::scanner::policy_report::{Counting, Owner, policy_reports};
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let Some(group) = ctx.config.policy_reports else { return vec![] };
+    let name = policy.name_any();
+    let (g, v) = group.api_version().split_once('/').unwrap_or_default();
+    let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(g, v, group.kind()), group.plural());
+    let what = format!("{} {}", group.api_version(), group.kind());
+    let hint = |e: &kube::Error| match e {
+        kube::Error::Api(s) if s.code == 404 => format!("{e} (is the {} CRD installed?)", group.group()),
+        _ => e.to_string(),
+    };
+    let mut errors = vec![];
+    let known = ctx.policy_reports.lock().expect("policy report memo poisoned").get(&name).cloned();
+    let mut written = match known {
+        Some(w) => w,
+        // First scan of this process: the policy's reports already in the cluster, to delete
+        // the ones it no longer makes (their content is unknown, so each is written again).
+        None => {
+            let all: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &resource);
+            let lp = ListParams::default().labels(&format!("{POLICY_LABEL}={}", policy_label_value(&name)));
+            match all.list_metadata(&lp).await {
+                Ok(list) => list.items.iter().filter_map(|o| o.metadata.namespace.clone()).map(|ns| (ns, 0)).collect(),
+                Err(e) => return vec![format!("{what}: cannot list the policy's reports: {}", hint(&e))],
+            }
+        }
+    };
+    let counting = Counting { on_unavailable: policy.spec.on_unavailable, unmatched: policy.spec.unmatched_images };
+    let owner = Owner { policy: &name, uid: policy.metadata.uid.as_deref() };
+    let plans = policy_reports(group, owner, counting, &outcome.reports);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    for plan in &plans {
+        let fingerprint = {
+            use std::hash::BuildHasher;
+            foldhash::fast::FixedState::with_seed(0).hash_one(serde_json::to_vec(&plan.body).unwrap_or_default())
+        };
+        if written.get(&plan.namespace) == Some(&fingerprint) {
+            continue;
+        }
+        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &plan.namespace, &resource);
+        match api.patch(&plan.name, &params, &Patch::Apply(&plan.body)).await {
+            Ok(_) => {
+                written.insert(plan.namespace.clone(), fingerprint);
+            }
+            Err(e) => {
+                warn!(policy = %name, namespace = %plan.namespace, error = %e, "cannot write the PolicyReport");
+                errors.push(format!("{}/{} ({what}): {}", plan.namespace, plan.name, hint(&e)));
+            }
+        }
+    }
+    let current: BTreeSet<&str> = plans.iter().map(|p| p.namespace.as_str()).collect();
+    let gone: Vec<String> = written.keys().filter(|ns| !current.contains(ns.as_str())).cloned().collect();
+    for ns in gone {
+        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &resource);
+        match ignore_not_found(
+            api.delete(&crate::scanner::policy_report::report_name(&name), &DeleteParams::default()).await,
+        ) {
+            Ok(()) => {
+                written.remove(&ns);
+            }
+            Err(e) => errors.push(format!("{ns} ({what}): cannot delete: {e}")),
+        }
+    }
+    ctx.policy_reports.lock().expect("policy report memo poisoned").insert(name, written);
+    errors
 }
 
 fn ignore_not_found<T>(r: Result<T, kube::Error>) -> Result<(), Error> {
@@ -678,6 +750,8 @@ async fn release_on_delete(policy: &ImageTrustPolicy, ctx: &Context) -> Result<A
     let body = json!({"metadata": {"finalizers": finalizers, "resourceVersion": policy.resource_version()}});
     ignore_not_found(api.patch(&name, &PatchParams::default(), &Patch::Merge(&body)).await)?;
     ctx.verdicts.lock().expect("verdict map poisoned").remove(&name);
+    // Its PolicyReports go with it (owner references); a policy of the same name starts anew.
+    ctx.policy_reports.lock().expect("policy report memo poisoned").remove(&name);
     ctx.metrics.forget_policy(&name);
     info!(policy = %name, released, "policy deleted: its pods are released and its reports removed");
     Ok(Action::await_change())

@@ -6,6 +6,7 @@ mod combine;
 mod decide;
 pub mod isolation;
 pub mod pods;
+pub mod policy_report;
 mod report;
 
 use crate::crd::{ImageTrustPolicySpec, Require, UnavailablePolicy, UnmatchedPolicy};

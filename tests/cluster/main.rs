@@ -17,4 +17,5 @@ mod formats;
 mod guardrails;
 mod lifecycle;
 mod operations;
+mod policy_reports;
 mod verdicts;
