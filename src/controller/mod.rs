@@ -58,6 +58,13 @@ pub const API_CALLS: &[(&str, &str, &str)] = &[
     ("networking.k8s.io", "networkpolicies", "delete"),
     ("events.k8s.io", "events", "create"),
     ("events.k8s.io", "events", "patch"),
+    // --policy-reports, in the group it names.
+    ("wgpolicyk8s.io", "policyreports", "list"),
+    ("wgpolicyk8s.io", "policyreports", "patch"),
+    ("wgpolicyk8s.io", "policyreports", "delete"),
+    ("openreports.io", "reports", "list"),
+    ("openreports.io", "reports", "patch"),
+    ("openreports.io", "reports", "delete"),
 ];
 
 /// The calls `registry.usePodPullSecrets` adds, in any namespace: granted only by the kustomize
