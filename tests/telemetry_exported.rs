@@ -6,6 +6,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
+use trustwatch::admission::decide::{Decision, Effect, ImageOutcome};
 use trustwatch::crd::MigrationState;
 use trustwatch::telemetry::{Metrics, names};
 use trustwatch::verdict::Verdict;
@@ -185,6 +186,19 @@ fn one_of_each() -> Arc<Metrics> {
     ]);
     m.set_migration("prod", &formats, &migration, &notary_only, &signature_expiry);
     m.set_retirement("corp", Some(("notary.docker.io", 1_796_688_000.0)), 2_592_000.0);
+    let refused = Decision {
+        denial: Some("trustwatch: image ... is Unsigned".into()),
+        outcomes: vec![ImageOutcome {
+            policy: "prod".into(),
+            image: "registry.example.com/team/app:v1".into(),
+            verdict: Verdict::Unsigned,
+            reason: "NoSignature".into(),
+            effect: Effect::Denied,
+        }],
+        ..Default::default()
+    };
+    m.record_admission("Deployment", &refused, 0.02);
+    m.record_admission("Pod", &Decision::default(), 0.001);
     m
 }
 

@@ -58,6 +58,12 @@ pub const API_CALLS: &[(&str, &str, &str)] = &[
     ("networking.k8s.io", "networkpolicies", "delete"),
     ("events.k8s.io", "events", "create"),
     ("events.k8s.io", "events", "patch"),
+    // The admission webhook's serving certificate (src/admission/certs.rs): its Secret in the
+    // operator's namespace and the caBundle of its ValidatingWebhookConfiguration.
+    ("", "secrets", "create"),
+    ("", "secrets", "update"),
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "get"),
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch"),
 ];
 
 /// The calls `registry.usePodPullSecrets` adds, in any namespace: granted only by the kustomize
@@ -109,6 +115,8 @@ pub struct RunConfig {
     pub max_quarantined: u32,
     /// Namespaces besides the operator's own where TrustRoots may reference Secrets.
     pub secret_namespaces: Vec<String>,
+    /// The admission webhook, served on every replica; `None` serves none.
+    pub webhook: Option<crate::admission::server::WebhookConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +135,7 @@ impl RunConfig {
             scan_throttle: DEFAULT_SCAN_THROTTLE,
             max_quarantined: DEFAULT_MAX_QUARANTINED,
             secret_namespaces: vec![],
+            webhook: None,
         }
     }
 }
@@ -146,6 +155,8 @@ pub struct Context {
     /// The TrustRoots this instance reconciles: a policy waits for each of them to be loaded
     /// before its first scan, so that a restart never reads as an outage.
     pub trust_roots: Store<crate::crd::TrustRoot>,
+    /// The ImageTrustPolicies this instance reconciles (the admission webhook decides by them).
+    pub policies: Store<crate::crd::ImageTrustPolicy>,
     pub pods: Store<CachedPod>,
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     pub replicasets: Store<PartialObjectMeta<ReplicaSet>>,
@@ -210,6 +221,13 @@ impl QuarantineLedger {
 impl Context {
     pub fn operator_namespace(&self) -> &str {
         &self.config.operator_namespace
+    }
+
+    /// A namespace's labels, as the cache has them (none when it is not cached).
+    pub fn namespace_labels(&self, namespace: &str) -> std::collections::BTreeMap<String, String> {
+        use kube::ResourceExt;
+        let ns = self.namespaces.state().into_iter().find(|n| n.name_any() == namespace);
+        ns.map(|n| n.labels().clone()).unwrap_or_default()
     }
 }
 
@@ -296,6 +314,7 @@ pub async fn run(
         client: client.clone(),
         roots: Default::default(),
         trust_roots: tr_store.clone(),
+        policies: pol_store.clone(),
         pods: pods.clone(),
         namespaces: namespaces.clone(),
         replicasets: replicasets.clone(),
@@ -395,6 +414,11 @@ pub async fn run(
     };
     tokio::spawn(deletions);
 
+    // The webhook answers on every replica, from the same caches and trust roots.
+    if let Some(webhook) = config.webhook.clone() {
+        tokio::spawn(crate::admission::server::run(ctx.clone(), webhook));
+    }
+
     // Every replica follows the watches (warm caches, health, metrics); only the leader
     // reconciles. Until it leads, what the watches yield is dropped: the first pass after
     // taking over reconciles everything from the caches.
@@ -460,14 +484,7 @@ fn policies_selecting(
     policies: &Store<crate::crd::ImageTrustPolicy>,
     namespace: &str,
 ) -> Vec<kube::runtime::reflector::ObjectRef<crate::crd::ImageTrustPolicy>> {
-    use kube::ResourceExt;
-    let labels = ctx
-        .namespaces
-        .state()
-        .iter()
-        .find(|n| n.name_any() == namespace)
-        .map(|n| n.labels().clone())
-        .unwrap_or_default();
+    let labels = ctx.namespace_labels(namespace);
     policies
         .state()
         .iter()
