@@ -1,0 +1,154 @@
+//! The admission webhook on the real control plane: kube-apiserver calls `trustwatch run
+//! --webhook-addr` over TLS (`clientConfig.url` on loopback, with the caBundle the operator
+//! patched into the ValidatingWebhookConfiguration), and the real kubectl shows what a
+//! developer sees.
+
+use crate::harness::*;
+use crate::world::*;
+use serde_json::{Value, json};
+use std::process::{Command, Stdio};
+
+/// `kubectl apply -f -` of `object`: (succeeded, stdout, stderr). kubectl prints admission
+/// warnings and refusals on stderr.
+fn kubectl_apply(cp: &ControlPlane, object: &Value) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(&cp.kubectl)
+        .env("KUBECONFIG", &cp.kubeconfig)
+        .args(["--request-timeout=60s", "apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(object.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+/// The webhook configuration of the test: the operator's name for it (its RBAC allows that
+/// one), called at `url`, for the namespaces `namespaces` only (other tests share the
+/// control plane).
+fn webhook_configuration(url: &str, namespaces: &[&str], failure_policy: &str) -> Value {
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "trustwatch"},
+        "webhooks": [{
+            "name": "images.trustwatch.dev",
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": failure_policy,
+            "timeoutSeconds": 10,
+            "clientConfig": {"url": url},
+            "namespaceSelector": {"matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}
+            ]},
+            "rules": [
+                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["pods"]},
+                {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["deployments"]}
+            ]
+        }]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_apply_is_refused_warned_or_admitted_by_the_policy_and_an_outage_follows_failure_policy() {
+    let ns = "tw-admit";
+    let operator_ns = "trustwatch-system";
+    let mut w = World::new(ns).await;
+    let signed = w.push_signed("shop/web", "v1", "web v1");
+    w.push("shop/web", "v2", "web v2, never signed");
+    w.apply(&w.trust_root(json!({})));
+    let port = free_port();
+    let url = format!("https://127.0.0.1:{port}/validate");
+    // The operator's namespace is routed to the webhook too, and selected by the policy, so
+    // that only the operator's own rule keeps it out.
+    w.cp.kubectl(&["label", "namespace", operator_ns, &format!("{INSTANCE_LABEL}={ns}"), "--overwrite"]).unwrap();
+    w.cp.apply(&webhook_configuration(&url, &[ns, operator_ns], "Fail")).unwrap();
+    let policy = |mode: &str| {
+        w.policy(
+            "admit",
+            json!({"namespaceSelector": {"matchLabels": {INSTANCE_LABEL: ns}}, "admission": {"mode": mode}}),
+        )
+    };
+    w.apply(&policy("Enforce"));
+    let addr = format!("127.0.0.1:{port}");
+    let mut op = w.operator_with(&["--webhook-addr", &addr, "--webhook-host", "127.0.0.1"]);
+
+    // Signed by tag: admitted once the operator serves and patched its caBundle.
+    let web = w.repo("shop/web");
+    let deploy = |name: &str, image: &str| deployment(ns, name, image, 1);
+    let (ok, _, err) = eventually("the webhook admits a signed image", REACT, || {
+        let r = kubectl_apply(w.cp, &deploy("signed-tag", &format!("{web}:v1")));
+        async move { if r.0 { Ok(r) } else { Err(r.2) } }
+    })
+    .await;
+    assert!(ok && !err.contains("Warning"), "{err}");
+    let vwc = w.cp.kubectl(&["get", "validatingwebhookconfiguration", "trustwatch", "-o", "json"]).unwrap();
+    let vwc: Value = serde_json::from_str(&vwc).unwrap();
+    assert!(vwc["webhooks"][0]["clientConfig"]["caBundle"].as_str().is_some_and(|b| !b.is_empty()));
+
+    // Signed by digest: admitted.
+    let (ok, _, err) = kubectl_apply(w.cp, &deploy("signed-digest", &format!("{web}@{}", signed.digest)));
+    assert!(ok, "{err}");
+
+    // Unsigned under Enforce: refused, with the one line on kubectl's stderr.
+    let unsigned = deploy("unsigned", &format!("{web}:v2"));
+    let (ok, _, err) = kubectl_apply(w.cp, &unsigned);
+    assert!(!ok, "an unsigned image was admitted under Enforce");
+    let line = format!("trustwatch: image {web}:v2 is Unsigned under ImageTrustPolicy admit: ");
+    assert!(err.contains(&line), "kubectl's stderr: {err}");
+    assert!(err.contains("sign it or change the policy"), "{err}");
+    assert_eq!(err.lines().filter(|l| l.contains("trustwatch: image")).count(), 1, "{err}");
+    // The same Deployment in the operator's namespace is never refused.
+    let (ok, _, err) = kubectl_apply(w.cp, &deployment(operator_ns, "tw-admit-own", &format!("{web}:v2"), 0));
+    assert!(ok, "the operator's namespace was refused: {err}");
+    let _ = w.cp.kubectl(&["delete", "deployment", "-n", operator_ns, "tw-admit-own", "--wait=false"]);
+
+    // Warn: admitted, and kubectl prints the warning.
+    w.apply(&policy("Warn"));
+    let err = eventually("Warn admits with a warning", REACT, || {
+        let r = kubectl_apply(w.cp, &unsigned);
+        async move { if r.0 { Ok(r.2) } else { Err(r.2) } }
+    })
+    .await;
+    assert!(err.contains(&format!("Warning: {line}")), "kubectl's stderr: {err}");
+
+    // Off: nothing is said (a change of image, so that the update is checked at all).
+    w.apply(&policy("Off"));
+    let quiet = deploy("unsigned", &format!("{web}:v2-off"));
+    w.push("shop/web", "v2-off", "web v2, off");
+    let err = eventually("Off admits without a word", REACT, || {
+        let r = kubectl_apply(w.cp, &quiet);
+        async move { if r.0 && !r.2.contains("trustwatch") { Ok(r.2) } else { Err(r.2) } }
+    })
+    .await;
+    assert!(!err.contains("Warning"), "{err}");
+    let metrics = op.metrics().unwrap();
+    let denied =
+        metric_value(&metrics, "trustwatch_admission_requests_total", &[("kind", "Deployment"), ("effect", "denied")]);
+    assert!(denied.is_some_and(|v| v >= 1.0), "{metrics}");
+    op.assert_authorized();
+
+    // The webhook down: failurePolicy Fail refuses, Ignore admits.
+    w.apply(&policy("Enforce"));
+    op.stop();
+    let (ok, _, err) = kubectl_apply(w.cp, &deploy("during-outage", &format!("{web}:v1")));
+    assert!(!ok && err.contains("failed calling webhook"), "failurePolicy Fail: {err}");
+    w.cp.kubectl(&[
+        "patch",
+        "validatingwebhookconfiguration",
+        "trustwatch",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Ignore"}]"#,
+    ])
+    .unwrap();
+    let (ok, _, err) = kubectl_apply(w.cp, &deploy("during-outage", &format!("{web}:v2")));
+    assert!(ok, "failurePolicy Ignore: {err}");
+
+    let _ = w.cp.kubectl(&["delete", "validatingwebhookconfiguration", "trustwatch", "--wait=false"]);
+    let _ = w.cp.kubectl(&["label", "namespace", operator_ns, &format!("{INSTANCE_LABEL}-")]);
+    w.cleanup().await;
+}
