@@ -53,7 +53,7 @@ fn webhook_configuration(url: &str, namespaces: &[&str], failure_policy: &str) -
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn kubectl_apply_is_refused_warned_or_admitted_by_the_policy_and_an_outage_follows_failure_policy() {
+async fn kubectl_apply_is_refused_warned_or_admitted_by_a_follower_replica_and_an_outage_follows_failure_policy() {
     let ns = "tw-admit";
     let operator_ns = "trustwatch-system";
     let mut w = World::new(ns).await;
@@ -73,6 +73,15 @@ async fn kubectl_apply_is_refused_warned_or_admitted_by_the_policy_and_an_outage
         )
     };
     w.apply(&policy("Enforce"));
+    // A leader that serves no webhook, then the replica that does: every case below is
+    // answered by a follower, which reconciles nothing and loads the trust root itself.
+    let leader = w.operator();
+    eventually("the first replica leads", REACT, || {
+        let m = leader.metrics().unwrap_or_default();
+        let leads = metric_value(&m, "trustwatch_leader", &[("identity", &leader.identity)]) == Some(1.0);
+        async move { if leads { Ok(()) } else { Err(m) } }
+    })
+    .await;
     let addr = format!("127.0.0.1:{port}");
     let mut op = w.operator_with(&["--webhook-addr", &addr, "--webhook-host", "127.0.0.1"]);
 
@@ -130,6 +139,8 @@ async fn kubectl_apply_is_refused_warned_or_admitted_by_the_policy_and_an_outage
         metric_value(&metrics, "trustwatch_admission_requests_total", &[("kind", "Deployment"), ("effect", "denied")]);
     assert!(denied.is_some_and(|v| v >= 1.0), "{metrics}");
     op.assert_authorized();
+    let follower = op.metrics().unwrap();
+    assert_eq!(metric_value(&follower, "trustwatch_leader", &[("identity", &op.identity)]), Some(0.0), "{follower}");
 
     // The webhook down: failurePolicy Fail refuses, Ignore admits.
     w.apply(&policy("Enforce"));
