@@ -52,8 +52,13 @@ fn webhook_configuration(url: &str, namespaces: &[&str], failure_policy: &str) -
     })
 }
 
+/// The webhook configuration and the Secret are the operator's by name (its RBAC grants those
+/// names only): the tests that use them take turns.
+static WEBHOOK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_apply_is_refused_warned_or_admitted_by_a_follower_replica_and_an_outage_follows_failure_policy() {
+    let _turn = WEBHOOK.lock().await;
     let ns = "tw-admit";
     let operator_ns = "trustwatch-system";
     let mut w = World::new(ns).await;
@@ -161,5 +166,84 @@ async fn kubectl_apply_is_refused_warned_or_admitted_by_a_follower_replica_and_a
 
     let _ = w.cp.kubectl(&["delete", "validatingwebhookconfiguration", "trustwatch", "--wait=false"]);
     let _ = w.cp.kubectl(&["label", "namespace", operator_ns, &format!("{INSTANCE_LABEL}-")]);
+    w.cleanup().await;
+}
+
+/// `kubectl apply --dry-run=server`: admission runs (webhooks with sideEffects None are called),
+/// nothing is stored.
+fn dry_run(cp: &ControlPlane, object: &Value) -> Result<String, String> {
+    cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &object.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_serving_certificate_rotates_without_a_failed_request() {
+    let _turn = WEBHOOK.lock().await;
+    let ns = "tw-rotate";
+    let mut w = World::new(ns).await;
+    w.push_signed("shop/web", "v1", "web v1");
+    w.push("shop/web", "v2", "web v2, never signed");
+    w.apply(&w.trust_root(json!({})));
+    w.apply(&w.policy("rotate", json!({"admission": {"mode": "Enforce"}})));
+    let port = free_port();
+    w.cp.apply(&webhook_configuration(&format!("https://127.0.0.1:{port}/validate"), &[ns], "Fail")).unwrap();
+    // A certificate of another test's validity would not be due; start from none.
+    let _ =
+        w.cp.kubectl(&["delete", "secret", "-n", "trustwatch-system", "trustwatch-webhook-tls", "--ignore-not-found"]);
+    let addr = format!("127.0.0.1:{port}");
+    // 30 s certificates, rotated when 10 s are left (checked every 3 s): one every ~20 s.
+    let op =
+        w.operator_with(&["--webhook-addr", &addr, "--webhook-host", "127.0.0.1", "--webhook-cert-validity", "30s"]);
+    let web = w.repo("shop/web");
+    let signed = deployment(ns, "web", &format!("{web}:v1"), 1);
+    let unsigned = deployment(ns, "web", &format!("{web}:v2"), 1);
+    eventually("the webhook answers", REACT, || {
+        let r = dry_run(w.cp, &signed);
+        async move { r }
+    })
+    .await;
+    let serving_cert = || {
+        w.cp.kubectl(&[
+            "get",
+            "secret",
+            "-n",
+            "trustwatch-system",
+            "trustwatch-webhook-tls",
+            "-o",
+            "jsonpath={.data.tls\\.crt}",
+        ])
+        .unwrap_or_default()
+    };
+    let mut certs = std::collections::BTreeSet::from([serving_cert()]);
+    let (mut requests, mut failures) = (0, vec![]);
+    let started = std::time::Instant::now();
+    while certs.len() < 3 && started.elapsed() < std::time::Duration::from_secs(120) {
+        requests += 1;
+        if let Err(e) = dry_run(w.cp, &signed) {
+            failures.push(e);
+        }
+        requests += 1;
+        match dry_run(w.cp, &unsigned) {
+            Err(e) if e.contains("is Unsigned under ImageTrustPolicy rotate") => {}
+            other => failures.push(format!("the unsigned image: {other:?}")),
+        }
+        certs.insert(serving_cert());
+    }
+    // Two rotations seen, and requests kept going for a few seconds after the last.
+    for _ in 0..20 {
+        requests += 1;
+        if let Err(e) = dry_run(w.cp, &signed) {
+            failures.push(e);
+        }
+    }
+    assert!(certs.len() >= 3, "no two rotations within 120 s: {} certificates seen", certs.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {requests} requests failed across two rotations:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    eprintln!("{requests} admission requests across {} serving certificates, none failed", certs.len());
+    op.assert_authorized();
+    let _ = w.cp.kubectl(&["delete", "validatingwebhookconfiguration", "trustwatch", "--wait=false"]);
     w.cleanup().await;
 }
