@@ -147,7 +147,19 @@ async fn kubectl_apply_is_refused_warned_or_admitted_by_a_follower_replica_and_a
     let follower = op.metrics().unwrap();
     assert_eq!(metric_value(&follower, "trustwatch_leader", &[("identity", &op.identity)]), Some(0.0), "{follower}");
 
-    // The webhook down: failurePolicy Fail refuses, Ignore admits.
+    // The webhook down: failurePolicy Fail refuses, Ignore admits. The operator's namespace,
+    // shared with every test, leaves the webhook's scope first.
+    let only_ours =
+        json!([{"op": "replace", "path": "/webhooks/0/namespaceSelector/matchExpressions/0/values", "value": [ns]}]);
+    w.cp.kubectl(&[
+        "patch",
+        "validatingwebhookconfiguration",
+        "trustwatch",
+        "--type=json",
+        "-p",
+        &only_ours.to_string(),
+    ])
+    .unwrap();
     w.apply(&policy("Enforce"));
     op.stop();
     let (ok, _, err) = kubectl_apply(w.cp, &deploy("during-outage", &format!("{web}:v1")));
