@@ -52,6 +52,12 @@ fn webhook_configuration(url: &str, namespaces: &[&str], failure_policy: &str) -
     })
 }
 
+/// Replaces one field of the test's webhook configuration.
+fn patch_webhook(cp: &ControlPlane, path: &str, value: Value) {
+    let op = json!([{"op": "replace", "path": path, "value": value}]).to_string();
+    cp.kubectl(&["patch", "validatingwebhookconfiguration", "trustwatch", "--type=json", "-p", &op]).unwrap();
+}
+
 /// The webhook configuration and the Secret are the operator's by name (its RBAC grants those
 /// names only): the tests that use them take turns.
 static WEBHOOK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -149,30 +155,12 @@ async fn kubectl_apply_is_refused_warned_or_admitted_by_a_follower_replica_and_a
 
     // The webhook down: failurePolicy Fail refuses, Ignore admits. The operator's namespace,
     // shared with every test, leaves the webhook's scope first.
-    let only_ours =
-        json!([{"op": "replace", "path": "/webhooks/0/namespaceSelector/matchExpressions/0/values", "value": [ns]}]);
-    w.cp.kubectl(&[
-        "patch",
-        "validatingwebhookconfiguration",
-        "trustwatch",
-        "--type=json",
-        "-p",
-        &only_ours.to_string(),
-    ])
-    .unwrap();
+    patch_webhook(w.cp, "/webhooks/0/namespaceSelector/matchExpressions/0/values", json!([ns]));
     w.apply(&policy("Enforce"));
     op.stop();
     let (ok, _, err) = kubectl_apply(w.cp, &deploy("during-outage", &format!("{web}:v1")));
     assert!(!ok && err.contains("failed calling webhook"), "failurePolicy Fail: {err}");
-    w.cp.kubectl(&[
-        "patch",
-        "validatingwebhookconfiguration",
-        "trustwatch",
-        "--type=json",
-        "-p",
-        r#"[{"op":"replace","path":"/webhooks/0/failurePolicy","value":"Ignore"}]"#,
-    ])
-    .unwrap();
+    patch_webhook(w.cp, "/webhooks/0/failurePolicy", json!("Ignore"));
     let (ok, _, err) = kubectl_apply(w.cp, &deploy("during-outage", &format!("{web}:v2")));
     assert!(ok, "failurePolicy Ignore: {err}");
 
