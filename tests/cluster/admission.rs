@@ -73,10 +73,10 @@ async fn kubectl_apply_is_refused_warned_or_admitted_by_a_follower_replica_and_a
     w.apply(&w.trust_root(json!({})));
     let port = free_port();
     let url = format!("https://127.0.0.1:{port}/validate");
-    // The operator's namespace is routed to the webhook too, and selected by the policy, so
-    // that only the operator's own rule keeps it out.
+    // The operator's namespace is selected by the policy (and, below, routed to the webhook),
+    // so that only the operator's own rule keeps it out.
     w.cp.kubectl(&["label", "namespace", operator_ns, &format!("{INSTANCE_LABEL}={ns}"), "--overwrite"]).unwrap();
-    w.cp.apply(&webhook_configuration(&url, &[ns, operator_ns], "Fail")).unwrap();
+    w.cp.apply(&webhook_configuration(&url, &[ns], "Fail")).unwrap();
     let policy = |mode: &str| {
         w.policy(
             "admit",
@@ -121,9 +121,12 @@ async fn kubectl_apply_is_refused_warned_or_admitted_by_a_follower_replica_and_a
     assert!(err.contains(&line), "kubectl's stderr: {err}");
     assert!(err.contains("sign it or change the policy"), "{err}");
     assert_eq!(err.lines().filter(|l| l.contains("trustwatch: image")).count(), 1, "{err}");
-    // The same Deployment in the operator's namespace is never refused.
+    // The same Deployment in the operator's namespace is never refused. The namespace is
+    // shared with every test: it is in the webhook's scope only while the webhook answers.
+    patch_webhook(w.cp, "/webhooks/0/namespaceSelector/matchExpressions/0/values", json!([ns, operator_ns]));
     let (ok, _, err) = kubectl_apply(w.cp, &deployment(operator_ns, "tw-admit-own", &format!("{web}:v2"), 0));
     assert!(ok, "the operator's namespace was refused: {err}");
+    patch_webhook(w.cp, "/webhooks/0/namespaceSelector/matchExpressions/0/values", json!([ns]));
     let _ = w.cp.kubectl(&["delete", "deployment", "-n", operator_ns, "tw-admit-own", "--wait=false"]);
 
     // Warn: admitted, and kubectl prints the warning.
@@ -153,9 +156,7 @@ async fn kubectl_apply_is_refused_warned_or_admitted_by_a_follower_replica_and_a
     let follower = op.metrics().unwrap();
     assert_eq!(metric_value(&follower, "trustwatch_leader", &[("identity", &op.identity)]), Some(0.0), "{follower}");
 
-    // The webhook down: failurePolicy Fail refuses, Ignore admits. The operator's namespace,
-    // shared with every test, leaves the webhook's scope first.
-    patch_webhook(w.cp, "/webhooks/0/namespaceSelector/matchExpressions/0/values", json!([ns]));
+    // The webhook down: failurePolicy Fail refuses, Ignore admits.
     w.apply(&policy("Enforce"));
     op.stop();
     let (ok, _, err) = kubectl_apply(w.cp, &deploy("during-outage", &format!("{web}:v1")));
@@ -244,6 +245,64 @@ async fn the_serving_certificate_rotates_without_a_failed_request() {
     );
     eprintln!("{requests} admission requests across {} serving certificates, none failed", certs.len());
     op.assert_authorized();
+    let _ = w.cp.kubectl(&["delete", "validatingwebhookconfiguration", "trustwatch", "--wait=false"]);
+    w.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_verification_over_the_budget_is_an_outage_that_on_unavailable_decides() {
+    let _turn = WEBHOOK.lock().await;
+    let ns = "tw-budget";
+    let mut w = World::new(ns).await;
+    w.push_signed("shop/web", "v1", "web v1");
+    // A Notary server that accepts connections and never answers: a fault no real server
+    // produces on demand.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("https://{}", silent.local_addr().unwrap());
+    w.apply(&w.trust_root(json!({"server": silent_url})));
+    let policy = |on_unavailable: &str| {
+        w.policy("budget", json!({"onUnavailable": on_unavailable, "admission": {"mode": "Enforce"}}))
+    };
+    w.apply(&policy("Fail"));
+    let port = free_port();
+    w.cp.apply(&webhook_configuration(&format!("https://127.0.0.1:{port}/validate"), &[ns], "Fail")).unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let op = w.operator_with(&["--webhook-addr", &addr, "--webhook-host", "127.0.0.1", "--webhook-timeout", "1s"]);
+    let object = deployment(ns, "web", &format!("{}:v1", w.repo("shop/web")), 1);
+    let refused = eventually("the webhook refuses what it cannot verify in time", REACT, || {
+        let r = dry_run(w.cp, &object);
+        async move {
+            match r {
+                Err(e) if e.contains("AdmissionBudgetExceeded") => Ok(e),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    assert!(
+        refused.contains("is TrustDataUnavailable under ImageTrustPolicy budget: AdmissionBudgetExceeded"),
+        "{refused}"
+    );
+    assert!(
+        !refused.contains("failed calling webhook"),
+        "the webhook answered, within the API server's timeout: {refused}"
+    );
+    // onUnavailable Ignore: admitted, with the warning.
+    w.apply(&policy("Ignore"));
+    let warned = eventually("Ignore admits with a warning", REACT, || {
+        let r =
+            w.cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-", "--warnings-as-errors"], &object.to_string());
+        async move {
+            match r {
+                Err(e) if e.contains("Warning: trustwatch: image") && e.contains("AdmissionBudgetExceeded") => Ok(e),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    assert!(warned.contains("is TrustDataUnavailable under ImageTrustPolicy budget"), "{warned}");
+    op.assert_authorized();
+    drop(silent);
     let _ = w.cp.kubectl(&["delete", "validatingwebhookconfiguration", "trustwatch", "--wait=false"]);
     w.cleanup().await;
 }
