@@ -87,6 +87,29 @@ pub struct RunArgs {
     /// successor). The group's CRD must be installed.
     #[arg(long, value_enum, value_name = "GROUP")]
     pub policy_reports: Option<crate::scanner::policy_report::PolicyReportGroup>,
+    /// Serve the validating admission webhook (HTTPS `POST /validate`) on this address, e.g.
+    /// `0.0.0.0:9443`. Off when unset.
+    #[arg(long, value_name = "ADDR")]
+    pub webhook_addr: Option<std::net::SocketAddr>,
+    /// The budget of a cold verification at admission (over it, the image's trust data counts
+    /// as unavailable and spec.onUnavailable decides); below the webhook's timeoutSeconds.
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub webhook_timeout: String,
+    /// The webhook's Service in --namespace: its DNS names go into the serving certificate.
+    #[arg(long, default_value = "trustwatch-webhook", value_name = "NAME")]
+    pub webhook_service: String,
+    /// Another host name or IP address for the serving certificate (repeatable).
+    #[arg(long = "webhook-host", value_name = "HOST")]
+    pub webhook_hosts: Vec<String>,
+    /// The ValidatingWebhookConfiguration whose caBundle the operator keeps.
+    #[arg(long, default_value = "trustwatch", value_name = "NAME")]
+    pub webhook_configuration: String,
+    /// The Secret in --namespace that holds the webhook's CA bundle, certificate and key.
+    #[arg(long, default_value = crate::admission::certs::DEFAULT_SECRET, value_name = "NAME")]
+    pub webhook_secret: String,
+    /// How long a serving certificate is valid; it is rotated when a third is left.
+    #[arg(long, default_value = "365d", value_name = "DURATION")]
+    pub webhook_cert_validity: String,
 }
 
 /// Runs the operator until it is told to stop.
@@ -106,6 +129,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     config.max_quarantined = args.max_quarantined;
     config.secret_namespaces = args.secret_namespaces.clone();
     config.policy_reports = args.policy_reports;
+    config.webhook = webhook_config(&args)?;
     config.leader_election = (!args.no_leader_election).then(|| LeaderElection {
         lease: args.leader_election_id.clone(),
         duration_seconds: lease_duration.as_secs().max(2) as u64,
@@ -125,6 +149,28 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     admin.abort();
     tracing::info!("trustwatch stopped");
     Ok(0)
+}
+
+/// The webhook's configuration from the `--webhook-*` flags (`None` without --webhook-addr).
+fn webhook_config(args: &RunArgs) -> anyhow::Result<Option<crate::admission::server::WebhookConfig>> {
+    use crate::admission::{certs, server::WebhookConfig};
+    let Some(addr) = args.webhook_addr else { return Ok(None) };
+    let budget = parse_duration(&args.webhook_timeout).map_err(|e| usage(format!("--webhook-timeout: {e}")))?;
+    let validity =
+        parse_duration(&args.webhook_cert_validity).map_err(|e| usage(format!("--webhook-cert-validity: {e}")))?;
+    let validity = Duration::from_secs(validity.as_secs().max(30) as u64);
+    Ok(Some(WebhookConfig {
+        addr,
+        budget: Duration::from_millis(budget.as_millis().max(100) as u64),
+        certs: certs::CertConfig {
+            namespace: args.namespace.clone(),
+            secret: args.webhook_secret.clone(),
+            names: certs::serving_names(&args.webhook_service, &args.namespace, &args.webhook_hosts),
+            validity,
+            configuration: args.webhook_configuration.clone(),
+        },
+        check_every: (validity / 10).min(Duration::from_secs(300)),
+    }))
 }
 
 /// Fails early, with what to do, when the CRDs are missing, the selector does not parse or

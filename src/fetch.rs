@@ -9,7 +9,7 @@
 
 mod tls;
 
-pub use tls::install_default_provider;
+pub use tls::{install_default_provider, provider as tls_provider};
 
 use crate::engine::Source;
 use crate::tuf::FetchError;

@@ -16,6 +16,7 @@
 //! - [`cli`]: the `trustwatch` command line.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod audit;
 pub mod cli;
 pub mod controller;

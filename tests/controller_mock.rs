@@ -269,6 +269,7 @@ async fn fixture(
         recorder: Recorder::new(client, Reporter { controller: "trustwatch".into(), instance: None }),
         metrics: Arc::new(Metrics::new()),
         trust_roots: reflector::store().0,
+        policies: reflector::store().0,
         network_policies: reflector::store().0,
         reports,
         config: trustwatch::controller::RunConfig::new("trustwatch-system"),

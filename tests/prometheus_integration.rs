@@ -288,6 +288,21 @@ async fn dashboards_and_alerts_query_real_metrics_in_a_real_prometheus() {
         (("nv".to_string(), "certificate".to_string()), 300.0 * 86_400.0),
     ]);
     metrics.set_migration("prod", &by_format, &migration, &notary_only, &signature_expiry);
+    // The admission webhook refused a Deployment and admitted a Pod.
+    use trustwatch::admission::decide::{Decision, Effect, ImageOutcome};
+    let refused = Decision {
+        denial: Some("trustwatch: image ... is Unsigned".into()),
+        warnings: vec![],
+        outcomes: vec![ImageOutcome {
+            policy: "prod".into(),
+            image: "registry.example.com/team/app:v2".into(),
+            verdict: Verdict::Unsigned,
+            reason: "NoSignedTarget".into(),
+            effect: Effect::Denied,
+        }],
+    };
+    metrics.record_admission("Deployment", &refused, 0.03);
+    metrics.record_admission("Pod", &Decision::default(), 0.002);
 
     let text = metrics.render();
     for line in [

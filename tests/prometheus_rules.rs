@@ -15,7 +15,7 @@ const RULE_TESTS: &str = "dashboards/alerts/tests.yaml";
 const PROMETHEUS_RULE: &str = "config/prometheus/prometheusrule.yaml";
 
 /// The alerts the README and the on-call runbooks refer to.
-const ALERTS: [&str; 14] = [
+const ALERTS: [&str; 16] = [
     "TrustwatchVerificationFailures",
     "TrustwatchDigestDrift",
     "TrustwatchSignerRevoked",
@@ -30,6 +30,8 @@ const ALERTS: [&str; 14] = [
     "TrustwatchScanStale",
     "TrustwatchQuarantineActive",
     "TrustwatchNoLeader",
+    "TrustwatchAdmissionRefusals",
+    "TrustwatchAdmissionUnverified",
 ];
 
 fn root() -> &'static Path {

@@ -6,6 +6,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
+use trustwatch::admission::decide::{Decision, Effect, ImageOutcome};
 use trustwatch::crd::MigrationState;
 use trustwatch::telemetry::{Metrics, names};
 use trustwatch::verdict::Verdict;
@@ -185,6 +186,22 @@ fn one_of_each() -> Arc<Metrics> {
     ]);
     m.set_migration("prod", &formats, &migration, &notary_only, &signature_expiry);
     m.set_retirement("corp", Some(("notary.docker.io", 1_796_688_000.0)), 2_592_000.0);
+    // One refused image, and one admitted with a warning because it could not be verified.
+    let decided = |verdict: Verdict, reason: &str, effect: Effect| {
+        let line = format!("trustwatch: image ... is {verdict}");
+        let outcome = ImageOutcome {
+            policy: "prod".into(),
+            image: "registry.example.com/team/app:v1".into(),
+            verdict,
+            reason: reason.into(),
+            effect,
+        };
+        let (denial, warnings) = if effect == Effect::Denied { (Some(line), vec![]) } else { (None, vec![line]) };
+        Decision { denial, warnings, outcomes: vec![outcome] }
+    };
+    m.record_admission("Deployment", &decided(Verdict::Unsigned, "NoSignature", Effect::Denied), 0.02);
+    m.record_admission("Pod", &decided(Verdict::TrustDataUnavailable, "AdmissionBudgetExceeded", Effect::Warned), 5.0);
+    m.record_admission("Pod", &Decision::default(), 0.001);
     m
 }
 

@@ -65,6 +65,12 @@ pub const API_CALLS: &[(&str, &str, &str)] = &[
     ("openreports.io", "reports", "list"),
     ("openreports.io", "reports", "patch"),
     ("openreports.io", "reports", "delete"),
+    // The admission webhook's serving certificate (src/admission/certs.rs): its Secret in the
+    // operator's namespace and the caBundle of its ValidatingWebhookConfiguration.
+    ("", "secrets", "create"),
+    ("", "secrets", "update"),
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "get"),
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch"),
 ];
 
 /// The calls `registry.usePodPullSecrets` adds, in any namespace: granted only by the kustomize
@@ -118,6 +124,8 @@ pub struct RunConfig {
     pub secret_namespaces: Vec<String>,
     /// Also write each policy's verdicts as PolicyReports of this group (`--policy-reports`).
     pub policy_reports: Option<crate::scanner::policy_report::PolicyReportGroup>,
+    /// The admission webhook, served on every replica; `None` serves none.
+    pub webhook: Option<crate::admission::server::WebhookConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -137,6 +145,7 @@ impl RunConfig {
             max_quarantined: DEFAULT_MAX_QUARANTINED,
             secret_namespaces: vec![],
             policy_reports: None,
+            webhook: None,
         }
     }
 }
@@ -156,6 +165,8 @@ pub struct Context {
     /// The TrustRoots this instance reconciles: a policy waits for each of them to be loaded
     /// before its first scan, so that a restart never reads as an outage.
     pub trust_roots: Store<crate::crd::TrustRoot>,
+    /// The ImageTrustPolicies this instance reconciles (the admission webhook decides by them).
+    pub policies: Store<crate::crd::ImageTrustPolicy>,
     pub pods: Store<CachedPod>,
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     pub replicasets: Store<PartialObjectMeta<ReplicaSet>>,
@@ -223,6 +234,13 @@ impl QuarantineLedger {
 impl Context {
     pub fn operator_namespace(&self) -> &str {
         &self.config.operator_namespace
+    }
+
+    /// A namespace's labels, as the cache has them (none when it is not cached).
+    pub fn namespace_labels(&self, namespace: &str) -> std::collections::BTreeMap<String, String> {
+        use kube::ResourceExt;
+        let ns = self.namespaces.state().into_iter().find(|n| n.name_any() == namespace);
+        ns.map(|n| n.labels().clone()).unwrap_or_default()
     }
 }
 
@@ -309,6 +327,7 @@ pub async fn run(
         client: client.clone(),
         roots: Default::default(),
         trust_roots: tr_store.clone(),
+        policies: pol_store.clone(),
         pods: pods.clone(),
         namespaces: namespaces.clone(),
         replicasets: replicasets.clone(),
@@ -409,6 +428,11 @@ pub async fn run(
     };
     tokio::spawn(deletions);
 
+    // The webhook answers on every replica, from the same caches and trust roots.
+    if let Some(webhook) = config.webhook.clone() {
+        tokio::spawn(crate::admission::server::run(ctx.clone(), webhook));
+    }
+
     // Every replica follows the watches (warm caches, health, metrics); only the leader
     // reconciles. Until it leads, what the watches yield is dropped: the first pass after
     // taking over reconciles everything from the caches.
@@ -474,14 +498,7 @@ fn policies_selecting(
     policies: &Store<crate::crd::ImageTrustPolicy>,
     namespace: &str,
 ) -> Vec<kube::runtime::reflector::ObjectRef<crate::crd::ImageTrustPolicy>> {
-    use kube::ResourceExt;
-    let labels = ctx
-        .namespaces
-        .state()
-        .iter()
-        .find(|n| n.name_any() == namespace)
-        .map(|n| n.labels().clone())
-        .unwrap_or_default();
+    let labels = ctx.namespace_labels(namespace);
     policies
         .state()
         .iter()

@@ -184,6 +184,20 @@ async fn ensure_runtime(
     Ok(rt)
 }
 
+/// The runtime of a TrustRoot, loaded now if this replica has none for its current spec: the
+/// admission webhook answers on every replica, and only the leader reconciles TrustRoots.
+/// The runtime goes into the shared [`Context::roots`], where scans find it too.
+pub async fn runtime_for(ctx: &Context, tr: &TrustRoot) -> Result<Arc<TrustRootRuntime>, String> {
+    if let Some(rt) = ctx.roots.read().await.get(&tr.name_any())
+        && rt.spec == tr.spec
+    {
+        return Ok(rt.clone());
+    }
+    tr.spec.validate().map_err(|es| es.join("; "))?;
+    let inputs = gather_inputs(ctx, &tr.spec).await?;
+    ensure_runtime(ctx, tr, inputs).await.map_err(|es| es.join("; "))
+}
+
 async fn refresh(tr: &TrustRoot, ctx: &Context) -> Result<Action, Error> {
     let name = tr.name_any();
     let now = Timestamp::now();

@@ -23,8 +23,8 @@ use kube::CustomResourceExt;
 pub use condition::{find_condition, is_condition_true, new_condition, set_condition};
 pub use duration::{format_duration, parse_duration};
 pub use policy::{
-    DEFAULT_EXCLUDED_NAMESPACES, DEFAULT_INTERVAL, DEFAULT_QUARANTINE_LIMIT, ImageRule, ImageTrustPolicy,
-    ImageTrustPolicySpec, ImageTrustPolicyStatus, MIN_INTERVAL, PolicyAction, PolicySummary, Require,
+    AdmissionMode, AdmissionSpec, DEFAULT_EXCLUDED_NAMESPACES, DEFAULT_INTERVAL, DEFAULT_QUARANTINE_LIMIT, ImageRule,
+    ImageTrustPolicy, ImageTrustPolicySpec, ImageTrustPolicyStatus, MIN_INTERVAL, PolicyAction, PolicySummary, Require,
     UnavailablePolicy, UnmatchedPolicy, default_interval, default_quarantine_limit, pattern_matches,
 };
 pub use report::{

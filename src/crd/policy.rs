@@ -67,6 +67,12 @@ pub fn default_quarantine_limit() -> i32 {
         json_path = ".status.conditions[?(@.type==\"Compliant\")].status",
         description = "Whether every selected container runs a trusted image"
     ),
+    printcolumn(
+        name = "Admission",
+        type_ = "string",
+        json_path = ".spec.admission.mode",
+        description = "What the admission webhook does: Off (unset), Warn or Enforce"
+    ),
     printcolumn(name = "Last Scan", type_ = "date", json_path = ".status.lastScanTime", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
@@ -132,6 +138,37 @@ pub struct ImageTrustPolicySpec {
     /// quarantined. Use it to try a policy on a live cluster.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+
+    /// Whether the policy also decides at admission, before a pod starts: trustwatch's
+    /// validating webhook (`trustwatch run --webhook-addr`) verifies the images of new and
+    /// changed Pods and pod templates (Deployments, StatefulSets, DaemonSets, ReplicaSets,
+    /// Jobs, CronJobs) with the same rules, trust roots and caches as the scans. When unset,
+    /// admission is `Off`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<AdmissionSpec>,
+}
+
+/// spec.admission: what the admission webhook does with the images this policy covers.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionSpec {
+    /// `Off` (default): the webhook ignores the policy. `Warn`: the object is admitted, and
+    /// each image that is not trusted comes back as an admission warning, which kubectl
+    /// prints. `Enforce`: the object is refused with one line naming the image, the verdict,
+    /// the reason and the policy. An image whose trust data cannot be fetched in time
+    /// follows spec.onUnavailable (`Ignore` admits it with a warning, `Fail` treats it as
+    /// untrusted); images no entry matches follow spec.unmatchedImages.
+    #[serde(default)]
+    pub mode: AdmissionMode,
+}
+
+/// What the admission webhook does with a policy.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema)]
+pub enum AdmissionMode {
+    #[default]
+    Off,
+    Warn,
+    Enforce,
 }
 
 /// One entry of spec.images.
@@ -346,6 +383,11 @@ impl ImageTrustPolicySpec {
         if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
 
+    /// `spec.admission.mode` (`Off` when unset).
+    pub fn admission_mode(&self) -> AdmissionMode {
+        self.admission.as_ref().map(|a| a.mode).unwrap_or_default()
+    }
+
     /// `spec.quarantineAfter` (zero when unset or invalid: [`Self::validate`] reports that).
     pub fn quarantine_grace(&self) -> Duration {
         self.quarantine_after.as_deref().and_then(|d| parse_duration(d).ok()).unwrap_or_default()
@@ -482,6 +524,7 @@ mod tests {
             quarantine_limit: DEFAULT_QUARANTINE_LIMIT,
             quarantine_after: None,
             dry_run: false,
+            admission: None,
         }
     }
 

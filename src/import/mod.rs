@@ -177,6 +177,7 @@ fn policy_spec(images: Vec<crate::crd::ImageRule>) -> crate::crd::ImageTrustPoli
         quarantine_limit: crate::crd::default_quarantine_limit(),
         quarantine_after: None,
         dry_run: false,
+        admission: None,
     }
 }
 

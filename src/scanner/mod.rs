@@ -117,6 +117,33 @@ fn plan_container(
             }
         }
     }
+    verify_plan(rule, &image, pull, pull_roots)
+}
+
+/// How one image of an object under admission will be judged: by the same entry of
+/// spec.images a scan would pick. A digest is verified as written; an image named by a tag
+/// alone is verified as the tag resolves now (each verifier resolves it: the registry for
+/// Notation and cosign, the signed targets for Notary v1). Pod pull credentials are not
+/// used at admission (the trust root's own are).
+pub fn plan_admission(spec: &ImageTrustPolicySpec, image: &str) -> ContainerPlan {
+    let image = match ImageRef::parse(image) {
+        Err(e) => return ContainerPlan::Invalid { message: e },
+        Ok(i) => i,
+    };
+    let gun = image.gun();
+    match spec.rule_for(&gun) {
+        None => ContainerPlan::NotCovered { gun: Some(gun) },
+        Some(rule) => verify_plan(rule, &image, &PullRef::default(), &BTreeSet::new()),
+    }
+}
+
+/// One verification per trust root of `rule`, combined by its `require`.
+fn verify_plan(
+    rule: &crate::crd::ImageRule,
+    image: &ImageRef,
+    pull: &PullRef,
+    pull_roots: &BTreeSet<String>,
+) -> ContainerPlan {
     let mut signers: Vec<String> = rule.signers.iter().map(|s| normalize_signer(s)).collect();
     signers.sort();
     signers.dedup();

@@ -106,6 +106,9 @@ pub struct Metrics {
     refreshes: Counter<u64>,
     reconciles: Counter<u64>,
     reconcile_duration: Histogram<f64>,
+    admission_requests: Counter<u64>,
+    admission_decisions: Counter<u64>,
+    admission_duration: Histogram<f64>,
     /// The repository series limit is logged once, not on every refresh.
     repository_limit_logged: AtomicBool,
 }
@@ -165,6 +168,18 @@ impl Metrics {
             refreshes: counter(names::TRUST_REFRESHES_TOTAL, "Trust data refreshes by result (success, failure)."),
             reconciles: counter(names::RECONCILE_TOTAL, "Reconcile passes by controller and result (success, error)."),
             reconcile_duration: histogram(names::RECONCILE_DURATION_SECONDS, "Duration of one reconcile, in seconds."),
+            admission_requests: counter(
+                names::ADMISSION_REQUESTS_TOTAL,
+                "Admission reviews answered by object kind and effect (allowed, warned, denied).",
+            ),
+            admission_decisions: counter(
+                names::ADMISSION_DECISIONS_TOTAL,
+                "Images decided at admission by policy, effect, verdict and reason.",
+            ),
+            admission_duration: histogram(
+                names::ADMISSION_DURATION_SECONDS,
+                "Time to answer one admission review (verification included), in seconds.",
+            ),
             registry,
             _provider: provider,
             gauges,
@@ -190,6 +205,25 @@ impl Metrics {
         let root = KeyValue::new("trust_root", trust_root.to_string());
         self.verifications.add(1, &[root.clone(), KeyValue::new("verdict", verdict.as_str())]);
         self.verification_duration.record(seconds, &[root]);
+    }
+
+    /// One admission review answered: the object's kind (one the webhook is registered for,
+    /// else `other`), what each image came to, and how long the answer took.
+    pub fn record_admission(&self, kind: &str, decision: &crate::admission::decide::Decision, seconds: f64) {
+        const KINDS: [&str; 7] = ["Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"];
+        let kind = KINDS.into_iter().find(|k| *k == kind).unwrap_or("other");
+        let kind = KeyValue::new("kind", kind);
+        self.admission_requests.add(1, &[kind.clone(), KeyValue::new("effect", decision.effect().as_str())]);
+        self.admission_duration.record(seconds, &[kind]);
+        for o in &decision.outcomes {
+            let labels = [
+                KeyValue::new("policy", o.policy.clone()),
+                KeyValue::new("effect", o.effect.as_str()),
+                KeyValue::new("verdict", o.verdict.as_str()),
+                KeyValue::new("reason", o.reason.clone()),
+            ];
+            self.admission_decisions.add(1, &labels);
+        }
     }
 
     /// One request to the Notary server of `trust_root`. An `outcome` outside

@@ -68,9 +68,15 @@ pub mod names {
     pub const RETIREMENT_WARNING_SECONDS: &str = "trustwatch_retirement_warning_seconds";
     /// gauge {policy, trust_root, kind}
     pub const SIGNATURE_EXPIRY_SECONDS: &str = "trustwatch_signature_expiry_seconds";
+    /// counter {kind, effect}: admission reviews answered (effect: allowed, warned, denied)
+    pub const ADMISSION_REQUESTS_TOTAL: &str = "trustwatch_admission_requests_total";
+    /// counter {policy, effect, verdict, reason}: images decided at admission
+    pub const ADMISSION_DECISIONS_TOTAL: &str = "trustwatch_admission_decisions_total";
+    /// histogram {kind}
+    pub const ADMISSION_DURATION_SECONDS: &str = "trustwatch_admission_duration_seconds";
 
     /// Every exported name.
-    pub const ALL: [&str; 23] = [
+    pub const ALL: [&str; 26] = [
         CONTAINERS,
         QUARANTINED_PODS,
         VERIFICATIONS_TOTAL,
@@ -94,6 +100,9 @@ pub mod names {
         ENDPOINT_RETIREMENT_TIMESTAMP_SECONDS,
         RETIREMENT_WARNING_SECONDS,
         SIGNATURE_EXPIRY_SECONDS,
+        ADMISSION_REQUESTS_TOTAL,
+        ADMISSION_DECISIONS_TOTAL,
+        ADMISSION_DURATION_SECONDS,
     ];
 }
 

@@ -22,6 +22,17 @@ fn recorded() -> Metrics {
     let sig = BTreeMap::from([(("nv".to_string(), "certificate".to_string()), 7200.0)]);
     m.set_migration("prod", &formats, &migration, &only, &sig);
     m.set_retirement("dct", Some(("notary.docker.io", 1_796_688_000.0)), 2_592_000.0);
+    use crate::admission::decide::{Decision, Effect, ImageOutcome};
+    let outcome = ImageOutcome {
+        policy: "prod".into(),
+        image: "registry.example.com/team/app:v1".into(),
+        verdict: Verdict::Unsigned,
+        reason: "NoSignature".into(),
+        effect: Effect::Denied,
+    };
+    let refused = Decision { denial: Some("refused".into()), warnings: vec![], outcomes: vec![outcome] };
+    m.record_admission("Deployment", &refused, 0.02);
+    m.record_admission("ConfigMap", &Decision::default(), 0.001);
     m
 }
 
@@ -59,6 +70,10 @@ fn every_metric_is_exported_with_its_exact_name_and_labels() {
         r#"trustwatch_endpoint_retirement_timestamp_seconds{endpoint="notary.docker.io",trust_root="dct"} 1796688000"#,
         r#"trustwatch_retirement_warning_seconds{trust_root="dct"} 2592000"#,
         r#"trustwatch_signature_expiry_seconds{kind="certificate",policy="prod",trust_root="nv"} 7200"#,
+        r#"trustwatch_admission_requests_total{effect="denied",kind="Deployment"} 1"#,
+        r#"trustwatch_admission_requests_total{effect="allowed",kind="other"} 1"#,
+        r#"trustwatch_admission_decisions_total{effect="denied",policy="prod",reason="NoSignature",verdict="Unsigned"} 1"#,
+        r#"trustwatch_admission_duration_seconds_bucket{kind="Deployment",le="0.025"} 1"#,
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
     }

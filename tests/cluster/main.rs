@@ -12,6 +12,7 @@ mod support;
 mod harness;
 mod world;
 
+mod admission;
 mod crds;
 mod formats;
 mod guardrails;

@@ -1,0 +1,308 @@
+//! The admission webhook on the real control plane: kube-apiserver calls `trustwatch run
+//! --webhook-addr` over TLS (`clientConfig.url` on loopback, with the caBundle the operator
+//! patched into the ValidatingWebhookConfiguration), and the real kubectl shows what a
+//! developer sees.
+
+use crate::harness::*;
+use crate::world::*;
+use serde_json::{Value, json};
+use std::process::{Command, Stdio};
+
+/// `kubectl apply -f -` of `object`: (succeeded, stdout, stderr). kubectl prints admission
+/// warnings and refusals on stderr.
+fn kubectl_apply(cp: &ControlPlane, object: &Value) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(&cp.kubectl)
+        .env("KUBECONFIG", &cp.kubeconfig)
+        .args(["--request-timeout=60s", "apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(object.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+/// The webhook configuration of the test: the operator's name for it (its RBAC allows that
+/// one), called at `url`, for the namespaces `namespaces` only (other tests share the
+/// control plane).
+fn webhook_configuration(url: &str, namespaces: &[&str], failure_policy: &str) -> Value {
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "trustwatch"},
+        "webhooks": [{
+            "name": "images.trustwatch.dev",
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": failure_policy,
+            "timeoutSeconds": 10,
+            "clientConfig": {"url": url},
+            "namespaceSelector": {"matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}
+            ]},
+            "rules": [
+                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["pods"]},
+                {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["deployments"]}
+            ]
+        }]
+    })
+}
+
+/// Replaces one field of the test's webhook configuration.
+fn patch_webhook(cp: &ControlPlane, path: &str, value: Value) {
+    let op = json!([{"op": "replace", "path": path, "value": value}]).to_string();
+    cp.kubectl(&["patch", "validatingwebhookconfiguration", "trustwatch", "--type=json", "-p", &op]).unwrap();
+}
+
+/// The webhook configuration and the Secret are the operator's by name (its RBAC grants those
+/// names only): the tests that use them take turns.
+static WEBHOOK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_apply_is_refused_warned_or_admitted_by_a_follower_replica_and_an_outage_follows_failure_policy() {
+    let _turn = WEBHOOK.lock().await;
+    let ns = "tw-admit";
+    let operator_ns = "trustwatch-system";
+    let mut w = World::new(ns).await;
+    let signed = w.push_signed("shop/web", "v1", "web v1");
+    w.push("shop/web", "v2", "web v2, never signed");
+    w.apply(&w.trust_root(json!({})));
+    let port = free_port();
+    let url = format!("https://127.0.0.1:{port}/validate");
+    // The operator's namespace is selected by the policy (and, below, routed to the webhook),
+    // so that only the operator's own rule keeps it out.
+    w.cp.kubectl(&["label", "namespace", operator_ns, &format!("{INSTANCE_LABEL}={ns}"), "--overwrite"]).unwrap();
+    w.cp.apply(&webhook_configuration(&url, &[ns], "Fail")).unwrap();
+    let policy = |mode: &str| {
+        w.policy(
+            "admit",
+            json!({"namespaceSelector": {"matchLabels": {INSTANCE_LABEL: ns}}, "admission": {"mode": mode}}),
+        )
+    };
+    w.apply(&policy("Enforce"));
+    // A leader that serves no webhook, then the replica that does: every case below is
+    // answered by a follower, which reconciles nothing and loads the trust root itself.
+    let leader = w.operator();
+    eventually("the first replica leads", REACT, || {
+        let m = leader.metrics().unwrap_or_default();
+        let leads = metric_value(&m, "trustwatch_leader", &[("identity", &leader.identity)]) == Some(1.0);
+        async move { if leads { Ok(()) } else { Err(m) } }
+    })
+    .await;
+    let addr = format!("127.0.0.1:{port}");
+    let mut op = w.operator_with(&["--webhook-addr", &addr, "--webhook-host", "127.0.0.1"]);
+
+    // Signed by tag: admitted once the operator serves and patched its caBundle.
+    let web = w.repo("shop/web");
+    let deploy = |name: &str, image: &str| deployment(ns, name, image, 1);
+    let (ok, _, err) = eventually("the webhook admits a signed image", REACT, || {
+        let r = kubectl_apply(w.cp, &deploy("signed-tag", &format!("{web}:v1")));
+        async move { if r.0 { Ok(r) } else { Err(r.2) } }
+    })
+    .await;
+    assert!(ok && !err.contains("Warning"), "{err}");
+    let vwc = w.cp.kubectl(&["get", "validatingwebhookconfiguration", "trustwatch", "-o", "json"]).unwrap();
+    let vwc: Value = serde_json::from_str(&vwc).unwrap();
+    assert!(vwc["webhooks"][0]["clientConfig"]["caBundle"].as_str().is_some_and(|b| !b.is_empty()));
+
+    // Signed by digest: admitted.
+    let (ok, _, err) = kubectl_apply(w.cp, &deploy("signed-digest", &format!("{web}@{}", signed.digest)));
+    assert!(ok, "{err}");
+
+    // Unsigned under Enforce: refused, with the one line on kubectl's stderr.
+    let unsigned = deploy("unsigned", &format!("{web}:v2"));
+    let (ok, _, err) = kubectl_apply(w.cp, &unsigned);
+    assert!(!ok, "an unsigned image was admitted under Enforce");
+    let line = format!("trustwatch: image {web}:v2 is Unsigned under ImageTrustPolicy admit: ");
+    assert!(err.contains(&line), "kubectl's stderr: {err}");
+    assert!(err.contains("sign it or change the policy"), "{err}");
+    assert_eq!(err.lines().filter(|l| l.contains("trustwatch: image")).count(), 1, "{err}");
+    // The same Deployment in the operator's namespace is never refused. The namespace is
+    // shared with every test: it is in the webhook's scope only while the webhook answers.
+    patch_webhook(w.cp, "/webhooks/0/namespaceSelector/matchExpressions/0/values", json!([ns, operator_ns]));
+    let (ok, _, err) = kubectl_apply(w.cp, &deployment(operator_ns, "tw-admit-own", &format!("{web}:v2"), 0));
+    assert!(ok, "the operator's namespace was refused: {err}");
+    patch_webhook(w.cp, "/webhooks/0/namespaceSelector/matchExpressions/0/values", json!([ns]));
+    let _ = w.cp.kubectl(&["delete", "deployment", "-n", operator_ns, "tw-admit-own", "--wait=false"]);
+
+    // Warn: admitted, and kubectl prints the warning.
+    w.apply(&policy("Warn"));
+    let err = eventually("Warn admits with a warning", REACT, || {
+        let r = kubectl_apply(w.cp, &unsigned);
+        async move { if r.0 { Ok(r.2) } else { Err(r.2) } }
+    })
+    .await;
+    assert!(err.contains(&format!("Warning: {line}")), "kubectl's stderr: {err}");
+
+    // Off: nothing is said (a change of image, so that the update is checked at all).
+    w.apply(&policy("Off"));
+    let quiet = deploy("unsigned", &format!("{web}:v2-off"));
+    w.push("shop/web", "v2-off", "web v2, off");
+    let err = eventually("Off admits without a word", REACT, || {
+        let r = kubectl_apply(w.cp, &quiet);
+        async move { if r.0 && !r.2.contains("trustwatch") { Ok(r.2) } else { Err(r.2) } }
+    })
+    .await;
+    assert!(!err.contains("Warning"), "{err}");
+    let metrics = op.metrics().unwrap();
+    let denied =
+        metric_value(&metrics, "trustwatch_admission_requests_total", &[("kind", "Deployment"), ("effect", "denied")]);
+    assert!(denied.is_some_and(|v| v >= 1.0), "{metrics}");
+    op.assert_authorized();
+    let follower = op.metrics().unwrap();
+    assert_eq!(metric_value(&follower, "trustwatch_leader", &[("identity", &op.identity)]), Some(0.0), "{follower}");
+
+    // The webhook down: failurePolicy Fail refuses, Ignore admits.
+    w.apply(&policy("Enforce"));
+    op.stop();
+    let (ok, _, err) = kubectl_apply(w.cp, &deploy("during-outage", &format!("{web}:v1")));
+    assert!(!ok && err.contains("failed calling webhook"), "failurePolicy Fail: {err}");
+    patch_webhook(w.cp, "/webhooks/0/failurePolicy", json!("Ignore"));
+    let (ok, _, err) = kubectl_apply(w.cp, &deploy("during-outage", &format!("{web}:v2")));
+    assert!(ok, "failurePolicy Ignore: {err}");
+
+    let _ = w.cp.kubectl(&["delete", "validatingwebhookconfiguration", "trustwatch", "--wait=false"]);
+    let _ = w.cp.kubectl(&["label", "namespace", operator_ns, &format!("{INSTANCE_LABEL}-")]);
+    w.cleanup().await;
+}
+
+/// `kubectl apply --dry-run=server`: admission runs (webhooks with sideEffects None are called),
+/// nothing is stored.
+fn dry_run(cp: &ControlPlane, object: &Value) -> Result<String, String> {
+    cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &object.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_serving_certificate_rotates_without_a_failed_request() {
+    let _turn = WEBHOOK.lock().await;
+    let ns = "tw-rotate";
+    let mut w = World::new(ns).await;
+    w.push_signed("shop/web", "v1", "web v1");
+    w.push("shop/web", "v2", "web v2, never signed");
+    w.apply(&w.trust_root(json!({})));
+    w.apply(&w.policy("rotate", json!({"admission": {"mode": "Enforce"}})));
+    let port = free_port();
+    w.cp.apply(&webhook_configuration(&format!("https://127.0.0.1:{port}/validate"), &[ns], "Fail")).unwrap();
+    // A certificate of another test's validity would not be due; start from none.
+    let _ =
+        w.cp.kubectl(&["delete", "secret", "-n", "trustwatch-system", "trustwatch-webhook-tls", "--ignore-not-found"]);
+    let addr = format!("127.0.0.1:{port}");
+    // 30 s certificates, rotated when 10 s are left (checked every 3 s): one every ~20 s.
+    let op =
+        w.operator_with(&["--webhook-addr", &addr, "--webhook-host", "127.0.0.1", "--webhook-cert-validity", "30s"]);
+    let web = w.repo("shop/web");
+    let signed = deployment(ns, "web", &format!("{web}:v1"), 1);
+    let unsigned = deployment(ns, "web", &format!("{web}:v2"), 1);
+    eventually("the webhook answers", REACT, || {
+        let r = dry_run(w.cp, &signed);
+        async move { r }
+    })
+    .await;
+    let serving_cert = || {
+        w.cp.kubectl(&[
+            "get",
+            "secret",
+            "-n",
+            "trustwatch-system",
+            "trustwatch-webhook-tls",
+            "-o",
+            "jsonpath={.data.tls\\.crt}",
+        ])
+        .unwrap_or_default()
+    };
+    let mut certs = std::collections::BTreeSet::from([serving_cert()]);
+    let (mut requests, mut failures) = (0, vec![]);
+    let started = std::time::Instant::now();
+    while certs.len() < 3 && started.elapsed() < std::time::Duration::from_secs(120) {
+        requests += 1;
+        if let Err(e) = dry_run(w.cp, &signed) {
+            failures.push(e);
+        }
+        requests += 1;
+        match dry_run(w.cp, &unsigned) {
+            Err(e) if e.contains("is Unsigned under ImageTrustPolicy rotate") => {}
+            other => failures.push(format!("the unsigned image: {other:?}")),
+        }
+        certs.insert(serving_cert());
+    }
+    // Two rotations seen, and requests kept going for a few seconds after the last.
+    for _ in 0..20 {
+        requests += 1;
+        if let Err(e) = dry_run(w.cp, &signed) {
+            failures.push(e);
+        }
+    }
+    assert!(certs.len() >= 3, "no two rotations within 120 s: {} certificates seen", certs.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {requests} requests failed across two rotations:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    eprintln!("{requests} admission requests across {} serving certificates, none failed", certs.len());
+    op.assert_authorized();
+    let _ = w.cp.kubectl(&["delete", "validatingwebhookconfiguration", "trustwatch", "--wait=false"]);
+    w.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_verification_over_the_budget_is_an_outage_that_on_unavailable_decides() {
+    let _turn = WEBHOOK.lock().await;
+    let ns = "tw-budget";
+    let mut w = World::new(ns).await;
+    w.push_signed("shop/web", "v1", "web v1");
+    // A Notary server that accepts connections and never answers: a fault no real server
+    // produces on demand.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("https://{}", silent.local_addr().unwrap());
+    w.apply(&w.trust_root(json!({"server": silent_url})));
+    let policy = |on_unavailable: &str| {
+        w.policy("budget", json!({"onUnavailable": on_unavailable, "admission": {"mode": "Enforce"}}))
+    };
+    w.apply(&policy("Fail"));
+    let port = free_port();
+    w.cp.apply(&webhook_configuration(&format!("https://127.0.0.1:{port}/validate"), &[ns], "Fail")).unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let op = w.operator_with(&["--webhook-addr", &addr, "--webhook-host", "127.0.0.1", "--webhook-timeout", "1s"]);
+    let object = deployment(ns, "web", &format!("{}:v1", w.repo("shop/web")), 1);
+    let refused = eventually("the webhook refuses what it cannot verify in time", REACT, || {
+        let r = dry_run(w.cp, &object);
+        async move {
+            match r {
+                Err(e) if e.contains("AdmissionBudgetExceeded") => Ok(e),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    assert!(
+        refused.contains("is TrustDataUnavailable under ImageTrustPolicy budget: AdmissionBudgetExceeded"),
+        "{refused}"
+    );
+    assert!(
+        !refused.contains("failed calling webhook"),
+        "the webhook answered, within the API server's timeout: {refused}"
+    );
+    // onUnavailable Ignore: admitted, with the warning.
+    w.apply(&policy("Ignore"));
+    let warned = eventually("Ignore admits with a warning", REACT, || {
+        let r =
+            w.cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-", "--warnings-as-errors"], &object.to_string());
+        async move {
+            match r {
+                Err(e) if e.contains("Warning: trustwatch: image") && e.contains("AdmissionBudgetExceeded") => Ok(e),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    assert!(warned.contains("is TrustDataUnavailable under ImageTrustPolicy budget"), "{warned}");
+    op.assert_authorized();
+    drop(silent);
+    let _ = w.cp.kubectl(&["delete", "validatingwebhookconfiguration", "trustwatch", "--wait=false"]);
+    w.cleanup().await;
+}
