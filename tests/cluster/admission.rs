@@ -315,3 +315,33 @@ async fn a_verification_over_the_budget_is_an_outage_that_on_unavailable_decides
     let _ = w.cp.kubectl(&["delete", "validatingwebhookconfiguration", "trustwatch", "--wait=false"]);
     w.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_webhook_is_accepted_by_the_api_server_and_keeps_the_cluster_from_locking_itself_out() {
+    let cp = ControlPlane::shared();
+    let file = repo_root().join("config/webhook/webhook.yaml");
+    let out = cp.kubectl(&["apply", "--dry-run=server", "-o", "json", "-f", file.to_str().unwrap()]).unwrap();
+    let list: Value = serde_json::from_str(&out).unwrap();
+    let items = list["items"].as_array().cloned().unwrap_or_else(|| vec![list.clone()]);
+    let vwc = items.iter().find(|i| i["kind"] == "ValidatingWebhookConfiguration").expect("a webhook configuration");
+    assert_eq!(vwc["metadata"]["name"], "trustwatch", "the name --webhook-configuration and config/rbac expect");
+    let hook = &vwc["webhooks"][0];
+    assert_eq!((hook["failurePolicy"].as_str(), hook["timeoutSeconds"].as_i64()), (Some("Fail"), Some(10)));
+    let excluded = &hook["namespaceSelector"]["matchExpressions"][0];
+    assert_eq!(
+        (excluded["key"].as_str(), excluded["operator"].as_str()),
+        (Some("kubernetes.io/metadata.name"), Some("NotIn"))
+    );
+    assert_eq!(excluded["values"], json!(["kube-system", "trustwatch-system"]));
+    let resources: Vec<&str> = hook["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["resources"].as_array().unwrap().iter().filter_map(Value::as_str))
+        .collect();
+    for r in ["pods", "deployments", "statefulsets", "daemonsets", "replicasets", "jobs", "cronjobs"] {
+        assert!(resources.contains(&r), "{r} not in {resources:?}");
+    }
+    let service = items.iter().find(|i| i["kind"] == "Service").expect("the webhook's Service");
+    assert_eq!(service["metadata"]["name"], "trustwatch-webhook", "the name in the serving certificate");
+}
