@@ -243,7 +243,16 @@ async fn the_serving_certificate_rotates_without_a_failed_request() {
         failures.len(),
         failures.join("\n")
     );
-    eprintln!("{requests} admission requests across {} serving certificates, none failed", certs.len());
+    // What the webhook itself spent per review, warm (an observation, not a timed assertion).
+    let m = op.metrics().unwrap();
+    let sum = metric_value(&m, "trustwatch_admission_duration_seconds_sum", &[("kind", "Deployment")]).unwrap_or(0.0);
+    let count =
+        metric_value(&m, "trustwatch_admission_duration_seconds_count", &[("kind", "Deployment")]).unwrap_or(0.0);
+    eprintln!(
+        "{requests} admission requests across {} serving certificates, none failed; {count} reviews, {:.2} ms each on average",
+        certs.len(),
+        1000.0 * sum / count.max(1.0)
+    );
     op.assert_authorized();
     let _ = w.cp.kubectl(&["delete", "validatingwebhookconfiguration", "trustwatch", "--wait=false"]);
     w.cleanup().await;
@@ -303,6 +312,85 @@ async fn a_verification_over_the_budget_is_an_outage_that_on_unavailable_decides
     assert!(warned.contains("is TrustDataUnavailable under ImageTrustPolicy budget"), "{warned}");
     op.assert_authorized();
     drop(silent);
+    let _ = w.cp.kubectl(&["delete", "validatingwebhookconfiguration", "trustwatch", "--wait=false"]);
+    w.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_webhook_is_accepted_by_the_api_server_and_keeps_the_cluster_from_locking_itself_out() {
+    let cp = ControlPlane::shared();
+    let file = repo_root().join("config/webhook/webhook.yaml");
+    let out = cp.kubectl(&["apply", "--dry-run=server", "-o", "json", "-f", file.to_str().unwrap()]).unwrap();
+    let list: Value = serde_json::from_str(&out).unwrap();
+    let items = list["items"].as_array().cloned().unwrap_or_else(|| vec![list.clone()]);
+    let vwc = items.iter().find(|i| i["kind"] == "ValidatingWebhookConfiguration").expect("a webhook configuration");
+    assert_eq!(vwc["metadata"]["name"], "trustwatch", "the name --webhook-configuration and config/rbac expect");
+    let hook = &vwc["webhooks"][0];
+    assert_eq!((hook["failurePolicy"].as_str(), hook["timeoutSeconds"].as_i64()), (Some("Fail"), Some(10)));
+    let excluded = &hook["namespaceSelector"]["matchExpressions"][0];
+    assert_eq!(
+        (excluded["key"].as_str(), excluded["operator"].as_str()),
+        (Some("kubernetes.io/metadata.name"), Some("NotIn"))
+    );
+    assert_eq!(excluded["values"], json!(["kube-system", "trustwatch-system"]));
+    let resources: Vec<&str> = hook["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["resources"].as_array().unwrap().iter().filter_map(Value::as_str))
+        .collect();
+    for r in ["pods", "deployments", "statefulsets", "daemonsets", "replicasets", "jobs", "cronjobs"] {
+        assert!(resources.contains(&r), "{r} not in {resources:?}");
+    }
+    let service = items.iter().find(|i| i["kind"] == "Service").expect("the webhook's Service");
+    assert_eq!(service["metadata"]["name"], "trustwatch-webhook", "the name in the serving certificate");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notary_v1_and_cosign_under_all_of_admit_a_tag_both_sign_and_agree_with_cosign_verify() {
+    use crate::support::oci::Cosign;
+    let _turn = WEBHOOK.lock().await;
+    let ns = "tw-admit-allof";
+    let mut w = World::new(ns).await;
+    let cosign = Cosign::new();
+    let (key, public) = cosign.generate_key_pair("release");
+    // Signed with both formats; with Notary v1 only.
+    w.push_signed("shop/both", "v1", "both v1");
+    let both = w.registry.resolve("shop/both", "v1").unwrap().digest;
+    cosign.sign(&format!("{}@{both}", w.repo("shop/both")), &key, &[], &[]);
+    w.push_signed("shop/dct", "v1", "dct v1");
+    w.apply(&w.trust_root(json!({})));
+    let cosign_root = format!("{ns}-cosign");
+    w.apply(&json!({"apiVersion": "trustwatch.dev/v1alpha1", "kind": "TrustRoot",
+        "metadata": {"name": cosign_root, "labels": {INSTANCE_LABEL: ns}},
+        "spec": {"cosign": {"keys": [{"name": "release", "publicKey": public}]}, "registry": {"plainHTTP": true}}}));
+    let rule =
+        json!([{"pattern": format!("{}/**", w.registry.host()), "trustRoots": [ns, cosign_root], "require": "AllOf"}]);
+    w.apply(&w.policy("admit-allof", json!({"images": rule, "admission": {"mode": "Enforce"}})));
+    let port = free_port();
+    w.cp.apply(&webhook_configuration(&format!("https://127.0.0.1:{port}/validate"), &[ns], "Fail")).unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let op = w.operator_with(&["--webhook-addr", &addr, "--webhook-host", "127.0.0.1"]);
+
+    // By tag: Notary v1 resolves it from its signed targets, cosign through the registry.
+    let both_tag = format!("{}:v1", w.repo("shop/both"));
+    eventually("a tag both formats sign is admitted", REACT, || {
+        let r = dry_run(w.cp, &deployment(ns, "both", &both_tag, 1));
+        async move { r }
+    })
+    .await;
+    let dct_tag = format!("{}:v1", w.repo("shop/dct"));
+    let err =
+        dry_run(w.cp, &deployment(ns, "dct", &dct_tag, 1)).expect_err("AllOf admitted an image cosign never signed");
+    assert!(
+        err.contains(&format!("trustwatch: image {dct_tag} (sha256:"))
+            && err.contains("is Unsigned under ImageTrustPolicy admit-allof"),
+        "{err}"
+    );
+    // The reference client agrees on both.
+    assert!(cosign.verify(&both_tag, &public, &[], &[]).ok, "cosign verify refuses what trustwatch admitted");
+    assert!(!cosign.verify(&dct_tag, &public, &[], &[]).ok, "cosign verify accepts what trustwatch refused");
+    op.assert_authorized();
     let _ = w.cp.kubectl(&["delete", "validatingwebhookconfiguration", "trustwatch", "--wait=false"]);
     w.cleanup().await;
 }
