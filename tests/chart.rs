@@ -253,6 +253,8 @@ fn a_wrong_value_fails_at_install_time_and_names_it() {
         ("metrics.serviceMonitor.interval=soon", "/metrics/serviceMonitor/interval"),
         ("operator.logFormat=xml", "/operator/logFormat"),
         ("policyReports=wgpolicy", "/policyReports"),
+        ("webhook.failurePolicy=Never", "/webhook/failurePolicy"),
+        ("webhook.verificationBudget=soon", "/webhook/verificationBudget"),
     ] {
         let err = helm(None, &["template", "trustwatch", chart, "--set", value]).unwrap_err();
         assert!(err.contains("schema") && err.contains(expected), "--set {value}: {err}");
@@ -276,13 +278,29 @@ fn the_chart_and_the_kustomize_install_yield_the_same_objects() {
     let kubectl = kubectl_bin();
     // The kustomize image is ghcr.io/trustwatch/trustwatch:latest; the chart's tag defaults
     // to its appVersion.
-    assert_same_objects(&template(&["--set", "image.tag=latest"]), &kustomize(&kubectl, &["config/default"], &[]));
-    let mut all = vec!["--set", "image.tag=latest"];
+    // The chart serves the webhook by default, with failurePolicy Ignore; config/webhook is
+    // an opt-in component with Fail.
+    assert_same_objects(
+        &template(&["--set", "image.tag=latest", "--set", "webhook.enabled=false"]),
+        &kustomize(&kubectl, &["config/default"], &[]),
+    );
+    assert_same_objects(
+        &template(&["--set", "image.tag=latest", "--set", "webhook.failurePolicy=Fail"]),
+        &kustomize(&kubectl, &["config/default"], &["config/webhook"]),
+    );
+    let mut all = vec!["--set", "image.tag=latest", "--set", "webhook.failurePolicy=Fail"];
     all.extend_from_slice(ALL_OPTIONS);
     assert_same_objects(
         &template(&all),
-        &kustomize(&kubectl, &["config/default", "config/prometheus"], &["config/components/pod-pull-secrets"]),
+        &kustomize(
+            &kubectl,
+            &["config/default", "config/prometheus"],
+            &["config/components/pod-pull-secrets", "config/webhook"],
+        ),
     );
+    let default = documents(&template(&[]));
+    let webhook = default.iter().find(|o| o["kind"] == "ValidatingWebhookConfiguration").expect("the webhook is on");
+    assert_eq!(webhook["webhooks"][0]["failurePolicy"], "Ignore", "an install never blocks pods by default");
 }
 
 #[test]
@@ -308,7 +326,14 @@ fn the_rendered_chart_with_every_option_is_accepted_by_the_api_server() {
     let rendered = helm(None, &args).unwrap();
     let kinds: Vec<String> =
         documents(&rendered).iter().map(|o| o["kind"].as_str().unwrap_or_default().to_string()).collect();
-    for kind in ["CustomResourceDefinition", "Deployment", "ServiceMonitor", "PrometheusRule", "ClusterRoleBinding"] {
+    for kind in [
+        "CustomResourceDefinition",
+        "Deployment",
+        "ServiceMonitor",
+        "PrometheusRule",
+        "ClusterRoleBinding",
+        "ValidatingWebhookConfiguration",
+    ] {
         assert!(kinds.iter().any(|k| k == kind), "the render has no {kind}: {kinds:?}");
     }
     let out = cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &rendered).unwrap();
@@ -385,7 +410,16 @@ async fn helm_install_upgrade_and_uninstall_with_the_operator_running_under_the_
     cp.apply(&json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "app", "namespace": app_ns},
         "spec": {"containers": [{"name": "app", "image": "127.0.0.1:1/app:v1"}]}}))
         .unwrap();
-    let operator = Operator::start(cp, &OperatorConfig::new(instance));
+    // The operator serves the webhook, as the chart's Deployment has it: it makes its
+    // certificate and patches the caBundle of the chart's webhook configuration, with the
+    // chart's RBAC.
+    let mut config = OperatorConfig::new(instance);
+    let webhook_addr = format!("127.0.0.1:{}", harness::free_port());
+    config.extra_args = ["--webhook-addr", webhook_addr.as_str(), "--webhook-host", "127.0.0.1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let operator = Operator::start(cp, &config);
     let report = eventually("the operator reports the pod under the chart's RBAC", REACT, || async {
         let out = cp.kubectl(&["get", "imagetrustreports", "-n", app_ns, "-o", "json"])?;
         let list: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
@@ -405,6 +439,18 @@ async fn helm_install_upgrade_and_uninstall_with_the_operator_running_under_the_
         if p["status"]["observedGeneration"].is_number() { Ok(()) } else { Err(out) }
     })
     .await;
+    eventually("the operator patches the caBundle of the chart's webhook", REACT, || async {
+        let ca = cp.kubectl(&[
+            "get",
+            "validatingwebhookconfiguration",
+            "trustwatch",
+            "-o",
+            "jsonpath={.webhooks[0].clientConfig.caBundle}",
+        ])?;
+        if ca.is_empty() { Err("no caBundle yet".to_string()) } else { Ok(()) }
+    })
+    .await;
+    cp.kubectl(&["get", "secret", "trustwatch-webhook-tls", "-n", NAMESPACE]).unwrap();
     operator.assert_authorized();
     assert!(
         !can_i(cp, "get", "secrets", "default"),
