@@ -19,10 +19,12 @@
 //! signed checkpoint; the entry body must be the signature being verified.
 
 pub mod error;
+pub mod keyless;
 pub mod keys;
 pub mod payload;
 pub mod rekor;
 pub mod shell;
+pub mod trusted_root;
 pub mod verify;
 
 pub use error::CosignError;

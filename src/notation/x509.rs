@@ -177,7 +177,7 @@ impl Cert {
     fn key_usage(&self) -> Result<Option<(bool, KeyUsage)>, String> {
         self.inner.tbs_certificate().get_extension::<KeyUsage>().map_err(|e| format!("keyUsage: {e}"))
     }
-    fn extended_key_usage(&self) -> Result<Option<(bool, ExtendedKeyUsage)>, String> {
+    pub(crate) fn extended_key_usage(&self) -> Result<Option<(bool, ExtendedKeyUsage)>, String> {
         self.inner.tbs_certificate().get_extension::<ExtendedKeyUsage>().map_err(|e| format!("extendedKeyUsage: {e}"))
     }
 
