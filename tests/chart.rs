@@ -41,25 +41,10 @@ fn chart() -> PathBuf {
     repo_root().join("charts/trustwatch")
 }
 
-fn go_tools(what: &str) -> PathBuf {
-    let out = Command::new("bash").arg(repo_root().join("hack/go-tools.sh")).arg(what).output().unwrap();
-    assert!(out.status.success(), "hack/go-tools.sh {what}: {}", String::from_utf8_lossy(&out.stderr));
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
-/// The helm binary, built on first use (minutes, once per version); a build that fails
-/// fails the test.
+/// The helm binary (built on first use).
 fn helm_bin() -> &'static Path {
     static HELM: OnceLock<PathBuf> = OnceLock::new();
-    HELM.get_or_init(|| {
-        let helm = go_tools("helm-bin").join("helm");
-        if !helm.exists() {
-            let status = Command::new("bash").arg(repo_root().join("hack/go-tools.sh")).arg("build").status().unwrap();
-            assert!(status.success(), "hack/go-tools.sh build did not build helm: see the messages above");
-        }
-        assert!(helm.exists(), "{} is missing after hack/go-tools.sh build", helm.display());
-        helm
-    })
+    HELM.get_or_init(|| harness::go_tool("helm-bin", "helm"))
 }
 
 /// `helm ARGS` against `kubeconfig` (or none, for lint and template).
@@ -156,12 +141,9 @@ fn kustomize(kubectl: &Path, resources: &[&str], components: &[&str]) -> String 
 }
 
 /// kubectl from the control plane's build (`hack/control-plane.sh bin` prints the Kubernetes
-/// directory first, then etcd's).
+/// directory first).
 fn kubectl_bin() -> PathBuf {
-    let out = Command::new("bash").arg(repo_root().join("hack/control-plane.sh")).arg("bin").output().unwrap();
-    assert!(out.status.success(), "hack/control-plane.sh bin: {}", String::from_utf8_lossy(&out.stderr));
-    let dirs = String::from_utf8_lossy(&out.stdout);
-    let kubectl = PathBuf::from(dirs.lines().next().unwrap_or_default().trim()).join("kubectl");
+    let kubectl = harness::hack_dir("control-plane.sh", "bin").join("kubectl");
     assert!(kubectl.exists(), "{} is missing: build it with `bash hack/control-plane.sh build`", kubectl.display());
     kubectl
 }
@@ -306,9 +288,8 @@ fn the_chart_and_the_kustomize_install_yield_the_same_objects() {
 #[test]
 fn the_rendered_chart_with_every_option_is_accepted_by_the_api_server() {
     let cp = ControlPlane::bare();
-    let crds = go_tools("monitoring-crds");
     for crd in ["servicemonitors", "prometheusrules"] {
-        let file = crds.join(format!("monitoring.coreos.com_{crd}.yaml"));
+        let file = harness::go_tool("monitoring-crds", &format!("monitoring.coreos.com_{crd}.yaml"));
         cp.kubectl(&["apply", "--server-side", "-f", file.to_str().unwrap()]).unwrap();
         cp.kubectl(&[
             "wait",

@@ -14,9 +14,8 @@ pub mod review;
 pub mod server;
 
 use crate::controller::Context;
-use crate::controller::roots::{TrustRootRuntime, verify_all};
+use crate::controller::roots::{TrustRootRuntime, unavailable, verify_all};
 use crate::crd::AdmissionMode;
-use crate::image::ImageRef;
 use crate::scanner::{VerifyKey, is_protected_namespace};
 use crate::verdict::Verdict;
 use crate::verifier::{Resolution, SignatureFormat};
@@ -169,12 +168,7 @@ async fn unanswered(
     keys.iter()
         .map(|k| {
             let format = roots.get(&k.trust_root).map_or(SignatureFormat::default(), |r| r.kind());
-            let v = Verdict::TrustDataUnavailable;
-            let r = match ImageRef::parse(&k.image) {
-                Ok(image) => Resolution::new(format, &image, v, reason, message),
-                Err(_) => Resolution::unparsed(format, &k.image, v, reason, message),
-            };
-            (k.clone(), r)
+            (k.clone(), unavailable(k, format, reason, Verdict::TrustDataUnavailable, message.to_string()))
         })
         .collect()
 }

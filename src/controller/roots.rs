@@ -542,7 +542,9 @@ async fn verify_one(
     }
 }
 
-fn unavailable(
+/// An answer without a verification (an outage, a reference that does not parse): the key's
+/// image, with the verdict and why.
+pub(crate) fn unavailable(
     key: &VerifyKey,
     format: SignatureFormat,
     reason: &str,

@@ -89,12 +89,10 @@ fn plan_container(
     pull: &PullRef,
     pull_roots: &BTreeSet<String>,
 ) -> ContainerPlan {
-    let mut image = match ImageRef::parse(image) {
-        Err(e) => return ContainerPlan::Invalid { message: e },
-        Ok(i) => i,
+    let (mut image, rule) = match matching_rule(spec, image) {
+        Ok(m) => m,
+        Err(plan) => return plan,
     };
-    let gun = image.gun();
-    let Some(rule) = spec.rule_for(&gun) else { return ContainerPlan::NotCovered { gun: Some(gun) } };
     // Drift: the running digest is compared with the digest signed for the spec's tag. A
     // digest-pinned spec is checked as written (the runtime pulls exactly that digest) and
     // compared with the running digest in `decide`.
@@ -126,14 +124,24 @@ fn plan_container(
 /// Notation and cosign, the signed targets for Notary v1). Pod pull credentials are not
 /// used at admission (the trust root's own are).
 pub fn plan_admission(spec: &ImageTrustPolicySpec, image: &str) -> ContainerPlan {
-    let image = match ImageRef::parse(image) {
-        Err(e) => return ContainerPlan::Invalid { message: e },
-        Ok(i) => i,
-    };
+    match matching_rule(spec, image) {
+        Ok((image, rule)) => verify_plan(rule, &image, &PullRef::default(), &BTreeSet::new()),
+        Err(plan) => plan,
+    }
+}
+
+/// The image as parsed and the entry of spec.images that judges it, or the plan when there
+/// is none to verify (a reference that does not parse, an image no entry matches): the one
+/// matching step of scans and admission.
+fn matching_rule<'a>(
+    spec: &'a ImageTrustPolicySpec,
+    image: &str,
+) -> Result<(ImageRef, &'a crate::crd::ImageRule), ContainerPlan> {
+    let image = ImageRef::parse(image).map_err(|e| ContainerPlan::Invalid { message: e })?;
     let gun = image.gun();
     match spec.rule_for(&gun) {
-        None => ContainerPlan::NotCovered { gun: Some(gun) },
-        Some(rule) => verify_plan(rule, &image, &PullRef::default(), &BTreeSet::new()),
+        Some(rule) => Ok((image, rule)),
+        None => Err(ContainerPlan::NotCovered { gun: Some(gun) }),
     }
 }
 

@@ -39,6 +39,25 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The first line `bash hack/SCRIPT ARG` prints (a directory of the Go-built peers).
+pub fn hack_dir(script: &str, arg: &str) -> PathBuf {
+    let out = Command::new("bash").arg(repo_root().join("hack").join(script)).arg(arg).output().unwrap();
+    assert!(out.status.success(), "hack/{script} {arg}: {}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().trim())
+}
+
+/// `FILE` in the directory `hack/go-tools.sh WHAT` prints, built or fetched first when
+/// missing (minutes, once per version); a build that fails fails the test.
+pub fn go_tool(what: &str, file: &str) -> PathBuf {
+    let path = hack_dir("go-tools.sh", what).join(file);
+    if !path.exists() {
+        let built = Command::new("bash").arg(repo_root().join("hack/go-tools.sh")).arg("build").status().unwrap();
+        assert!(built.success(), "hack/go-tools.sh build did not build {file}: see the messages above");
+    }
+    assert!(path.exists(), "{} is missing after hack/go-tools.sh build", path.display());
+    path
+}
+
 pub struct ControlPlane {
     pub dir: PathBuf,
     pub kubeconfig: PathBuf,

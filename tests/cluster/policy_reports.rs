@@ -6,35 +6,18 @@ use crate::harness::*;
 use crate::support::oci::Cosign;
 use crate::world::*;
 use serde_json::{Value, json};
-use std::path::PathBuf;
-
-fn report_crds() -> PathBuf {
-    let script = repo_root().join("hack/go-tools.sh");
-    let dir = |what: &str| {
-        let out = std::process::Command::new("bash").arg(&script).arg(what).output().unwrap();
-        assert!(out.status.success(), "hack/go-tools.sh {what}: {}", String::from_utf8_lossy(&out.stderr));
-        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-    };
-    let crds = dir("report-crds");
-    if !crds.join("openreports.io_reports.yaml").exists() {
-        let ok = std::process::Command::new("bash").arg(&script).arg("build").status().unwrap();
-        assert!(ok.success(), "hack/go-tools.sh build did not fetch the report CRDs: see above");
-    }
-    crds
-}
 
 fn install_report_crds(cp: &ControlPlane) {
-    let crds = report_crds();
     for (file, crd) in [
         ("wgpolicyk8s.io_policyreports.yaml", "policyreports.wgpolicyk8s.io"),
         ("openreports.io_reports.yaml", "reports.openreports.io"),
     ] {
-        cp.kubectl(&["apply", "--server-side", "-f", crds.join(file).to_str().unwrap()]).unwrap();
+        cp.kubectl(&["apply", "--server-side", "-f", go_tool("report-crds", file).to_str().unwrap()]).unwrap();
         cp.kubectl(&["wait", "--for=condition=Established", "--timeout=60s", &format!("crd/{crd}")]).unwrap();
     }
 }
 
-async fn report_json(cp: &ControlPlane, resource: &str, ns: &str, name: &str) -> Result<Value, String> {
+fn report_json(cp: &ControlPlane, resource: &str, ns: &str, name: &str) -> Result<Value, String> {
     let out = cp.kubectl(&["get", resource, name, "-n", ns, "-o", "json"])?;
     serde_json::from_str(&out).map_err(|e| e.to_string())
 }
@@ -85,7 +68,7 @@ async fn verdicts_become_policy_reports_written_on_change_in_either_group() {
 
     let name = format!("trustwatch-{policy}");
     let report = eventually("a PolicyReport with both workloads", REACT, || async {
-        let r = report_json(w.cp, "policyreports.wgpolicyk8s.io", ns, &name).await?;
+        let r = report_json(w.cp, "policyreports.wgpolicyk8s.io", ns, &name)?;
         if r["summary"]["pass"] == 1 && r["summary"]["fail"] == 1 { Ok(r) } else { Err(r.to_string()) }
     })
     .await;
@@ -114,7 +97,7 @@ async fn verdicts_become_policy_reports_written_on_change_in_either_group() {
     })
     .await;
     assert_eq!(policy_report_writes(w.cp), writes, "an unchanged PolicyReport is not written again");
-    let now = report_json(w.cp, "policyreports.wgpolicyk8s.io", ns, &name).await.unwrap();
+    let now = report_json(w.cp, "policyreports.wgpolicyk8s.io", ns, &name).unwrap();
     assert_eq!(now["metadata"]["resourceVersion"], version);
 
     // A new verdict is a new report.
@@ -123,7 +106,7 @@ async fn verdicts_become_policy_reports_written_on_change_in_either_group() {
         .unwrap();
     w.report_verdict(ns, &format!("deployment-unsigned-{policy}"), "Verified").await;
     eventually("the PolicyReport follows the verdict", REACT, || async {
-        let r = report_json(w.cp, "policyreports.wgpolicyk8s.io", ns, &name).await?;
+        let r = report_json(w.cp, "policyreports.wgpolicyk8s.io", ns, &name)?;
         if r["summary"]["pass"] == 2 && r["summary"]["fail"] == 0 { Ok(()) } else { Err(r.to_string()) }
     })
     .await;
@@ -132,7 +115,7 @@ async fn verdicts_become_policy_reports_written_on_change_in_either_group() {
     op.stop();
     let _op = w.operator_with(&["--policy-reports", "openreports.io"]);
     let open = eventually("an openreports.io Report", REACT, || async {
-        let r = report_json(w.cp, "reports.openreports.io", ns, &name).await?;
+        let r = report_json(w.cp, "reports.openreports.io", ns, &name)?;
         if r["summary"]["pass"] == 2 { Ok(r) } else { Err(r.to_string()) }
     })
     .await;
