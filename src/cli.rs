@@ -43,7 +43,8 @@ pub struct RunArgs {
     /// Address serving /metrics (Prometheus text format), /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:9090")]
     pub metrics_addr: std::net::SocketAddr,
-    /// Address serving /healthz and /readyz (ready once the caches synced).
+    /// Address serving /healthz and /readyz (ready once the caches synced and, with
+    /// --webhook-addr, the admission webhook listens with its certificate).
     #[arg(long, default_value = "0.0.0.0:8081")]
     pub health_addr: std::net::SocketAddr,
     #[arg(long, value_enum, default_value = "text")]

@@ -93,7 +93,8 @@ pub fn router(ctx: Arc<Context>, budget: Duration) -> Router {
 /// Serves the webhook until the process stops: the certificate from the shared Secret (made
 /// if absent), the caBundle patched, the Secret checked again every `check_every`. Answers
 /// only once the caches synced (before, connections are refused and the API server applies
-/// the webhook's failurePolicy).
+/// the webhook's failurePolicy); once it listens, [`Context::webhook_serving`] lets `/readyz`
+/// say ready.
 pub async fn run(ctx: Arc<Context>, config: WebhookConfig) {
     let material = loop {
         match certs::ensure(&ctx.client, &config.certs, jiff::Timestamp::now()).await {
@@ -123,9 +124,18 @@ pub async fn run(ctx: Arc<Context>, config: WebhookConfig) {
             return;
         }
     };
-    if let Err(e) = serve(config.addr, router(ctx, config.budget), tls).await {
-        tracing::error!(addr = %config.addr, error = %e, "the webhook stopped");
-    }
+    let listener = loop {
+        match tokio::net::TcpListener::bind(config.addr).await {
+            Ok(l) => break l,
+            Err(e) => {
+                tracing::error!(addr = %config.addr, error = %e,
+                    "the webhook cannot listen (is the address in use, or not this host's?); not ready; retrying in 5s");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    };
+    ctx.webhook_serving.store(true, std::sync::atomic::Ordering::SeqCst);
+    serve_on(listener, router(ctx.clone(), config.budget), tls).await;
 }
 
 /// Patches the caBundle, logging (not failing) when it cannot: the API server then refuses
@@ -167,12 +177,13 @@ async fn keep_fresh(ctx: Arc<Context>, config: WebhookConfig, mut serving: TlsMa
 /// vouches for (the API server reads webhook configurations through an informer).
 const BUNDLE_GRACE: Duration = Duration::from_secs(3);
 
-/// Accepts TLS connections and serves `router` on each (HTTP/1.1 or HTTP/2).
-pub async fn serve(addr: SocketAddr, router: Router, tls: Arc<rustls::ServerConfig>) -> std::io::Result<()> {
+/// Accepts TLS connections on a listener already bound and serves `router` on each (HTTP/1.1
+/// or HTTP/2), until the process stops.
+pub async fn serve_on(listener: tokio::net::TcpListener, router: Router, tls: Arc<rustls::ServerConfig>) {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::service::TowerToHyperService;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(addr = %addr, "admission webhook serving");
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     loop {

@@ -200,6 +200,10 @@ pub struct Context {
     /// Policy -> namespace -> a fingerprint of the PolicyReport this process last wrote there
     /// (`--policy-reports`), so that an unchanged report is not written again.
     pub policy_reports: std::sync::Mutex<HashMap<String, HashMap<String, u64>>>,
+    /// True once the admission webhook (`--webhook-addr`) has its certificate and listens: a
+    /// replica with a webhook is ready only then, so that a Service sends the API server's
+    /// calls to replicas that answer them.
+    pub webhook_serving: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The quarantine labels this process set or removed recently: (namespace, pod) -> labelled.
@@ -342,6 +346,7 @@ pub async fn run(
         rescan: rescan_tx,
         quarantine: Default::default(),
         synced: Default::default(),
+        webhook_serving: Default::default(),
         pull_configs: Default::default(),
         policy_reports: Default::default(),
     });
@@ -385,6 +390,8 @@ pub async fn run(
             (pods.clone(), namespaces.clone(), replicasets.clone(), jobs.clone(), network_policies.clone());
         let (tr_store, pol_store) = (tr_store.clone(), pol_store.clone());
         let synced = ctx.synced.clone();
+        let webhook_serving = ctx.webhook_serving.clone();
+        let webhook = config.webhook.as_ref().map(|w| w.addr);
         async move {
             // Say which cache is late, so a slow or refused list shows in the logs.
             let waiting = async {
@@ -405,6 +412,17 @@ pub async fn run(
             };
             waiting.await;
             synced.store(true, std::sync::atomic::Ordering::SeqCst);
+            if let Some(addr) = webhook {
+                tracing::info!("caches synced; ready once the admission webhook serves");
+                let mut waited = 0u32;
+                while !webhook_serving.load(std::sync::atomic::Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    waited += 1;
+                    if waited % 100 == 0 {
+                        tracing::warn!(%addr, "not ready: the admission webhook does not serve yet (see its errors above)");
+                    }
+                }
+            }
             ready.store(true, std::sync::atomic::Ordering::SeqCst);
             tracing::info!("caches synced; ready");
         }

@@ -93,6 +93,10 @@ pub struct TrustRootRuntime {
     /// Notary v1: what the last status was built from, so that a refresh that changed
     /// nothing neither rebuilds nor compares it (see [`StatusMark`]).
     pub status_mark: std::sync::Mutex<Option<StatusMark>>,
+    /// When the outside inputs (Secrets, ConfigMaps) were last read and found equal to
+    /// [`Self::inputs`]: a replica that does not reconcile TrustRoots (a follower answering
+    /// admission) reads them again when this is older than [`Self::inputs_recheck`].
+    pub inputs_checked: std::sync::Mutex<std::time::Instant>,
 }
 
 /// The TrustRoot a Notary v1 status was last built for, and the engine's generation read
@@ -109,9 +113,29 @@ pub struct StatusMark {
 /// The most credential sets a trust root keeps a verifier for (each holds its own caches).
 const MAX_PULL_BACKENDS: usize = 256;
 
+/// The longest a follower answers admission from Secrets and ConfigMaps it read earlier
+/// (shorter when the trust root's `refreshInterval` is).
+pub const INPUTS_RECHECK: Duration = Duration::from_secs(30);
+
 impl TrustRootRuntime {
     pub fn kind(&self) -> SignatureFormat {
         self.spec.kind()
+    }
+
+    /// How often a replica that does not reconcile this trust root reads its Secrets and
+    /// ConfigMaps again: its refresh interval, at most [`INPUTS_RECHECK`].
+    pub fn inputs_recheck(&self) -> Duration {
+        self.refresh_interval.min(INPUTS_RECHECK)
+    }
+
+    /// Whether the outside inputs are due to be read again.
+    pub fn inputs_due(&self) -> bool {
+        self.inputs_checked.lock().expect("inputs_checked lock poisoned").elapsed() >= self.inputs_recheck()
+    }
+
+    /// The outside inputs were just read and found unchanged.
+    pub fn inputs_confirmed(&self) {
+        *self.inputs_checked.lock().expect("inputs_checked lock poisoned") = std::time::Instant::now();
     }
 
     /// Whether the trust root reads registries with each pod's own pull credentials.
@@ -205,6 +229,7 @@ pub fn build_trust_root(
         certificates,
         pull_backends: Default::default(),
         status_mark: Default::default(),
+        inputs_checked: std::sync::Mutex::new(std::time::Instant::now()),
     };
     if let Backend::NotaryV1(e) = &runtime.backend {
         runtime.pinned_key_ids = e.anchors().pinned.iter().map(|p| p.canonical_id.clone()).collect();

@@ -166,6 +166,7 @@ async fn ensure_runtime(
         && rt.spec == tr.spec
         && rt.inputs == inputs
     {
+        rt.inputs_confirmed();
         return Ok(rt.clone());
     }
     let metrics = ctx.metrics.clone();
@@ -186,14 +187,20 @@ async fn ensure_runtime(
 
 /// The runtime of a TrustRoot, loaded now if this replica has none for its current spec: the
 /// admission webhook answers on every replica, and only the leader reconciles TrustRoots.
-/// The runtime goes into the shared [`Context::roots`], where scans find it too.
+/// The runtime goes into the shared [`Context::roots`], where scans find it too. The Secrets
+/// and ConfigMaps it was built from are read again when [`TrustRootRuntime::inputs_due`], so
+/// that a follower sees a key replaced or removed there as soon as the leader would.
 pub async fn runtime_for(ctx: &Context, tr: &TrustRoot) -> Result<Arc<TrustRootRuntime>, String> {
-    if let Some(rt) = ctx.roots.read().await.get(&tr.name_any())
+    let name = tr.name_any();
+    if let Some(rt) = ctx.roots.read().await.get(&name)
         && rt.spec == tr.spec
+        && !rt.inputs_due()
     {
         return Ok(rt.clone());
     }
     tr.spec.validate().map_err(|es| es.join("; "))?;
+    // Unreadable inputs are an outage for this request; the runtime stays due, so the next
+    // request reads them again (the leader's refresh decides whether the root is invalid).
     let inputs = gather_inputs(ctx, &tr.spec).await?;
     ensure_runtime(ctx, tr, inputs).await.map_err(|es| es.join("; "))
 }

@@ -29,7 +29,7 @@ fn kubectl_apply(cp: &ControlPlane, object: &Value) -> (bool, String, String) {
 /// The webhook configuration of the test: the operator's name for it (its RBAC allows that
 /// one), called at `url`, for the namespaces `namespaces` only (other tests share the
 /// control plane).
-fn webhook_configuration(url: &str, namespaces: &[&str], failure_policy: &str) -> Value {
+pub(crate) fn webhook_configuration(url: &str, namespaces: &[&str], failure_policy: &str) -> Value {
     json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
@@ -60,7 +60,7 @@ fn patch_webhook(cp: &ControlPlane, path: &str, value: Value) {
 
 /// The webhook configuration and the Secret are the operator's by name (its RBAC grants those
 /// names only): the tests that use them take turns.
-static WEBHOOK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static WEBHOOK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_apply_is_refused_warned_or_admitted_by_a_follower_replica_and_an_outage_follows_failure_policy() {
@@ -87,12 +87,7 @@ async fn kubectl_apply_is_refused_warned_or_admitted_by_a_follower_replica_and_a
     // A leader that serves no webhook, then the replica that does: every case below is
     // answered by a follower, which reconciles nothing and loads the trust root itself.
     let leader = w.operator();
-    eventually("the first replica leads", REACT, || {
-        let m = leader.metrics().unwrap_or_default();
-        let leads = metric_value(&m, "trustwatch_leader", &[("identity", &leader.identity)]) == Some(1.0);
-        async move { if leads { Ok(()) } else { Err(m) } }
-    })
-    .await;
+    leads(&leader).await;
     let addr = format!("127.0.0.1:{port}");
     let mut op = w.operator_with(&["--webhook-addr", &addr, "--webhook-host", "127.0.0.1"]);
 
@@ -172,7 +167,7 @@ async fn kubectl_apply_is_refused_warned_or_admitted_by_a_follower_replica_and_a
 
 /// `kubectl apply --dry-run=server`: admission runs (webhooks with sideEffects None are called),
 /// nothing is stored.
-fn dry_run(cp: &ControlPlane, object: &Value) -> Result<String, String> {
+pub(crate) fn dry_run(cp: &ControlPlane, object: &Value) -> Result<String, String> {
     cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &object.to_string())
 }
 

@@ -282,6 +282,16 @@ impl OperatorConfig {
 
 /// `trustwatch run` as a child process, talking to the control plane with
 /// `operator.kubeconfig` (so `config/rbac` alone authorizes it). Killed on Drop.
+/// Waits until `op` holds its Lease (`trustwatch_leader` is 1 for its identity).
+pub async fn leads(op: &Operator) {
+    eventually("the replica leads", Duration::from_secs(90), || {
+        let m = op.metrics().unwrap_or_default();
+        let leads = metric_value(&m, "trustwatch_leader", &[("identity", &op.identity)]) == Some(1.0);
+        async move { if leads { Ok(()) } else { Err(m) } }
+    })
+    .await;
+}
+
 pub struct Operator {
     child: Option<Child>,
     log: PathBuf,

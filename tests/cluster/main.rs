@@ -13,6 +13,7 @@ mod harness;
 mod world;
 
 mod admission;
+mod admission_replicas;
 mod crds;
 mod formats;
 mod guardrails;
