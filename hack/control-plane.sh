@@ -227,6 +227,10 @@ up() {
   log "kube-apiserver on $server"
   # The flags controller-runtime's envtest uses, plus RBAC, service accounts and tokens. The
   # ServiceAccount admission plugin is off as in envtest: no token controller mounts tokens.
+  # No kube-proxy routes ClusterIPs here: --enable-aggregator-routing makes the API server call
+  # webhooks given by Service at an endpoint of the Service's EndpointSlices instead (its
+  # ServiceResolver; kube-controller-manager runs the EndpointSlice controller), so a webhook's
+  # Service works once a ready pod backs it.
   start "$dir" kube-apiserver "$k8s_bin/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$etcd_port" --cert-dir "$pki" \
     --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
@@ -236,7 +240,7 @@ up() {
     --service-account-issuer https://kubernetes.default.svc \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
     --disable-admission-plugins ServiceAccount --enable-priority-and-fairness=false \
-    --profiling=false --v=1
+    --enable-aggregator-routing=true --profiling=false --v=1
   wait_for kube-apiserver "$server/readyz" "$admin_token" "$dir" kube-apiserver
 
   kubeconfig "$dir/kubeconfig" "$server" "$pki/ca.crt" admin "$admin_token"
@@ -248,7 +252,7 @@ up() {
     --kubeconfig "$dir/kubeconfig" --authentication-kubeconfig "$dir/kubeconfig" \
     --authorization-kubeconfig "$dir/kubeconfig" --leader-elect=false \
     --bind-address 127.0.0.1 --secure-port "$kcm_port" \
-    --controllers garbagecollector,deployment,replicaset,statefulset,daemonset,job,cronjob,namespace,serviceaccount \
+    --controllers garbagecollector,deployment,replicaset,statefulset,daemonset,job,cronjob,namespace,serviceaccount,endpointslice \
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
     --concurrent-gc-syncs 5 --v=1
   wait_for kube-controller-manager "https://127.0.0.1:$kcm_port/healthz" "$admin_token" "$dir" kube-controller-manager

@@ -8,13 +8,15 @@
 //! - the rendered chart, every option on, is accepted by the real API server (server-side
 //!   dry run, with the Prometheus Operator's published CRDs);
 //! - `helm install`, `helm upgrade` and `helm uninstall` with the operator running under the
-//!   chart's RBAC alone.
+//!   chart's RBAC alone, the API server calling its webhook through the chart's Service.
 //!
 //! The files the chart copies (the CRDs, the alert rules) are checked here too;
 //! `TRUSTWATCH_UPDATE_CHART=1` rewrites them (`make manifests` does).
 
 #[path = "cluster/harness.rs"]
 mod harness;
+#[path = "support/host.rs"]
+mod host;
 
 use harness::{ControlPlane, INSTANCE_LABEL, Kubelet, Operator, OperatorConfig, Resolver, eventually, repo_root};
 use serde_json::{Value, json};
@@ -341,6 +343,63 @@ fn public_key() -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Plays scheduler and kubelet for the chart's operator pods: bound to the Node, running at
+/// `ip` (where the operator of the test listens), Ready or not.
+async fn play_operator_pods(client: &kube::Client, ip: &str, ready: bool) {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, ListParams, Patch, PatchParams};
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let selector =
+        ListParams::default().labels("app.kubernetes.io/name=trustwatch,app.kubernetes.io/component=controller");
+    let status = if ready { "True" } else { "False" };
+    for pod in pods.list(&selector).await.unwrap() {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        if pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
+            harness::bind_pod(client, NAMESPACE, &name).await;
+        }
+        let at = "2026-01-01T00:00:00Z";
+        let cond = |t: &str| json!({"type": t, "status": status, "lastTransitionTime": at});
+        let patch = json!({"status": {
+            "phase": "Running", "hostIP": ip, "podIP": ip, "podIPs": [{"ip": ip}], "startTime": at,
+            "conditions": [cond("Initialized"), cond("ContainersReady"), cond("Ready")],
+            "containerStatuses": [{"name": "manager", "image": "ghcr.io/trustwatch/trustwatch:0.1.0", "imageID": "",
+                "ready": ready, "started": true, "restartCount": 0, "state": {"running": {"startedAt": at}}}],
+        }});
+        if let Err(e) = pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            eprintln!("kubelet: status {NAMESPACE}/{name}: {e}");
+        }
+    }
+}
+
+/// The addresses of the chart webhook Service's endpoints whose `ready` condition is `ready`,
+/// as kube-controller-manager's EndpointSlice controller published them.
+fn service_endpoints(cp: &ControlPlane, ready: bool) -> Vec<String> {
+    let out = cp
+        .kubectl(&[
+            "get",
+            "endpointslices",
+            "-n",
+            NAMESPACE,
+            "-l",
+            "kubernetes.io/service-name=trustwatch-webhook",
+            "-o",
+            "json",
+        ])
+        .unwrap_or_default();
+    let list: Value = serde_json::from_str(&out).unwrap_or_default();
+    let mut found = vec![];
+    for slice in list["items"].as_array().into_iter().flatten() {
+        for e in slice["endpoints"].as_array().into_iter().flatten() {
+            if e["conditions"]["ready"] == ready {
+                found.extend(
+                    e["addresses"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(String::from)),
+                );
+            }
+        }
+    }
+    found
+}
+
 fn can_i(cp: &ControlPlane, verb: &str, resource: &str, namespace: &str) -> bool {
     let sa = format!("system:serviceaccount:{NAMESPACE}:trustwatch");
     // `kubectl auth can-i` exits 1 for "no".
@@ -355,8 +414,15 @@ async fn helm_install_upgrade_and_uninstall_with_the_operator_running_under_the_
     let chart = chart.to_str().unwrap();
 
     // install
-    let out = helm(Some(kubeconfig), &["install", "trustwatch", chart, "--namespace", NAMESPACE, "--create-namespace"])
-        .unwrap();
+    // The webhook's port: the operator below listens on it at this host's address, where the
+    // chart's Service sends the API server.
+    let webhook_port = harness::free_port();
+    let port_value = format!("webhook.port={webhook_port}");
+    let out = helm(
+        Some(kubeconfig),
+        &["install", "trustwatch", chart, "--namespace", NAMESPACE, "--create-namespace", "--set", &port_value],
+    )
+    .unwrap();
     assert!(out.contains("STATUS: deployed"), "{out}");
     for crd in ["trustroots", "imagetrustpolicies", "imagetrustreports"] {
         cp.kubectl(&["wait", "--for=condition=Established", "--timeout=60s", &format!("crd/{crd}.trustwatch.dev")])
@@ -395,11 +461,8 @@ async fn helm_install_upgrade_and_uninstall_with_the_operator_running_under_the_
     // certificate and patches the caBundle of the chart's webhook configuration, with the
     // chart's RBAC.
     let mut config = OperatorConfig::new(instance);
-    let webhook_addr = format!("127.0.0.1:{}", harness::free_port());
-    config.extra_args = ["--webhook-addr", webhook_addr.as_str(), "--webhook-host", "127.0.0.1"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let host = host::non_loopback_ip();
+    config.extra_args = vec!["--webhook-addr".into(), format!("{host}:{webhook_port}")];
     let operator = Operator::start(cp, &config);
     let report = eventually("the operator reports the pod under the chart's RBAC", REACT, || async {
         let out = cp.kubectl(&["get", "imagetrustreports", "-n", app_ns, "-o", "json"])?;
@@ -432,6 +495,57 @@ async fn helm_install_upgrade_and_uninstall_with_the_operator_running_under_the_
     })
     .await;
     cp.kubectl(&["get", "secret", "trustwatch-webhook-tls", "-n", NAMESPACE]).unwrap();
+
+    // The API server calls the webhook through the chart's Service, at the endpoint of a ready
+    // operator pod (the test plays kubelet for the chart's pods: at this host's address, Ready
+    // as the operator's /readyz says). An outage under Enforce and onUnavailable Fail is
+    // refused, so the refusal can only come from the webhook.
+    eventually("the chart's Service has a ready endpoint", REACT, || async {
+        play_operator_pods(&client, &host, operator.ready()).await;
+        let ready = service_endpoints(cp, true);
+        if ready.contains(&host) { Ok(()) } else { Err(format!("ready endpoints: {ready:?}")) }
+    })
+    .await;
+    cp.apply(&json!({"apiVersion": "trustwatch.dev/v1alpha1", "kind": "ImageTrustPolicy",
+        "metadata": {"name": "chart-policy", "labels": labels},
+        "spec": {"namespaceSelector": {"matchLabels": {INSTANCE_LABEL: instance}},
+                 "images": [{"pattern": "127.0.0.1:1/**", "trustRoot": "chart-cosign"}], "interval": "10s",
+                 "admission": {"mode": "Enforce"}, "onUnavailable": "Fail"}}))
+        .unwrap();
+    let pod = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": app_ns},
+            "spec": {"containers": [{"name": "app", "image": "127.0.0.1:1/app:v2"}]}})
+    };
+    let refused = eventually("the webhook refuses through the Service", REACT, || async {
+        match cp.apply(&pod("through-service")) {
+            Ok(out) => {
+                let _ = cp.kubectl(&["delete", "pod", "-n", app_ns, "through-service", "--wait=false"]);
+                Err(format!("admitted: {out}"))
+            }
+            Err(e) if e.contains("trustwatch: image") => Ok(e),
+            Err(e) => Err(e),
+        }
+    })
+    .await;
+    assert!(
+        refused.contains(
+            "trustwatch: image 127.0.0.1:1/app:v2 is TrustDataUnavailable under ImageTrustPolicy chart-policy"
+        ),
+        "{refused}"
+    );
+    // Unready pods leave the Service without an endpoint: the chart's failurePolicy (Ignore)
+    // admits.
+    eventually("no ready endpoint once the pods are unready", REACT, || async {
+        play_operator_pods(&client, &host, false).await;
+        let ready = service_endpoints(cp, true);
+        if ready.is_empty() { Ok(()) } else { Err(format!("ready endpoints: {ready:?}")) }
+    })
+    .await;
+    eventually("failurePolicy Ignore admits without an endpoint", REACT, || async {
+        cp.apply(&pod("no-endpoint")).map_err(|e| e.to_string())
+    })
+    .await;
+    let _ = cp.kubectl(&["delete", "pod", "-n", app_ns, "no-endpoint", "--wait=false"]);
     operator.assert_authorized();
     assert!(
         !can_i(cp, "get", "secrets", "default"),

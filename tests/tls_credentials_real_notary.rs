@@ -117,17 +117,6 @@ async fn every_tls_failure_says_in_plain_words_what_to_fix() {
     assert_ne!(r.reason, "TlsError", "localhost is a name of the certificate: {r:#?}");
 }
 
-/// An address of this machine that is not loopback, where a plain-http service is reachable
-/// without leaving the host (the test stays offline).
-fn non_loopback_ip() -> String {
-    let out = std::process::Command::new("hostname").arg("-I").output().expect("run hostname -I");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
-        .unwrap_or_else(|| panic!("this test needs a non-loopback IPv4 address (hostname -I printed nothing usable)"))
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn credentials_are_never_sent_to_a_plain_http_token_realm_off_this_machine() {
     let server = NotaryServer::start(Variant::Local);
@@ -139,7 +128,7 @@ async fn credentials_are_never_sent_to_a_plain_http_token_realm_off_this_machine
     let tokens = TokenServer::start_on("0.0.0.0:0", "token", "t0ken").await;
     let proxy = HostileServer::proxy(&server).await;
     // The server names a realm that anyone on the network path could read.
-    proxy.require_bearer(&tokens.realm_at(&non_loopback_ip()), "t0ken");
+    proxy.require_bearer(&tokens.realm_at(&support::host::non_loopback_ip()), "t0ken");
     let r = check(&engine_with(&proxy.url(), None, &root, creds()), &format!("{gun}:v1")).await;
     assert_verdict(&r, Verdict::TrustDataUnavailable, "AuthenticationFailed");
     assert!(r.message.contains("https"), "{}", r.message);

@@ -480,16 +480,7 @@ async fn kubelet_pass(
         }
         let spec = pod.spec.clone().unwrap_or_default();
         if spec.node_name.is_none() {
-            let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": NODE}});
-            let url = format!("/api/v1/namespaces/{ns}/pods/{name}/binding");
-            let req = http::Request::post(url)
-                .header("content-type", "application/json")
-                .body(serde_json::to_vec(&binding).unwrap())
-                .unwrap();
-            if let Err(e) = client.request::<Value>(req).await {
-                eprintln!("kubelet: bind {ns}/{name}: {e}");
-            }
+            bind_pod(client, ns, &name).await;
             continue;
         }
         let phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
@@ -513,6 +504,20 @@ async fn kubelet_pass(
         }
     }
     Ok(())
+}
+
+/// Binds a pod to the Node, as the scheduler would.
+pub async fn bind_pod(client: &Client, ns: &str, name: &str) {
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": NODE}});
+    let url = format!("/api/v1/namespaces/{ns}/pods/{name}/binding");
+    let req = http::Request::post(url)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&binding).unwrap())
+        .unwrap();
+    if let Err(e) = client.request::<Value>(req).await {
+        eprintln!("kubelet: bind {ns}/{name}: {e}");
+    }
 }
 
 fn pod_status(spec: &k8s_openapi::api::core::v1::PodSpec, resolver: &Resolver) -> Value {

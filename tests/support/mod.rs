@@ -97,6 +97,7 @@
 
 #![allow(dead_code)]
 
+pub mod host;
 pub mod hostile;
 pub mod notary;
 pub mod notation;
