@@ -8,11 +8,12 @@
 # plays scheduler and kubelet, binding pods to a Node and writing the digest each container
 # "pulled" into its status, as a real kubelet would.
 #
-# It shows: signed, drifted, revoked, expiring and unsigned workloads; `kubectl get
-# troot,itp,itr -A` and the events; a re-sign that clears the drift; a quarantine and its
-# release; the migration view off Docker Content Trust (Notary v1, Notation and cosign under one
-# policy);
-# and `trustwatch audit`, the same decisions offline.
+# It shows: the install through the Helm chart (charts/trustwatch, with the real helm); signed,
+# drifted, revoked, expiring and unsigned workloads; `kubectl get troot,itp,itr -A` and the
+# events; a re-sign that clears the drift; a quarantine and its release; the migration view off
+# Docker Content Trust (Notary v1, Notation and cosign under one policy); the admission webhook
+# refusing a `kubectl create deployment` of an unsigned image, called by the API server through
+# the chart's Service; and `trustwatch audit`, the same decisions offline.
 #
 # Everything lives in .demo/ and is stopped on exit. KEEP=1 leaves it running (the script
 # prints how to use kubectl on it, and how to stop it).
@@ -29,6 +30,7 @@ done
 bash hack/go-tools.sh build
 cosign_bin="$(bash hack/go-tools.sh bin)/cosign"
 notation_bin="$(bash hack/go-tools.sh bin)/notation"
+helm_bin="$(bash hack/go-tools.sh helm-bin)/helm"
 
 if [ -d "$demo/cluster/pids" ]; then bash hack/control-plane.sh down "$demo/cluster"; fi
 rm -rf "$demo"; mkdir -p "$demo"
@@ -145,10 +147,16 @@ print(base64.b64decode(root["keys"][kid]["keyval"]["public"]).decode())
 PY
 )
 
-step "trustwatch installed: CRDs, the operator's namespace and RBAC (kubectl apply -k config/default, without the Deployment)"
-k apply --server-side -k crds >/dev/null
-k create namespace trustwatch-system >/dev/null
-k apply -k config/rbac >/dev/null
+step "trustwatch installed with its Helm chart: helm install trustwatch charts/trustwatch -n trustwatch-system --create-namespace"
+# The operator's pods cannot start here (no container runtime): the operator runs below as a
+# process with the chart's ServiceAccount identity, and this script plays kubelet for the
+# chart's pods at this host's address, so that the chart's Service leads to it.
+host_ip=$(hostname -I | tr ' ' '\n' | grep -E '^[0-9.]+$' | grep -v '^127\.' | head -1)
+[ -n "$host_ip" ] || { echo "demo: no non-loopback IPv4 address (hostname -I) for the webhook's endpoint" >&2; exit 1; }
+webhook_port=$(free_port); health_port=$(free_port)
+KUBECONFIG="$demo/cluster/kubeconfig" "$helm_bin" install trustwatch charts/trustwatch -n trustwatch-system \
+  --create-namespace --set "webhook.port=$webhook_port" | sed -n '/^NAME:/,/^REVISION:/p'
+KUBECONFIG="$demo/cluster/kubeconfig" "$helm_bin" list -n trustwatch-system
 k wait --for=condition=Established crd/trustroots.trustwatch.dev crd/imagetrustpolicies.trustwatch.dev crd/imagetrustreports.trustwatch.dev >/dev/null
 indent() { sed "s/^/$(printf '%*s' "$1" '')/"; }
 cat > "$demo/trust.yaml" <<YAML
@@ -277,9 +285,27 @@ for p in json.load(sys.stdin)["items"]:
 }
 kubelet > "$demo/kubelet.log" 2>&1 & pids+=($!)
 
-step "the operator: trustwatch run, as system:serviceaccount:trustwatch-system:trustwatch (config/rbac)"
+step "the operator: trustwatch run, as system:serviceaccount:trustwatch-system:trustwatch (the chart's RBAC), serving the webhook"
 KUBECONFIG="$demo/cluster/operator.kubeconfig" POD_NAME=trustwatch-demo RUST_LOG=info \
-  "$tw" run --metrics-addr 127.0.0.1:0 --health-addr 127.0.0.1:0 --scan-throttle 2s > "$demo/operator.log" 2>&1 & pids+=($!)
+  "$tw" run --metrics-addr 127.0.0.1:0 --health-addr "127.0.0.1:$health_port" --scan-throttle 2s \
+  --webhook-addr "$host_ip:$webhook_port" > "$demo/operator.log" 2>&1 & pids+=($!)
+# The kubelet of the chart's pods: bound to demo-node, at this host's address, Ready as the
+# operator's /readyz says; kube-controller-manager publishes them as the Service's endpoints.
+operator_pods() {
+  while true; do
+    ready=False; curl -sf "http://127.0.0.1:$health_port/readyz" >/dev/null 2>&1 && ready=True
+    for pod in $(k -n trustwatch-system get pods -l app.kubernetes.io/name=trustwatch -o name 2>/dev/null); do
+      name=${pod#pod/}
+      if [ -z "$(k -n trustwatch-system get "$pod" -o jsonpath='{.spec.nodeName}')" ]; then
+        printf '{"apiVersion":"v1","kind":"Binding","metadata":{"name":"%s"},"target":{"apiVersion":"v1","kind":"Node","name":"demo-node"}}' "$name" \
+          | k create --raw "/api/v1/namespaces/trustwatch-system/pods/$name/binding" -f - >/dev/null 2>&1 || true
+      fi
+      k -n trustwatch-system patch "$pod" --subresource=status --type=merge -p "{\"status\":{\"phase\":\"Running\",\"podIP\":\"$host_ip\",\"podIPs\":[{\"ip\":\"$host_ip\"}],\"conditions\":[{\"type\":\"Ready\",\"status\":\"$ready\"},{\"type\":\"ContainersReady\",\"status\":\"$ready\"}]}}" >/dev/null 2>&1 || true
+    done
+    sleep 2
+  done
+}
+operator_pods > "$demo/operator-pods.log" 2>&1 & pids+=($!)
 wait_for() { # what command...
   local what=$1; shift
   for _ in $(seq 120); do "$@" >/dev/null 2>&1 && return 0; sleep 1; done
@@ -335,6 +361,17 @@ k patch itp shop --type=merge -p '{"spec":{"action":"Audit"}}' >/dev/null
 no_policy() { ! k -n shop get networkpolicy trustwatch-quarantine >/dev/null 2>&1; }
 wait_for "the NetworkPolicy removal" no_policy
 k -n shop get pods -L trustwatch.dev/quarantined
+
+step "the same policy at the door: spec.admission.mode Enforce, and kubectl create deployment of an unsigned image"
+k patch itp shop --type=merge -p '{"spec":{"admission":{"mode":"Enforce"}}}' >/dev/null
+push shop/rogue v1 "rogue v1, never signed" >/dev/null
+refused() { ! k -n shop create deployment rogue --image="$(img rogue)" --dry-run=server >/dev/null 2>&1; }
+wait_for "the webhook to answer" refused
+echo "\$ kubectl -n shop create deployment rogue --image=$(img rogue)"
+k -n shop create deployment rogue --image="$(img rogue)" 2>&1 || true
+echo "\$ kubectl -n shop create deployment web2 --image=$(img web)   # signed: admitted"
+k -n shop create deployment web2 --image="$(img web)" --dry-run=server 2>&1
+k get itp shop
 
 step "the same decisions offline: trustwatch audit over kubectl get pods,replicasets,namespaces -A -o json"
 k get pods,replicasets,jobs,namespaces -A -o json > "$demo/cluster.json"
