@@ -65,7 +65,9 @@ manifests:
 	TRUSTWATCH_UPDATE_CHART=1 $(CARGO) test --test chart the_chart_carries_the_current_crds_and_alert_rules
 
 ## bench: BENCHMARKS.md's figures: cold verification beside notary list, cosign verify and
-## notation verify (benches/verify.rs); the operator at 1k, 10k and 50k pods on the embedded
+## notation verify (benches/verify.rs); the admission webhook's cold and warm latency under 50
+## concurrent reviews per format (benches/admission.rs, TRUSTWATCH_BENCH_ROUNDS warm bursts);
+## the operator at 1k, 10k and 50k pods on the embedded
 ## control plane (benches/scale.rs, about 20 minutes); the engine's inner loops
 ## (examples/bench.rs). Results go to stdout and target/bench/. Knobs: TRUSTWATCH_BENCH_REPS,
 ## TRUSTWATCH_BENCH_SIZES, TRUSTWATCH_BENCH_WINDOW, TRUSTWATCH_BENCH_DEFAULT_INTERVAL=0,
@@ -73,6 +75,7 @@ manifests:
 bench: deps
 	mkdir -p target/bench
 	$(CARGO) bench --bench verify > target/bench/verify.md && cat target/bench/verify.md
+	$(CARGO) bench --bench admission > target/bench/admission.md && cat target/bench/admission.md
 	$(CARGO) bench --bench scale > target/bench/scale.md && cat target/bench/scale.md
 	$(CARGO) run --release --example bench > target/bench/engine.txt && cat target/bench/engine.txt
 

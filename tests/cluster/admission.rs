@@ -197,18 +197,7 @@ async fn the_serving_certificate_rotates_without_a_failed_request() {
         async move { r }
     })
     .await;
-    let serving_cert = || {
-        w.cp.kubectl(&[
-            "get",
-            "secret",
-            "-n",
-            "trustwatch-system",
-            "trustwatch-webhook-tls",
-            "-o",
-            "jsonpath={.data.tls\\.crt}",
-        ])
-        .unwrap_or_default()
-    };
+    let serving_cert = || w.webhook_secret("tls.crt");
     let mut certs = std::collections::BTreeSet::from([serving_cert()]);
     let (mut requests, mut failures) = (0, vec![]);
     let started = std::time::Instant::now();

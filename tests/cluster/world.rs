@@ -182,6 +182,15 @@ impl World {
         Operator::start(self.cp, &c)
     }
 
+    /// One key of the webhook's Secret `trustwatch-webhook-tls` (`ca.crt`, `tls.crt`, `tls.key`),
+    /// base64 as stored; empty when it cannot be read.
+    pub fn webhook_secret(&self, key: &str) -> String {
+        let path = format!("jsonpath={{.data.{}}}", key.replace('.', "\\."));
+        self.cp
+            .kubectl(&["get", "secret", "-n", "trustwatch-system", "trustwatch-webhook-tls", "-o", &path])
+            .unwrap_or_default()
+    }
+
     pub async fn policy_status(&self, name: &str) -> Option<Value> {
         let api: Api<ImageTrustPolicy> = Api::all(self.client.clone());
         let p = api.get_opt(name).await.ok()??;
