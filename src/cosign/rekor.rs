@@ -68,11 +68,13 @@ pub struct InclusionProof {
 pub fn parse_bundle_entry(v: &Value) -> Result<(LogEntry, Option<InclusionProof>), String> {
     let body = b64(v.get("canonicalizedBody"), "canonicalizedBody")?;
     let log_id = b64(v.get("logId").and_then(|l| l.get("keyId")), "logId.keyId")?;
-    let set = match v.get("inclusionPromise") {
+    // Protobuf JSON may write an absent message as `null` (sigstore-js bundles of 2023 do).
+    let present = |k: &str| v.get(k).filter(|p| !p.is_null());
+    let set = match present("inclusionPromise") {
         Some(p) => b64(p.get("signedEntryTimestamp"), "inclusionPromise.signedEntryTimestamp")?,
         None => vec![],
     };
-    let proof = match v.get("inclusionProof") {
+    let proof = match present("inclusionProof") {
         Some(p) => {
             let index = int(p.get("logIndex"), "inclusionProof.logIndex")?;
             let size = int(p.get("treeSize"), "inclusionProof.treeSize")?;
