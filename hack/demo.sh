@@ -12,7 +12,7 @@
 # drifted, revoked, expiring and unsigned workloads; `kubectl get troot,itp,itr -A` and the
 # events; a re-sign that clears the drift; a quarantine and its release; the migration view off
 # Docker Content Trust (Notary v1, Notation and cosign under one policy); the admission webhook
-# refusing a `kubectl create deployment` of an unsigned image, called by the API server through
+# refusing a `kubectl apply` of a Deployment with an unsigned image, called by the API server through
 # the chart's Service; and `trustwatch audit`, the same decisions offline.
 #
 # Everything lives in .demo/ and is stopped on exit. KEEP=1 leaves it running (the script
@@ -362,15 +362,21 @@ no_policy() { ! k -n shop get networkpolicy trustwatch-quarantine >/dev/null 2>&
 wait_for "the NetworkPolicy removal" no_policy
 k -n shop get pods -L trustwatch.dev/quarantined
 
-step "the same policy at the door: spec.admission.mode Enforce, and kubectl create deployment of an unsigned image"
+step "the same policy at the door: spec.admission.mode Enforce, and kubectl apply of a Deployment with an unsigned image"
 k patch itp shop --type=merge -p '{"spec":{"admission":{"mode":"Enforce"}}}' >/dev/null
 push shop/rogue v1 "rogue v1, never signed" >/dev/null
-refused() { ! k -n shop create deployment rogue --image="$(img rogue)" --dry-run=server >/dev/null 2>&1; }
+deployment_yaml() { # name image
+  printf 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: %s, namespace: shop}\nspec:\n  selector: {matchLabels: {app: %s}}\n  template:\n    metadata: {labels: {app: %s}}\n    spec: {containers: [{name: app, image: "%s"}]}\n' "$1" "$1" "$1" "$2"
+}
+deployment_yaml rogue "$(img rogue)" > "$demo/rogue.yaml"
+deployment_yaml web2 "$(img web)" > "$demo/web2.yaml"
+refused() { ! k apply --dry-run=server -f "$demo/rogue.yaml" >/dev/null 2>&1; }
 wait_for "the webhook to answer" refused
-echo "\$ kubectl -n shop create deployment rogue --image=$(img rogue)"
-k -n shop create deployment rogue --image="$(img rogue)" 2>&1 || true
-echo "\$ kubectl -n shop create deployment web2 --image=$(img web)   # signed: admitted"
-k -n shop create deployment web2 --image="$(img web)" --dry-run=server 2>&1
+echo "\$ cat rogue.yaml"; cat "$demo/rogue.yaml"
+echo "\$ kubectl apply -f rogue.yaml"
+k apply -f "$demo/rogue.yaml" 2>&1 || true
+echo "\$ kubectl apply --dry-run=server -f web2.yaml   # the same Deployment with a signed image: admitted"
+k apply --dry-run=server -f "$demo/web2.yaml" 2>&1
 k get itp shop
 
 step "the same decisions offline: trustwatch audit over kubectl get pods,replicasets,namespaces -A -o json"
