@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test deps debian-peers go-peers fuzz-tool fmt-check lint fuzz-quick unit cluster demo manifests bench run build e2e fuzz control-plane
+.PHONY: test deps debian-peers go-peers python-peers fuzz-tool fmt-check lint fuzz-quick unit cluster demo manifests bench run build e2e fuzz control-plane
 
 ## test: everything CI checks: formatting, clippy -D warnings, a few seconds of fuzzing per
 ## target, and every test against real peers, the cluster suites on a real control plane included.
@@ -10,8 +10,8 @@ test: deps fmt-check lint fuzz-quick unit
 
 ## deps: install and build the real peers the tests use, when missing: Debian packages (notary,
 ## docker-registry, prometheus), the Go-built control plane and signing tools (cached outside
-## the repository, keyed by version), cargo-fuzz.
-deps: debian-peers go-peers fuzz-tool
+## the repository, keyed by version), python-tuf (a cached virtualenv), cargo-fuzz.
+deps: debian-peers go-peers python-peers fuzz-tool
 
 debian-peers:
 	@missing=""; \
@@ -27,6 +27,11 @@ debian-peers:
 go-peers:
 	bash hack/control-plane.sh build
 	bash hack/go-tools.sh build
+
+## python-peers: python-tuf, the TUF reference implementation, in a virtualenv cached outside the
+## repository (hack/python-tools.sh): it makes the Sigstore-style TUF repositories of the tests.
+python-peers:
+	bash hack/python-tools.sh build
 
 fuzz-tool:
 	@cargo fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --version ^0.13 --locked --quiet
