@@ -54,11 +54,9 @@ impl Signed {
 fn rekor_keys(root: &TrustedRoot) -> Vec<LogKey> {
     root.tlogs
         .iter()
-        .map(|l| {
-            let b64 = B64.encode(&l.spki_der);
-            let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
-            let pem = format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"));
-            LogKey::from_pem(&l.base_url, &pem).unwrap()
+        .map(|l| LogKey {
+            key: trustwatch::cosign::CosignKey::from_spki_der(&l.base_url, &l.spki_der).unwrap(),
+            log_id: hex::encode(l.log_id),
         })
         .collect()
 }
@@ -201,4 +199,66 @@ fn a_forged_entry_timestamp_checkpoint_or_proof_is_refused() {
     other_body.body_b64 = B64.encode(body);
     assert!(verify_inclusion_proof(&other_body, &proof, &logs).is_err(), "another body was proven included");
     assert!(verify_set(&other_body, &logs, Timestamp::now()).is_err(), "another body kept the promise");
+}
+
+/// The DSSE payload of a bundle, after its signature verified with the signing certificate's
+/// key over PAE(payloadType, payload).
+fn verified_statement(name: &str) -> Vec<u8> {
+    use der::{Decode, Encode};
+    let bundle: Value = serde_json::from_slice(&fixture(name)).unwrap();
+    let env = &bundle["dsseEnvelope"];
+    let payload_type = env["payloadType"].as_str().unwrap();
+    let payload = B64.decode(env["payload"].as_str().unwrap()).unwrap();
+    let sig = B64.decode(env["signatures"][0]["sig"].as_str().unwrap()).unwrap();
+    let leaf = x509_cert::Certificate::from_der(&Signed::load(name).leaf).unwrap();
+    let spki = leaf.tbs_certificate().subject_public_key_info().to_der().unwrap();
+    let key = trustwatch::cosign::CosignKey::from_spki_der("fulcio leaf", &spki).unwrap();
+    assert!(key.verify(&trustwatch::cosign::payload::pae(payload_type, &payload), &sig), "{name}: DSSE signature");
+    payload
+}
+
+fn subject_of(statement: &[u8]) -> String {
+    let v: Value = serde_json::from_slice(statement).unwrap();
+    format!("sha512:{}", v["subject"][0]["digest"]["sha512"].as_str().unwrap())
+}
+
+#[test]
+fn slsa_provenance_attests_its_subject_with_its_builder_and_source_repository() {
+    use trustwatch::cosign::attestation::{Requirement, SLSA_PROVENANCE_V1, SLSA_PROVENANCE_V02, check};
+    use trustwatch::cosign::keyless::Matcher;
+    let exact = |s: &str| Some(Matcher::Exact(s.into()));
+    let repo = "https://github.com/sigstore/sigstore-js";
+    // SLSA provenance v1 (sigstore-js 2.0.0, GitHub-hosted runner).
+    let v1 = verified_statement("sigstore-js-2.0.0-provenance.sigstore.json");
+    let req = Requirement {
+        predicate_type: SLSA_PROVENANCE_V1.into(),
+        builder_id: exact("https://github.com/actions/runner/github-hosted"),
+        source_repository: exact(repo),
+    };
+    let found = check(&v1, &subject_of(&v1), &req).unwrap();
+    assert_eq!(found.source_repository.as_deref(), Some(repo));
+    // SLSA provenance v0.2 (sigstore-js 1.3.0): the repository from configSource.uri.
+    let v02 = verified_statement("sigstore-js-provenance-2023-04.sigstore.json");
+    let req02 = Requirement {
+        predicate_type: SLSA_PROVENANCE_V02.into(),
+        builder_id: exact("https://github.com/actions/runner"),
+        source_repository: exact(repo),
+    };
+    check(&v02, &subject_of(&v02), &req02).unwrap();
+
+    // A statement about other bytes (the 2.0.0 provenance, offered for 1.3.0's digest).
+    let e = check(&v1, &subject_of(&v02), &req).unwrap_err();
+    assert_eq!((e.reason(), e.verdict()), ("AttestationSubjectMismatch", Verdict::Tampered));
+    // Another predicate type than required.
+    let e = check(&v02, &subject_of(&v02), &req).unwrap_err();
+    assert_eq!((e.reason(), e.verdict()), ("AttestationTypeMismatch", Verdict::SignerMissing));
+    // Another source repository, and one that matches only unanchored.
+    let other = Requirement { source_repository: exact("https://github.com/sigstore/cosign"), ..req.clone() };
+    assert_eq!(check(&v1, &subject_of(&v1), &other).unwrap_err().reason(), "AttestationSourceMismatch");
+    let unanchored =
+        Requirement { source_repository: Some(Matcher::regex("github.com/sigstore").unwrap()), ..req.clone() };
+    assert_eq!(check(&v1, &subject_of(&v1), &unanchored).unwrap_err().reason(), "AttestationSourceMismatch");
+    // Another builder (a self-hosted runner is not the GitHub-hosted one).
+    let builder = Requirement { builder_id: exact("https://github.com/actions/runner/self-hosted"), ..req };
+    assert_eq!(check(&v1, &subject_of(&v1), &builder).unwrap_err().reason(), "AttestationBuilderMismatch");
 }

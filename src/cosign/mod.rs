@@ -18,6 +18,7 @@
 //! signed entry timestamp (inclusion promise) and, in bundles, the inclusion proof with its
 //! signed checkpoint; the entry body must be the signature being verified.
 
+pub mod attestation;
 pub mod error;
 pub mod keyless;
 pub mod keys;
