@@ -1,4 +1,4 @@
-//! HTTPS for the webhook: `POST /validate` on `--webhook-addr`, in the operator's process, on
+//! HTTPS for the webhooks: `POST /validate` and `POST /mutate` on `--webhook-addr`, in the operator's process, on
 //! every replica (leader election does not gate it). The certificate is resolved per
 //! handshake, so a rotation takes effect for new connections without dropping open ones.
 
@@ -82,12 +82,25 @@ async fn validate(
     State(state): State<AppState>,
     Json(review): Json<AdmissionReview<DynamicObject>>,
 ) -> Json<AdmissionReview<DynamicObject>> {
-    Json(super::answer(&state.ctx, state.budget, review).await)
+    Json(match super::request_of(review) {
+        Some(request) => super::answer(&state.ctx, state.budget, request).await,
+        None => super::invalid(),
+    })
 }
 
-/// The webhook's routes.
+async fn mutate(
+    State(state): State<AppState>,
+    Json(review): Json<AdmissionReview<DynamicObject>>,
+) -> Json<AdmissionReview<DynamicObject>> {
+    Json(match super::request_of(review) {
+        Some(request) => super::mutate(&state.ctx, state.budget, request).await,
+        None => super::invalid(),
+    })
+}
+
+/// The webhooks' routes: the validating one, and the mutating one (`spec.admission.pinDigest`).
 pub fn router(ctx: Arc<Context>, budget: Duration) -> Router {
-    Router::new().route("/validate", post(validate)).with_state(AppState { ctx, budget })
+    Router::new().route("/validate", post(validate)).route("/mutate", post(mutate)).with_state(AppState { ctx, budget })
 }
 
 /// Serves the webhook until the process stops: the certificate from the shared Secret (made

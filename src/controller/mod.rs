@@ -66,11 +66,13 @@ pub const API_CALLS: &[(&str, &str, &str)] = &[
     ("openreports.io", "reports", "patch"),
     ("openreports.io", "reports", "delete"),
     // The admission webhook's serving certificate (src/admission/certs.rs): its Secret in the
-    // operator's namespace and the caBundle of its ValidatingWebhookConfiguration.
+    // operator's namespace and the caBundle of its webhook configurations.
     ("", "secrets", "create"),
     ("", "secrets", "update"),
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "get"),
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch"),
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "get"),
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch"),
 ];
 
 /// The calls `registry.usePodPullSecrets` adds, in any namespace: granted only by the kustomize
