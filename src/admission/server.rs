@@ -23,8 +23,12 @@ pub struct WebhookConfig {
     /// The budget of one review's verifications.
     pub budget: Duration,
     pub certs: CertConfig,
-    /// How often the Secret is read again (rotation by another replica, or due here).
+    /// How often the Secret (or the files of `cert_dir`) is read again.
     pub check_every: Duration,
+    /// `--webhook-cert-dir`: serve `tls.crt` and `tls.key` from this directory (a Secret that
+    /// cert-manager keeps, mounted), reloaded when they change. The operator then writes no
+    /// Secret and patches no caBundle: cert-manager's CA injector does.
+    pub cert_dir: Option<std::path::PathBuf>,
 }
 
 /// The certificate new handshakes get; swapped on rotation.
@@ -35,11 +39,20 @@ pub struct Reloadable {
 
 impl Reloadable {
     pub fn new(m: &TlsMaterial) -> Result<Reloadable, String> {
-        Ok(Reloadable { current: RwLock::new(Arc::new(certified_key(m)?)) })
+        Reloadable::from_pem(&m.cert, &m.key)
+    }
+
+    /// From a PEM certificate chain and key.
+    pub fn from_pem(cert: &str, key: &str) -> Result<Reloadable, String> {
+        Ok(Reloadable { current: RwLock::new(Arc::new(certified_key(cert, key)?)) })
     }
 
     pub fn replace(&self, m: &TlsMaterial) -> Result<(), String> {
-        let key = Arc::new(certified_key(m)?);
+        self.replace_pem(&m.cert, &m.key)
+    }
+
+    pub fn replace_pem(&self, cert: &str, key: &str) -> Result<(), String> {
+        let key = Arc::new(certified_key(cert, key)?);
         *self.current.write().expect("certificate lock poisoned") = key;
         Ok(())
     }
@@ -51,13 +64,19 @@ impl ResolvesServerCert for Reloadable {
     }
 }
 
-fn certified_key(m: &TlsMaterial) -> Result<CertifiedKey, String> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(m.cert.as_bytes())
+fn certified_key(cert: &str, key: &str) -> Result<CertifiedKey, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.as_bytes())
         .collect::<Result<_, _>>()
         .map_err(|e| format!("serving certificate: {e}"))?;
-    let key = PrivateKeyDer::from_pem_slice(m.key.as_bytes()).map_err(|e| format!("serving key: {e}"))?;
+    if chain.is_empty() {
+        return Err("serving certificate: no PEM certificate".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| format!("serving key: {e}"))?;
     let signing = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| format!("serving key: {e}"))?;
-    Ok(CertifiedKey::new(chain, signing))
+    let certified = CertifiedKey::new(chain, signing);
+    // A certificate and a key of different pairs (files caught mid-rotation) never load.
+    certified.keys_match().map_err(|e| format!("serving certificate and key: {e}"))?;
+    Ok(certified)
 }
 
 /// The rustls server configuration over a reloadable certificate (ring, as every TLS
@@ -108,6 +127,9 @@ pub fn router(ctx: Arc<Context>, budget: Duration) -> Router {
 /// only once the caches synced (before, connections are refused and the API server applies
 /// the webhook's failurePolicy).
 pub async fn run(ctx: Arc<Context>, config: WebhookConfig) {
+    if let Some(dir) = config.cert_dir.clone() {
+        return run_with_files(ctx, config, dir).await;
+    }
     let material = loop {
         match certs::ensure(&ctx.client, &config.certs, jiff::Timestamp::now()).await {
             Ok(m) => break m,
@@ -126,10 +148,16 @@ pub async fn run(ctx: Arc<Context>, config: WebhookConfig) {
     };
     publish_bundle(&ctx, &config, &material).await;
     tokio::spawn(keep_fresh(ctx.clone(), config.clone(), material, reloadable.clone()));
+    serve_when_synced(ctx, &config, reloadable).await;
+}
+
+/// Serves once the caches synced (before, connections are refused and the API server applies
+/// the webhook's failurePolicy).
+async fn serve_when_synced(ctx: Arc<Context>, config: &WebhookConfig, certs: Arc<Reloadable>) {
     while !ctx.synced.load(std::sync::atomic::Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let tls = match server_config(reloadable) {
+    let tls = match server_config(certs) {
         Ok(c) => Arc::new(c),
         Err(e) => {
             tracing::error!(error = %e, "the webhook is off");
@@ -138,6 +166,57 @@ pub async fn run(ctx: Arc<Context>, config: WebhookConfig) {
     };
     if let Err(e) = serve(config.addr, router(ctx, config.budget), tls).await {
         tracing::error!(addr = %config.addr, error = %e, "the webhook stopped");
+    }
+}
+
+/// `--webhook-cert-dir`: the certificate and key from files another tool keeps (cert-manager,
+/// through a mounted Secret), read again every `check_every`. No Secret is written and no
+/// caBundle patched.
+async fn run_with_files(ctx: Arc<Context>, config: WebhookConfig, dir: std::path::PathBuf) {
+    let (pem, reloadable) = loop {
+        match read_cert_dir(&dir).and_then(|p| Ok((Reloadable::from_pem(&p.0, &p.1)?, p))) {
+            Ok((r, p)) => break (p, Arc::new(r)),
+            Err(e) => {
+                tracing::error!(dir = %dir.display(), error = %e, "no webhook serving certificate in the directory yet; retrying in 5s");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    };
+    tokio::spawn(watch_cert_dir(dir, config.check_every, pem, reloadable.clone()));
+    serve_when_synced(ctx, &config, reloadable).await;
+}
+
+/// `tls.crt` and `tls.key` of `dir` (the keys of a kubernetes.io/tls Secret).
+pub fn read_cert_dir(dir: &std::path::Path) -> Result<(String, String), String> {
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).map_err(|e| format!("{}: {e}", dir.join(f).display()));
+    Ok((read("tls.crt")?, read("tls.key")?))
+}
+
+/// Reads `dir` every `every` and serves what changed to new handshakes (open connections keep
+/// theirs). A Secret volume is updated by the kubelet in one atomic symlink swap, so the two
+/// files are read consistent; a pair that does not load (half-written by another tool) is
+/// logged and retried, and the previous certificate kept.
+pub async fn watch_cert_dir(
+    dir: std::path::PathBuf,
+    every: Duration,
+    mut serving: (String, String),
+    certs: Arc<Reloadable>,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        match read_cert_dir(&dir) {
+            Ok(pem) if pem != serving => match certs.replace_pem(&pem.0, &pem.1) {
+                Ok(()) => {
+                    tracing::info!(dir = %dir.display(), "serving the new webhook certificate from the directory");
+                    serving = pem;
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "the new webhook certificate is unusable; keeping the old one")
+                }
+            },
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the webhook certificate; keeping the old one"),
+        }
     }
 }
 
@@ -212,5 +291,95 @@ pub async fn serve(addr: SocketAddr, router: Router, tls: Arc<rustls::ServerConf
                 tracing::debug!(%peer, error = %e, "webhook connection ended");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::certs::{DEFAULT_VALIDITY, generate};
+    use rustls::pki_types::ServerName;
+
+    fn write_pair(dir: &std::path::Path, m: &TlsMaterial) {
+        std::fs::write(dir.join("tls.key"), &m.key).unwrap();
+        std::fs::write(dir.join("tls.crt"), &m.cert).unwrap();
+    }
+
+    /// The leaf certificate a new TLS handshake with `addr` gets (trusting `cas`).
+    async fn served_leaf(addr: SocketAddr, cas: &[&TlsMaterial]) -> Result<Vec<u8>, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        for m in cas {
+            for c in CertificateDer::pem_slice_iter(m.ca_bundle.as_bytes()) {
+                roots.add(c.unwrap()).unwrap();
+            }
+        }
+        let config = rustls::ClientConfig::builder_with_provider(crate::fetch::tls_provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let leaf = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).ok_or("no certificate")?;
+        Ok(leaf.to_vec())
+    }
+
+    fn leaf_der(m: &TlsMaterial) -> Vec<u8> {
+        CertificateDer::from_pem_slice(m.cert.as_bytes()).unwrap().to_vec()
+    }
+
+    #[tokio::test]
+    async fn a_cert_dir_is_served_and_new_handshakes_get_the_replaced_files() {
+        let names = vec!["127.0.0.1".to_string()];
+        let now = jiff::Timestamp::now();
+        let (first, second) = (
+            generate(&names, DEFAULT_VALIDITY, now, None).unwrap(),
+            generate(&names, DEFAULT_VALIDITY, now, None).unwrap(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        write_pair(dir.path(), &first);
+        let pem = read_cert_dir(dir.path()).unwrap();
+        let certs = Arc::new(Reloadable::from_pem(&pem.0, &pem.1).unwrap());
+        tokio::spawn(watch_cert_dir(dir.path().to_path_buf(), Duration::from_millis(50), pem, certs.clone()));
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let router = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        tokio::spawn(serve(addr, router, Arc::new(server_config(certs).unwrap())));
+        let both = [&first, &second];
+        let mut leaf = Err("not yet".to_string());
+        for _ in 0..100 {
+            leaf = served_leaf(addr, &both).await;
+            if leaf.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(leaf.unwrap(), leaf_der(&first));
+
+        // A certificate and a key of different pairs (a rotation caught half-way) are not
+        // served: the old pair stays.
+        std::fs::write(dir.path().join("tls.crt"), &second.cert).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(served_leaf(addr, &both).await.unwrap(), leaf_der(&first), "a mismatched pair was served");
+
+        // The whole new pair: new handshakes get it.
+        write_pair(dir.path(), &second);
+        let mut served = vec![];
+        for _ in 0..100 {
+            served = served_leaf(addr, &both).await.unwrap();
+            if served == leaf_der(&second) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(served, leaf_der(&second), "the replaced files were never served");
+        // Only the new CA vouches for it now.
+        assert!(served_leaf(addr, &[&first]).await.is_err());
+        assert!(served_leaf(addr, &[&second]).await.is_ok());
     }
 }
