@@ -327,7 +327,14 @@ fn install_published_crds(cp: &ControlPlane, what: &str, group: &str, plurals: &
     for crd in plurals {
         let file = harness::go_tool(what, &format!("{group}_{crd}.yaml"));
         cp.kubectl(&["apply", "--server-side", "-f", file.to_str().unwrap()]).unwrap();
-        cp.kubectl(&["wait", "--for=condition=Established", "--timeout=60s", &format!("crd/{crd}.{group}")]).unwrap();
+        // Right after the apply the CRD may not be readable yet (NotFound): wait again.
+        let wait =
+            || cp.kubectl(&["wait", "--for=condition=Established", "--timeout=60s", &format!("crd/{crd}.{group}")]);
+        let first = wait();
+        if let Err(e) = first {
+            std::thread::sleep(Duration::from_secs(1));
+            wait().unwrap_or_else(|again| panic!("crd/{crd}.{group} not established: {e}; then: {again}"));
+        }
     }
 }
 
