@@ -13,6 +13,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -126,9 +127,9 @@ pub fn router(ctx: Arc<Context>, budget: Duration) -> Router {
 /// if absent), the caBundle patched, the Secret checked again every `check_every`. Answers
 /// only once the caches synced (before, connections are refused and the API server applies
 /// the webhook's failurePolicy).
-pub async fn run(ctx: Arc<Context>, config: WebhookConfig) {
+pub async fn run(ctx: Arc<Context>, config: WebhookConfig, ready: Arc<AtomicBool>) {
     if let Some(dir) = config.cert_dir.clone() {
-        return run_with_files(ctx, config, dir).await;
+        return run_with_files(ctx, config, dir, ready).await;
     }
     let material = loop {
         match certs::ensure(&ctx.client, &config.certs, jiff::Timestamp::now()).await {
@@ -148,31 +149,41 @@ pub async fn run(ctx: Arc<Context>, config: WebhookConfig) {
     };
     publish_bundle(&ctx, &config, &material).await;
     tokio::spawn(keep_fresh(ctx.clone(), config.clone(), material, reloadable.clone()));
-    serve_when_synced(ctx, &config, reloadable).await;
+    serve_when_synced(ctx, &config, reloadable, ready).await;
 }
 
 /// Serves once the caches synced (before, connections are refused and the API server applies
-/// the webhook's failurePolicy).
-async fn serve_when_synced(ctx: Arc<Context>, config: &WebhookConfig, certs: Arc<Reloadable>) {
-    while !ctx.synced.load(std::sync::atomic::Ordering::SeqCst) {
+/// the webhook's failurePolicy), and only then says the replica is `ready` (`/readyz`): a
+/// replica that cannot answer admission is not sent any.
+async fn serve_when_synced(ctx: Arc<Context>, config: &WebhookConfig, certs: Arc<Reloadable>, ready: Arc<AtomicBool>) {
+    while !ctx.synced.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let tls = match server_config(certs) {
         Ok(c) => Arc::new(c),
         Err(e) => {
-            tracing::error!(error = %e, "the webhook is off");
+            tracing::error!(error = %e, "the webhook is off; the replica stays unready");
             return;
         }
     };
-    if let Err(e) = serve(config.addr, router(ctx, config.budget), tls).await {
-        tracing::error!(addr = %config.addr, error = %e, "the webhook stopped");
-    }
+    let listener = match tokio::net::TcpListener::bind(config.addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(addr = %config.addr, error = %e, "the webhook cannot listen; the replica stays unready");
+            return;
+        }
+    };
+    ready.store(true, Ordering::SeqCst);
+    tracing::info!("webhook listening; ready");
+    serve_on(listener, router(ctx, config.budget), tls).await;
+    ready.store(false, Ordering::SeqCst);
+    tracing::error!(addr = %config.addr, "the webhook stopped");
 }
 
 /// `--webhook-cert-dir`: the certificate and key from files another tool keeps (cert-manager,
 /// through a mounted Secret), read again every `check_every`. No Secret is written and no
 /// caBundle patched.
-async fn run_with_files(ctx: Arc<Context>, config: WebhookConfig, dir: std::path::PathBuf) {
+async fn run_with_files(ctx: Arc<Context>, config: WebhookConfig, dir: std::path::PathBuf, ready: Arc<AtomicBool>) {
     let (pem, reloadable) = loop {
         match read_cert_dir(&dir).and_then(|p| Ok((Reloadable::from_pem(&p.0, &p.1)?, p))) {
             Ok((r, p)) => break (p, Arc::new(r)),
@@ -183,7 +194,7 @@ async fn run_with_files(ctx: Arc<Context>, config: WebhookConfig, dir: std::path
         }
     };
     tokio::spawn(watch_cert_dir(dir, config.check_every, pem, reloadable.clone()));
-    serve_when_synced(ctx, &config, reloadable).await;
+    serve_when_synced(ctx, &config, reloadable, ready).await;
 }
 
 /// `tls.crt` and `tls.key` of `dir` (the keys of a kubernetes.io/tls Secret).
@@ -261,11 +272,19 @@ const BUNDLE_GRACE: Duration = Duration::from_secs(3);
 
 /// Accepts TLS connections and serves `router` on each (HTTP/1.1 or HTTP/2).
 pub async fn serve(addr: SocketAddr, router: Router, tls: Arc<rustls::ServerConfig>) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_on(listener, router, tls).await;
+    Ok(())
+}
+
+/// Serves `router` over TLS on a bound listener, until the process stops.
+pub async fn serve_on(listener: tokio::net::TcpListener, router: Router, tls: Arc<rustls::ServerConfig>) {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::service::TowerToHyperService;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(addr = %addr, "admission webhook serving");
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(addr = %addr, "admission webhook serving");
+    }
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     loop {
         let (tcp, peer) = match listener.accept().await {

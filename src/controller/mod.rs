@@ -246,7 +246,8 @@ impl Context {
     }
 }
 
-/// Runs both controllers until SIGTERM/ctrl-c. `ready` turns true once the caches synced.
+/// Runs both controllers until SIGTERM/ctrl-c. `ready` turns true once the caches synced
+/// and, with `config.webhook`, the webhook listens.
 /// With leader election, every replica keeps its caches warm and serves health and metrics,
 /// but only the leader runs the controllers (and so writes).
 pub async fn run(
@@ -387,6 +388,9 @@ pub async fn run(
             (pods.clone(), namespaces.clone(), replicasets.clone(), jobs.clone(), network_policies.clone());
         let (tr_store, pol_store) = (tr_store.clone(), pol_store.clone());
         let synced = ctx.synced.clone();
+        // With the webhook, the replica is ready when it answers too (the webhook's Service
+        // sends the API server's calls to ready replicas only): the webhook sets `ready`.
+        let (serves_webhook, ready) = (config.webhook.is_some(), ready.clone());
         async move {
             // Say which cache is late, so a slow or refused list shows in the logs.
             let waiting = async {
@@ -407,8 +411,12 @@ pub async fn run(
             };
             waiting.await;
             synced.store(true, std::sync::atomic::Ordering::SeqCst);
-            ready.store(true, std::sync::atomic::Ordering::SeqCst);
-            tracing::info!("caches synced; ready");
+            if serves_webhook {
+                tracing::info!("caches synced; ready once the webhook serves");
+            } else {
+                ready.store(true, std::sync::atomic::Ordering::SeqCst);
+                tracing::info!("caches synced; ready");
+            }
         }
     };
     tokio::spawn(sync);
@@ -432,7 +440,7 @@ pub async fn run(
 
     // The webhook answers on every replica, from the same caches and trust roots.
     if let Some(webhook) = config.webhook.clone() {
-        tokio::spawn(crate::admission::server::run(ctx.clone(), webhook));
+        tokio::spawn(crate::admission::server::run(ctx.clone(), webhook, ready.clone()));
     }
 
     // Every replica follows the watches (warm caches, health, metrics); only the leader

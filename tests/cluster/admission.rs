@@ -562,3 +562,48 @@ async fn pin_digest_stores_the_verified_digest_that_the_pod_then_runs_and_pins_n
     let _ = w.cp.kubectl(&["delete", "mutatingwebhookconfiguration,validatingwebhookconfiguration", "trustwatch"]);
     w.cleanup().await;
 }
+
+/// `/readyz` with `--webhook-addr`: 503 until the webhook listens, so that the webhook's
+/// Service sends the API server's calls only to replicas that answer them. The certificate
+/// comes from `--webhook-cert-dir` (as with cert-manager); until its files appear the webhook
+/// cannot serve, and once they do it serves them, writing no Secret and patching no caBundle.
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_waits_for_the_webhook_which_serves_a_cert_dir_once_its_files_appear() {
+    use trustwatch::admission::certs::{DEFAULT_VALIDITY, generate};
+    let ns = "tw-readyz";
+    let w = World::new(ns).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let op = w.operator_with(&["--webhook-addr", &addr, "--webhook-cert-dir", dir.path().to_str().unwrap()]);
+    eventually("the caches sync", REACT, || {
+        let logs = op.logs();
+        async move { if logs.contains("caches synced") { Ok(()) } else { Err(logs) } }
+    })
+    .await;
+    assert!(op.metrics().is_ok(), "the admin server answers");
+    assert!(!op.ready(), "ready while the webhook cannot serve:\n{}", op.logs());
+
+    let m = generate(&["127.0.0.1".to_string()], DEFAULT_VALIDITY, jiff::Timestamp::now(), None).unwrap();
+    std::fs::write(dir.path().join("tls.key"), &m.key).unwrap();
+    std::fs::write(dir.path().join("tls.crt"), &m.cert).unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &m.ca_bundle).unwrap();
+    eventually("ready once the webhook serves", REACT, || {
+        let ready = op.ready();
+        async move { if ready { Ok(()) } else { Err("not ready".to_string()) } }
+    })
+    .await;
+    // The files' certificate is what it serves (curl verifies it under their CA).
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "5", "--cacert", ca.to_str().unwrap(), "-X", "POST"])
+        .args(["-H", "content-type: application/json", "-d", "{}", &format!("https://{addr}/validate")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "TLS under the files' CA: {}", String::from_utf8_lossy(&out.stderr));
+    let logs = op.logs();
+    assert!(!logs.contains("webhook serving certificate written"), "a Secret was written:\n{logs}");
+    assert!(!logs.contains("caBundle patched"), "a caBundle was patched:\n{logs}");
+    op.assert_authorized();
+    w.cleanup().await;
+}
