@@ -151,10 +151,10 @@ async fn judge_request(
 
 /// Answers one AdmissionReview of the mutating webhook (`spec.admission.pinDigest`).
 ///
-/// Kubernetes, "Dynamic Admission Control": "The admission control process proceeds in two
-/// phases. In the first phase, mutating admission controllers are run. In the second phase,
-/// validating admission controllers are run." So the validating webhook judges the image
-/// this one pinned. "When allowing a request, a mutating admission webhook may optionally
+/// Kubernetes, "Admission Control in Kubernetes": "The admission control process proceeds in
+/// two phases. In the first phase, mutating admission controllers are run. In the second
+/// phase, validating admission controllers are run." So the validating webhook judges the
+/// image this one pinned. "Dynamic Admission Control": "When allowing a request, a mutating admission webhook may optionally
 /// modify the incoming object as well. This is done using the `patch` and `patchType` fields
 /// in the response. The only currently supported `patchType` is `JSONPatch`. [...] For
 /// `patchType: JSONPatch`, the `patch` field contains a base64-encoded array of JSON patch
