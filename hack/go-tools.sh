@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Go-built peers of the signature tests: notation, cosign, oras and olareg (a registry with
 # the OCI referrers API); and, for the chart tests, helm and the Prometheus Operator's published
-# ServiceMonitor and PrometheusRule CRDs; and, for the PolicyReport tests, the published
-# wgpolicyk8s.io and openreports.io CRDs (each copied from its Go module). Built once per version
+# ServiceMonitor and PrometheusRule CRDs and cert-manager's Issuer and Certificate CRDs; and,
+# for the PolicyReport tests, the published wgpolicyk8s.io and openreports.io CRDs (each
+# copied from its Go module). Built once per version
 # (hack/versions.env) into $TRUSTWATCH_CACHE (default ~/.cache/trustwatch) from throwaway Go
 # modules; nothing is written into the repository.
 #
@@ -12,6 +13,7 @@
 #   hack/go-tools.sh monitoring-crds   # the directory holding the monitoring.coreos.com CRDs
 #   hack/go-tools.sh report-crds       # the wgpolicyk8s.io PolicyReport (Kyverno's) and openreports.io
 #                                      # Report CRDs
+#   hack/go-tools.sh cert-manager-crds # cert-manager's Issuer and Certificate CRDs
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env
@@ -22,6 +24,7 @@ bin="$cache/go-tools-notation-$NOTATION_VERSION-cosign-$COSIGN_VERSION-oras-$ORA
 helm_bin="$cache/helm-$HELM_VERSION/bin"
 monitoring_crds="$cache/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION/crds"
 report_crds="$cache/report-crds-kyverno-$KYVERNO_VERSION-openreports-$OPENREPORTS_VERSION"
+cert_manager_crds="$cache/cert-manager-$CERT_MANAGER_VERSION/crds"
 export GOTOOLCHAIN=local GOFLAGS="-trimpath" CGO_ENABLED=0
 
 log() { printf 'go-tools: %s\n' "$*" >&2; }
@@ -77,6 +80,8 @@ build() {
     config/crds/policyreport/wgpolicyk8s.io_policyreports.yaml
   fetch_crds "$report_crds" github.com/openreports/reports-api "$OPENREPORTS_VERSION" \
     config/crd/openreports.io_reports.yaml
+  fetch_crds "$cert_manager_crds" github.com/cert-manager/cert-manager "$CERT_MANAGER_VERSION" \
+    deploy/crds/cert-manager.io_issuers.yaml deploy/crds/cert-manager.io_certificates.yaml
 }
 
 case "${1:-}" in
@@ -85,5 +90,6 @@ case "${1:-}" in
   helm-bin) echo "$helm_bin" ;;
   monitoring-crds) echo "$monitoring_crds" ;;
   report-crds) echo "$report_crds" ;;
-  *) echo "usage: $0 build | bin | helm-bin | monitoring-crds | report-crds" >&2; exit 2 ;;
+  cert-manager-crds) echo "$cert_manager_crds" ;;
+  *) echo "usage: $0 build | bin | helm-bin | monitoring-crds | report-crds | cert-manager-crds" >&2; exit 2 ;;
 esac

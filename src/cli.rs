@@ -111,6 +111,11 @@ pub struct RunArgs {
     /// How long a serving certificate is valid; it is rotated when a third is left.
     #[arg(long, default_value = "365d", value_name = "DURATION")]
     pub webhook_cert_validity: String,
+    /// Serve the certificate and key in this directory (`tls.crt`, `tls.key`: a mounted Secret
+    /// that cert-manager keeps), reloaded when they change, instead of the operator's own CA:
+    /// no Secret is written and no caBundle patched (cert-manager's CA injector does that).
+    #[arg(long, value_name = "DIR")]
+    pub webhook_cert_dir: Option<std::path::PathBuf>,
 }
 
 /// Runs the operator until it is told to stop.
@@ -170,7 +175,12 @@ fn webhook_config(args: &RunArgs) -> anyhow::Result<Option<crate::admission::ser
             validity,
             configuration: args.webhook_configuration.clone(),
         },
-        check_every: (validity / 10).min(Duration::from_secs(300)),
+        // Files another tool rotates are read every 10 s (cheap, local).
+        check_every: match args.webhook_cert_dir {
+            Some(_) => Duration::from_secs(10),
+            None => (validity / 10).min(Duration::from_secs(300)),
+        },
+        cert_dir: args.webhook_cert_dir.clone(),
     }))
 }
 

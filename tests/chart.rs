@@ -3,6 +3,8 @@
 //! trustwatch is installed but what helm installs:
 //!
 //! - `helm lint --strict` with the default values and with every option on;
+//! - `webhook.certManager.enabled` renders a Certificate the API server accepts with
+//!   cert-manager's published CRDs, and hands the operator its Secret (--webhook-cert-dir);
 //! - values.schema.json refuses a wrong value at `helm template` / `helm upgrade`;
 //! - the chart and the kustomize install (`config/`) yield the same objects;
 //! - the rendered chart, every option on, is accepted by the real API server (server-side
@@ -224,6 +226,11 @@ fn helm_lint_passes_with_the_defaults_and_with_every_option() {
     let mut args = vec!["lint", "--strict", chart];
     args.extend_from_slice(ALL_OPTIONS);
     helm(None, &args).unwrap();
+    for issuer in [&[][..], &["--set", "webhook.certManager.issuerRef.name=corp-ca"][..]] {
+        let mut args = vec!["lint", "--strict", chart, "--set", "webhook.certManager.enabled=true"];
+        args.extend_from_slice(issuer);
+        helm(None, &args).unwrap();
+    }
 }
 
 #[test]
@@ -239,6 +246,9 @@ fn a_wrong_value_fails_at_install_time_and_names_it() {
         ("policyReports=wgpolicy", "/policyReports"),
         ("webhook.failurePolicy=Never", "/webhook/failurePolicy"),
         ("webhook.verificationBudget=soon", "/webhook/verificationBudget"),
+        ("webhook.certManager.enabled=yes", "/webhook/certManager/enabled"),
+        ("webhook.certManager.issuerRef.kind=Issuer", "/webhook/certManager/issuerRef"),
+        ("webhook.certManager.issuerRef.kind=Vault", "/webhook/certManager/issuerRef/kind"),
     ] {
         let err = helm(None, &["template", "trustwatch", chart, "--set", value]).unwrap_err();
         assert!(err.contains("schema") && err.contains(expected), "--set {value}: {err}");
@@ -290,17 +300,7 @@ fn the_chart_and_the_kustomize_install_yield_the_same_objects() {
 #[test]
 fn the_rendered_chart_with_every_option_is_accepted_by_the_api_server() {
     let cp = ControlPlane::bare();
-    for crd in ["servicemonitors", "prometheusrules"] {
-        let file = harness::go_tool("monitoring-crds", &format!("monitoring.coreos.com_{crd}.yaml"));
-        cp.kubectl(&["apply", "--server-side", "-f", file.to_str().unwrap()]).unwrap();
-        cp.kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            &format!("crd/{crd}.monitoring.coreos.com"),
-        ])
-        .unwrap();
-    }
+    install_published_crds(cp, "monitoring-crds", "monitoring.coreos.com", &["servicemonitors", "prometheusrules"]);
     let namespace = "chart-dry-run";
     cp.kubectl(&["create", "namespace", namespace]).unwrap();
     let chart = chart();
@@ -319,13 +319,100 @@ fn the_rendered_chart_with_every_option_is_accepted_by_the_api_server() {
     ] {
         assert!(kinds.iter().any(|k| k == kind), "the render has no {kind}: {kinds:?}");
     }
-    let out = cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &rendered).unwrap();
-    assert_eq!(out.lines().count(), kinds.len(), "every object passes the server's checks:\n{out}");
     // The server checks what a client would not: a ServiceMonitor with a wrong field is refused.
-    let broken = rendered.replace("scrapeTimeout: 10s", "scrapeTimeout: [10s]");
-    assert!(broken != rendered);
-    let err = cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &broken).unwrap_err();
-    assert!(err.contains("scrapeTimeout"), "{err}");
+    assert_server_accepts(cp, &rendered, kinds.len(), ("scrapeTimeout: 10s", "scrapeTimeout: [10s]"), "scrapeTimeout");
+}
+
+/// The CRDs `GROUP_PLURAL.yaml` that `hack/go-tools.sh WHAT` copied from their project's Go
+/// module, applied and established.
+fn install_published_crds(cp: &ControlPlane, what: &str, group: &str, plurals: &[&str]) {
+    for crd in plurals {
+        let file = harness::go_tool(what, &format!("{group}_{crd}.yaml"));
+        cp.kubectl(&["apply", "--server-side", "-f", file.to_str().unwrap()]).unwrap();
+        // Right after the apply the CRD may not be readable yet (NotFound): wait again.
+        let wait =
+            || cp.kubectl(&["wait", "--for=condition=Established", "--timeout=60s", &format!("crd/{crd}.{group}")]);
+        let first = wait();
+        if let Err(e) = first {
+            std::thread::sleep(Duration::from_secs(1));
+            wait().unwrap_or_else(|again| panic!("crd/{crd}.{group} not established: {e}; then: {again}"));
+        }
+    }
+}
+
+/// The API server accepts all `count` objects of `rendered` (server-side dry run), and refuses
+/// them with `broken` (from, to) replaced, naming `field`: the CRDs' schemas are really checked.
+fn assert_server_accepts(cp: &ControlPlane, rendered: &str, count: usize, broken: (&str, &str), field: &str) {
+    let out = cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], rendered).unwrap();
+    assert_eq!(out.lines().count(), count, "every object passes the server's checks:\n{out}");
+    let wrong = rendered.replace(broken.0, broken.1);
+    assert!(wrong != rendered, "{} is not in the render", broken.0);
+    let err = cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &wrong).unwrap_err();
+    assert!(err.contains(field), "{err}");
+}
+
+/// webhook.certManager.enabled: a cert-manager Issuer and Certificate for the names the
+/// operator's own certificate carries, the CA injected into both webhook configurations, and
+/// the Secret handed to the operator as --webhook-cert-dir. Accepted by the real API server
+/// with cert-manager's published CRDs (copied from its Go module, hack/go-tools.sh).
+#[test]
+fn the_cert_manager_option_renders_what_the_api_server_accepts_and_hands_the_operator_its_files() {
+    let cp = ControlPlane::bare();
+    install_published_crds(cp, "cert-manager-crds", "cert-manager.io", &["issuers", "certificates"]);
+    let namespace = "chart-cert-manager";
+    cp.kubectl(&["create", "namespace", namespace]).unwrap();
+    let chart = chart();
+    let render = |extra: &[&str]| {
+        let mut args = vec!["template", "trustwatch", chart.to_str().unwrap(), "--namespace", namespace];
+        args.extend_from_slice(&["--set", "webhook.certManager.enabled=true"]);
+        args.extend_from_slice(extra);
+        helm(None, &args).unwrap()
+    };
+    let rendered = render(&[]);
+    let objects = documents(&rendered);
+    let find = |kind: &str| objects.iter().find(|o| o["kind"] == kind).unwrap_or_else(|| panic!("no {kind}"));
+    let certificate = find("Certificate");
+    let names = trustwatch::admission::certs::serving_names("trustwatch-webhook", namespace, &[]);
+    assert_eq!(certificate["spec"]["dnsNames"], json!(names), "the names the operator's own certificate has");
+    assert_eq!(
+        certificate["spec"]["issuerRef"],
+        json!({"name": "trustwatch-webhook", "kind": "Issuer", "group": "cert-manager.io"})
+    );
+    assert_eq!(find("Issuer")["spec"], json!({"selfSigned": {}}));
+    let secret = certificate["spec"]["secretName"].as_str().unwrap();
+    assert_ne!(secret, trustwatch::admission::certs::DEFAULT_SECRET, "not the Secret the operator writes");
+    for kind in ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"] {
+        let inject = &find(kind)["metadata"]["annotations"]["cert-manager.io/inject-ca-from"];
+        assert_eq!(inject, &json!(format!("{namespace}/trustwatch-webhook")), "{kind}");
+    }
+    let pod = &find("Deployment")["spec"]["template"]["spec"];
+    let args: Vec<String> = serde_json::from_value(pod["containers"][0]["args"].clone()).unwrap();
+    let dir = args.iter().find_map(|a| a.strip_prefix("--webhook-cert-dir=")).expect("--webhook-cert-dir");
+    let mount = pod["containers"][0]["volumeMounts"].as_array().unwrap().iter().find(|m| m["mountPath"] == dir);
+    let mount = mount.expect("the directory is mounted");
+    assert_eq!(mount["readOnly"], true);
+    let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == mount["name"]).unwrap();
+    assert_eq!(volume["secret"]["secretName"], secret);
+    // The server checks the Certificate against cert-manager's schema: a wrong field is refused.
+    let broken = ("rotationPolicy: Always", "rotationPolicy: Sometimes");
+    assert_server_accepts(cp, &rendered, objects.len(), broken, "rotationPolicy");
+
+    // An issuer of the user's: no Issuer of the chart's, the Certificate refers to it.
+    let rendered = render(&[
+        "--set",
+        "webhook.certManager.issuerRef.name=corp-ca",
+        "--set",
+        "webhook.certManager.issuerRef.kind=ClusterIssuer",
+    ]);
+    let objects = documents(&rendered);
+    assert!(!objects.iter().any(|o| o["kind"] == "Issuer"));
+    let certificate = objects.iter().find(|o| o["kind"] == "Certificate").unwrap();
+    assert_eq!(certificate["spec"]["issuerRef"], json!({"name": "corp-ca", "kind": "ClusterIssuer"}));
+    cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &rendered).unwrap();
+    // Off (the default): none of it.
+    let default = documents(&template(&[]));
+    assert!(!default.iter().any(|o| o["kind"] == "Certificate" || o["kind"] == "Issuer"));
+    assert!(!default.iter().any(|o| o["metadata"]["annotations"]["cert-manager.io/inject-ca-from"].is_string()));
 }
 
 /// A P-256 public key (PEM), made by openssl.

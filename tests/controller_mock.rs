@@ -275,7 +275,6 @@ async fn fixture(
         config: trustwatch::controller::RunConfig::new("trustwatch-system"),
         verdicts: Default::default(),
         quarantine: Default::default(),
-        webhook_serving: Default::default(),
         synced: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
         pull_configs: Default::default(),
         rechecks: Default::default(),

@@ -1,6 +1,7 @@
 //! The webhook's serving certificate: the operator makes its own CA and a serving certificate
 //! signed by it, keeps both in one Secret of its namespace that every replica shares, puts the
-//! CA in the `caBundle` of its ValidatingWebhookConfiguration, and rotates them before expiry.
+//! CA in the `caBundle` of its Validating- and MutatingWebhookConfiguration, and rotates them
+//! before expiry.
 //!
 //! Rotation never fails a request: the new CA joins the bundle next to the old one, the
 //! bundle is patched into the webhook configuration, and only then (after the API server
@@ -9,7 +10,7 @@
 use base64::Engine as _;
 use jiff::Timestamp;
 use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use std::collections::BTreeMap;
@@ -192,7 +193,7 @@ pub struct CertConfig {
     pub secret: String,
     pub names: Vec<String>,
     pub validity: Duration,
-    /// The ValidatingWebhookConfiguration whose caBundle the operator keeps.
+    /// The Validating- and MutatingWebhookConfiguration whose caBundle the operator keeps.
     pub configuration: String,
 }
 
@@ -247,35 +248,63 @@ pub async fn ensure(client: &kube::Client, config: &CertConfig, now: Timestamp) 
     })
 }
 
-/// Puts `ca_bundle` into every webhook of the configuration, unless it is there already.
+/// Puts `ca_bundle` into both webhook configurations named `configuration`: the
+/// ValidatingWebhookConfiguration, and the MutatingWebhookConfiguration when it is installed
+/// (`spec.admission.pinDigest`; an install without it has none). Whether either changed.
+pub async fn patch_ca_bundle(client: &kube::Client, configuration: &str, ca_bundle: &str) -> Result<bool, CertError> {
+    let validating = patch_one::<ValidatingWebhookConfiguration>(client, configuration, ca_bundle, |c| {
+        c.webhooks.iter().flatten().map(|w| (w.name.clone(), w.client_config.ca_bundle.clone())).collect()
+    });
+    let mutating = patch_one::<MutatingWebhookConfiguration>(client, configuration, ca_bundle, |c| {
+        c.webhooks.iter().flatten().map(|w| (w.name.clone(), w.client_config.ca_bundle.clone())).collect()
+    });
+    let (validating, mutating) = futures::join!(validating, mutating);
+    let mutating = match mutating {
+        Err(CertError::Kube { source: kube::Error::Api(e), .. }) if e.code == 404 => false,
+        other => other?,
+    };
+    Ok(validating? || mutating)
+}
+
+/// Puts `ca_bundle` into every webhook of one configuration, unless it is there already.
 /// A JSON patch per webhook index, each guarded by a test of the webhook's name, so that a
 /// configuration changed in between is refused rather than patched at the wrong place.
-pub async fn patch_ca_bundle(client: &kube::Client, configuration: &str, ca_bundle: &str) -> Result<bool, CertError> {
-    let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+async fn patch_one<K>(
+    client: &kube::Client,
+    configuration: &str,
+    ca_bundle: &str,
+    webhooks: impl Fn(&K) -> Vec<(String, Option<ByteString>)>,
+) -> Result<bool, CertError>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::all(client.clone());
     let kube_err = |what: &str| {
-        let what = format!("ValidatingWebhookConfiguration {configuration} ({what})");
+        let what = format!("{} {configuration} ({what})", K::kind(&()));
         move |source| CertError::Kube { what, source }
     };
-    let vwc = api.get(configuration).await.map_err(kube_err("get"))?;
-    let webhooks = vwc.webhooks.unwrap_or_default();
+    let webhooks = webhooks(&api.get(configuration).await.map_err(kube_err("get"))?);
     if webhooks.is_empty() {
         return Err(CertError::NoWebhooks(configuration.into()));
     }
     let wanted = ByteString(ca_bundle.as_bytes().to_vec());
-    if webhooks.iter().all(|w| w.client_config.ca_bundle.as_ref() == Some(&wanted)) {
+    if webhooks.iter().all(|(_, b)| b.as_ref() == Some(&wanted)) {
         return Ok(false);
     }
     let encoded = base64::engine::general_purpose::STANDARD.encode(ca_bundle.as_bytes());
     let mut ops = vec![];
-    for (i, w) in webhooks.iter().enumerate() {
-        ops.push(serde_json::json!({"op": "test", "path": format!("/webhooks/{i}/name"), "value": w.name}));
+    for (i, (name, _)) in webhooks.iter().enumerate() {
+        ops.push(serde_json::json!({"op": "test", "path": format!("/webhooks/{i}/name"), "value": name}));
         ops.push(
             serde_json::json!({"op": "add", "path": format!("/webhooks/{i}/clientConfig/caBundle"), "value": encoded}),
         );
     }
     let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops)).expect("a valid JSON patch");
     api.patch(configuration, &PatchParams::default(), &Patch::<()>::Json(patch)).await.map_err(kube_err("patch"))?;
-    tracing::info!(configuration, "webhook caBundle patched");
+    tracing::info!(kind = &*K::kind(&()), configuration, "webhook caBundle patched");
     Ok(true)
 }
 

@@ -158,7 +158,7 @@ pub fn decide(
 }
 
 /// The verdict one plan item comes to.
-fn judge(p: &ContainerPlan, image: &str, answers: &HashMap<VerifyKey, Resolution>) -> Judged {
+pub(super) fn judge(p: &ContainerPlan, image: &str, answers: &HashMap<VerifyKey, Resolution>) -> Judged {
     match p {
         ContainerPlan::Verify { keys, require } => {
             let got: Vec<Resolution> = keys
@@ -215,11 +215,12 @@ fn judge(p: &ContainerPlan, image: &str, answers: &HashMap<VerifyKey, Resolution
 }
 
 #[derive(Debug, Clone)]
-struct Judged {
-    verdict: Verdict,
-    reason: String,
-    message: String,
-    digest: Option<String>,
+pub(super) struct Judged {
+    pub verdict: Verdict,
+    pub reason: String,
+    pub message: String,
+    /// The digest the verdict is about (the one a tag resolved to).
+    pub digest: Option<String>,
 }
 
 /// `trustwatch: image registry.example/app:v1 (sha256:ab12cd34ef56…) is Unsigned under
@@ -264,13 +265,13 @@ fn hint(v: Verdict) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::image::ImageRef;
     use crate::verifier::SignatureFormat;
     use serde_json::json;
 
-    fn spec(extra: serde_json::Value) -> ImageTrustPolicySpec {
+    pub(in crate::admission) fn spec(extra: serde_json::Value) -> ImageTrustPolicySpec {
         let mut base = json!({
             "images": [
                 {"pattern": "registry.example/team/**", "trustRoot": "corp"},
@@ -282,14 +283,22 @@ mod tests {
         serde_json::from_value(base).unwrap()
     }
 
-    fn images(list: &[&str]) -> Vec<ContainerImage> {
-        list.iter().map(|i| ContainerImage { container: "containers[app]".into(), image: i.to_string() }).collect()
+    pub(in crate::admission) fn images(list: &[&str]) -> Vec<ContainerImage> {
+        list.iter()
+            .enumerate()
+            .map(|(n, i)| ContainerImage {
+                container: "containers[app]".into(),
+                image: i.to_string(),
+                pointer: format!("/spec/containers/{n}/image"),
+            })
+            .collect()
     }
 
-    const DIGEST: &str = "sha256:ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12";
+    pub(in crate::admission) const DIGEST: &str =
+        "sha256:ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12";
 
     /// The answers of the verifiers: `root -> (verdict, reason, digest)` for every key.
-    fn answers(
+    pub(in crate::admission) fn answers(
         plan: &AdmissionPlan,
         by_root: &[(&str, Verdict, &str, Option<&str>)],
     ) -> HashMap<VerifyKey, Resolution> {

@@ -14,6 +14,9 @@ pub struct ContainerImage {
     pub container: String,
     /// The image as written.
     pub image: String,
+    /// The JSON pointer of the image in the object (RFC 6901), where a patch replaces it:
+    /// `/spec/template/spec/containers/0/image`.
+    pub pointer: String,
 }
 
 /// Why a request cannot be read.
@@ -60,9 +63,11 @@ pub fn images_of(gvk: &GroupVersionKind, object: &Value) -> Result<Vec<Container
     })?;
     let list = |field: &str, cs: &[CachedContainer]| -> Vec<ContainerImage> {
         cs.iter()
-            .filter_map(|c| {
+            .enumerate()
+            .filter_map(|(i, c)| {
                 let image = c.image.clone()?;
-                Some(ContainerImage { container: format!("{field}[{}]", c.name), image })
+                let pointer = format!("{path}/{field}/{i}/image");
+                Some(ContainerImage { container: format!("{field}[{}]", c.name), image, pointer })
             })
             .collect()
     };
@@ -136,6 +141,10 @@ mod tests {
                 "{}",
                 gvk.kind
             );
+            // Each pointer leads back to the image in the object.
+            for c in &images {
+                assert_eq!(object.pointer(&c.pointer).and_then(Value::as_str), Some(c.image.as_str()), "{}", c.pointer);
+            }
         }
     }
 

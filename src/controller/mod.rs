@@ -66,11 +66,13 @@ pub const API_CALLS: &[(&str, &str, &str)] = &[
     ("openreports.io", "reports", "patch"),
     ("openreports.io", "reports", "delete"),
     // The admission webhook's serving certificate (src/admission/certs.rs): its Secret in the
-    // operator's namespace and the caBundle of its ValidatingWebhookConfiguration.
+    // operator's namespace and the caBundle of its webhook configurations.
     ("", "secrets", "create"),
     ("", "secrets", "update"),
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "get"),
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch"),
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "get"),
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch"),
 ];
 
 /// The calls `registry.usePodPullSecrets` adds, in any namespace: granted only by the kustomize
@@ -200,10 +202,6 @@ pub struct Context {
     /// Policy -> namespace -> a fingerprint of the PolicyReport this process last wrote there
     /// (`--policy-reports`), so that an unchanged report is not written again.
     pub policy_reports: std::sync::Mutex<HashMap<String, HashMap<String, u64>>>,
-    /// True once the admission webhook (`--webhook-addr`) has its certificate and listens: a
-    /// replica with a webhook is ready only then, so that a Service sends the API server's
-    /// calls to replicas that answer them.
-    pub webhook_serving: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The quarantine labels this process set or removed recently: (namespace, pod) -> labelled.
@@ -248,7 +246,8 @@ impl Context {
     }
 }
 
-/// Runs both controllers until SIGTERM/ctrl-c. `ready` turns true once the caches synced.
+/// Runs both controllers until SIGTERM/ctrl-c. `ready` turns true once the caches synced
+/// and, with `config.webhook`, the webhook listens.
 /// With leader election, every replica keeps its caches warm and serves health and metrics,
 /// but only the leader runs the controllers (and so writes).
 pub async fn run(
@@ -346,7 +345,6 @@ pub async fn run(
         rescan: rescan_tx,
         quarantine: Default::default(),
         synced: Default::default(),
-        webhook_serving: Default::default(),
         pull_configs: Default::default(),
         policy_reports: Default::default(),
     });
@@ -390,8 +388,9 @@ pub async fn run(
             (pods.clone(), namespaces.clone(), replicasets.clone(), jobs.clone(), network_policies.clone());
         let (tr_store, pol_store) = (tr_store.clone(), pol_store.clone());
         let synced = ctx.synced.clone();
-        let webhook_serving = ctx.webhook_serving.clone();
-        let webhook = config.webhook.as_ref().map(|w| w.addr);
+        // With the webhook, the replica is ready when it answers too (the webhook's Service
+        // sends the API server's calls to ready replicas only): the webhook sets `ready`.
+        let (serves_webhook, ready) = (config.webhook.is_some(), ready.clone());
         async move {
             // Say which cache is late, so a slow or refused list shows in the logs.
             let waiting = async {
@@ -412,19 +411,12 @@ pub async fn run(
             };
             waiting.await;
             synced.store(true, std::sync::atomic::Ordering::SeqCst);
-            if let Some(addr) = webhook {
-                tracing::info!("caches synced; ready once the admission webhook serves");
-                let mut waited = 0u32;
-                while !webhook_serving.load(std::sync::atomic::Ordering::SeqCst) {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    waited += 1;
-                    if waited % 100 == 0 {
-                        tracing::warn!(%addr, "not ready: the admission webhook does not serve yet (see its errors above)");
-                    }
-                }
+            if serves_webhook {
+                tracing::info!("caches synced; ready once the webhook serves");
+            } else {
+                ready.store(true, std::sync::atomic::Ordering::SeqCst);
+                tracing::info!("caches synced; ready");
             }
-            ready.store(true, std::sync::atomic::Ordering::SeqCst);
-            tracing::info!("caches synced; ready");
         }
     };
     tokio::spawn(sync);
@@ -448,7 +440,7 @@ pub async fn run(
 
     // The webhook answers on every replica, from the same caches and trust roots.
     if let Some(webhook) = config.webhook.clone() {
-        tokio::spawn(crate::admission::server::run(ctx.clone(), webhook));
+        tokio::spawn(crate::admission::server::run(ctx.clone(), webhook, ready.clone()));
     }
 
     // Every replica follows the watches (warm caches, health, metrics); only the leader

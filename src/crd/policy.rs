@@ -160,6 +160,17 @@ pub struct AdmissionSpec {
     /// untrusted); images no entry matches follow spec.unmatchedImages.
     #[serde(default)]
     pub mode: AdmissionMode,
+
+    /// With mode `Warn` or `Enforce`: trustwatch's mutating webhook (`POST /mutate`, the
+    /// MutatingWebhookConfiguration `trustwatch`) rewrites each image this policy covers that
+    /// is given by tag, `registry.example/app:v1`, to the digest it verified,
+    /// `registry.example/app:v1@sha256:…`, so that what runs is what was verified. Only an
+    /// image every policy that covers it trusts is pinned; images already given by digest,
+    /// and images that are not trusted, are left alone (the validating webhook decides
+    /// those). Pinning is best effort: when the webhook cannot answer, the object is stored
+    /// by tag. Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pin_digest: bool,
 }
 
 /// What the admission webhook does with a policy.
@@ -386,6 +397,11 @@ impl ImageTrustPolicySpec {
     /// `spec.admission.mode` (`Off` when unset).
     pub fn admission_mode(&self) -> AdmissionMode {
         self.admission.as_ref().map(|a| a.mode).unwrap_or_default()
+    }
+
+    /// `spec.admission.pinDigest`, in effect only when the policy decides at admission.
+    pub fn pins_digest(&self) -> bool {
+        self.admission.as_ref().is_some_and(|a| a.pin_digest && a.mode != AdmissionMode::Off)
     }
 
     /// `spec.quarantineAfter` (zero when unset or invalid: [`Self::validate`] reports that).

@@ -170,7 +170,7 @@ impl Metrics {
             reconcile_duration: histogram(names::RECONCILE_DURATION_SECONDS, "Duration of one reconcile, in seconds."),
             admission_requests: counter(
                 names::ADMISSION_REQUESTS_TOTAL,
-                "Admission reviews answered by object kind and effect (allowed, warned, denied).",
+                "Admission reviews answered by object kind and effect (allowed, warned, denied; pinned, unchanged by the mutating webhook).",
             ),
             admission_decisions: counter(
                 names::ADMISSION_DECISIONS_TOTAL,
@@ -210,11 +210,7 @@ impl Metrics {
     /// One admission review answered: the object's kind (one the webhook is registered for,
     /// else `other`), what each image came to, and how long the answer took.
     pub fn record_admission(&self, kind: &str, decision: &crate::admission::decide::Decision, seconds: f64) {
-        const KINDS: [&str; 7] = ["Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"];
-        let kind = KINDS.into_iter().find(|k| *k == kind).unwrap_or("other");
-        let kind = KeyValue::new("kind", kind);
-        self.admission_requests.add(1, &[kind.clone(), KeyValue::new("effect", decision.effect().as_str())]);
-        self.admission_duration.record(seconds, &[kind]);
+        self.record_review(kind, decision.effect().as_str(), seconds);
         for o in &decision.outcomes {
             let labels = [
                 KeyValue::new("policy", o.policy.clone()),
@@ -224,6 +220,21 @@ impl Metrics {
             ];
             self.admission_decisions.add(1, &labels);
         }
+    }
+
+    /// One review of the mutating webhook: `pinned` when it pinned an image, else
+    /// `unchanged` (its verdicts are counted once, by the validating webhook).
+    pub fn record_pinning(&self, kind: &str, pins: &[crate::admission::pin::Pin], seconds: f64) {
+        let effect = if pins.is_empty() { "unchanged" } else { "pinned" };
+        self.record_review(kind, effect, seconds);
+    }
+
+    fn record_review(&self, kind: &str, effect: &'static str, seconds: f64) {
+        const KINDS: [&str; 7] = ["Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"];
+        let kind = KINDS.into_iter().find(|k| *k == kind).unwrap_or("other");
+        let kind = KeyValue::new("kind", kind);
+        self.admission_requests.add(1, &[kind.clone(), KeyValue::new("effect", effect)]);
+        self.admission_duration.record(seconds, &[kind]);
     }
 
     /// One request to the Notary server of `trust_root`. An `outcome` outside

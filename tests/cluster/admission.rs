@@ -7,6 +7,7 @@ use crate::harness::*;
 use crate::world::*;
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 /// `kubectl apply -f -` of `object`: (succeeded, stdout, stderr). kubectl prints admission
 /// warnings and refusals on stderr.
@@ -326,6 +327,17 @@ async fn config_webhook_is_accepted_by_the_api_server_and_keeps_the_cluster_from
     for r in ["pods", "deployments", "statefulsets", "daemonsets", "replicasets", "jobs", "cronjobs"] {
         assert!(resources.contains(&r), "{r} not in {resources:?}");
     }
+    // The mutating webhook (pinDigest): the same name, scope and exclusions; Ignore, always.
+    let mwc = items.iter().find(|i| i["kind"] == "MutatingWebhookConfiguration").expect("a mutating configuration");
+    assert_eq!(mwc["metadata"]["name"], "trustwatch", "the name --webhook-configuration and config/rbac expect");
+    let pin = &mwc["webhooks"][0];
+    assert_eq!(
+        (pin["failurePolicy"].as_str(), pin["timeoutSeconds"].as_i64(), pin["sideEffects"].as_str()),
+        (Some("Ignore"), Some(10), Some("None"))
+    );
+    assert_eq!(pin["reinvocationPolicy"], "IfNeeded");
+    assert_eq!(pin["clientConfig"]["service"]["path"], "/mutate");
+    assert_eq!((&pin["namespaceSelector"], &pin["rules"]), (&hook["namespaceSelector"], &hook["rules"]));
     let service = items.iter().find(|i| i["kind"] == "Service").expect("the webhook's Service");
     assert_eq!(service["metadata"]["name"], "trustwatch-webhook", "the name in the serving certificate");
 }
@@ -376,5 +388,206 @@ async fn notary_v1_and_cosign_under_all_of_admit_a_tag_both_sign_and_agree_with_
     assert!(!cosign.verify(&dct_tag, &public, &[], &[]).ok, "cosign verify accepts what trustwatch refused");
     op.assert_authorized();
     let _ = w.cp.kubectl(&["delete", "validatingwebhookconfiguration", "trustwatch", "--wait=false"]);
+    w.cleanup().await;
+}
+
+/// The mutating webhook's configuration of the test (the operator's name for it, so that its
+/// RBAC lets it patch the caBundle): `/mutate` at `url`, for `namespaces` only. failurePolicy
+/// Fail here, unlike config/webhook's Ignore, so that an answer the API server cannot apply
+/// fails the test rather than storing the tag silently.
+fn mutating_configuration(url: &str, namespaces: &[&str]) -> Value {
+    let mut c = webhook_configuration(url, namespaces, "Fail");
+    c["kind"] = json!("MutatingWebhookConfiguration");
+    c["webhooks"][0]["name"] = json!("pin.images.trustwatch.dev");
+    c["webhooks"][0]["reinvocationPolicy"] = json!("IfNeeded");
+    c
+}
+
+/// A kubelet that pulls what the image names: its digest when it has one (a real kubelet does
+/// not look at the tag then), else what the tag points at now.
+fn pulling_kubelet(w: &World, ns: &str) -> Kubelet {
+    let registry = w.registry.clone();
+    let host = registry.host();
+    let resolver: Resolver = Arc::new(move |image: &str| {
+        let rest = image.strip_prefix(&format!("{host}/"))?;
+        let (name, digest) = match rest.split_once('@') {
+            Some((n, d)) => (n, Some(d)),
+            None => (rest, None),
+        };
+        let (repo, tag) = name.split_once(':').unwrap_or((name, "latest"));
+        let digest = match digest {
+            Some(d) => d.to_string(),
+            None => registry.resolve(repo, tag)?.digest,
+        };
+        Some(format!("{host}/{repo}@{digest}"))
+    });
+    Kubelet::start(w.client.clone(), vec![ns.to_string()], resolver)
+}
+
+/// `kubectl create --dry-run=server -o json`: the object as the API server would store it,
+/// after the mutating webhooks, or the refusal.
+fn as_stored(cp: &ControlPlane, object: &Value) -> Result<Value, String> {
+    let out = cp.kubectl_stdin(&["create", "--dry-run=server", "-o", "json", "-f", "-"], &object.to_string())?;
+    serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pin_digest_stores_the_verified_digest_that_the_pod_then_runs_and_pins_nothing_untrusted() {
+    use crate::support::oci::Cosign;
+    let _turn = WEBHOOK.lock().await;
+    let ns = "tw-pin";
+    let mut w = World::new(ns).await;
+    let signed = w.push_signed("shop/web", "v1", "web v1");
+    // Under cosign, an unsigned tag's answer names the digest the tag points at (Notary v1's
+    // names none): only the trust check keeps it from being pinned.
+    let cosign = Cosign::new();
+    let (_key, public) = cosign.generate_key_pair("release");
+    let loose = w.push("shop/loose", "v1", "loose v1, never signed");
+    w.apply(&w.trust_root(json!({})));
+    let cosign_root = format!("{ns}-cosign");
+    w.apply(&json!({"apiVersion": "trustwatch.dev/v1alpha1", "kind": "TrustRoot",
+        "metadata": {"name": cosign_root, "labels": {INSTANCE_LABEL: ns}},
+        "spec": {"cosign": {"keys": [{"name": "release", "publicKey": public}]}, "registry": {"plainHTTP": true}}}));
+    let host = w.registry.host();
+    let rules = json!([
+        {"pattern": format!("{host}/**"), "trustRoot": ns},
+        {"pattern": format!("{host}/shop/loose"), "trustRoot": cosign_root},
+    ]);
+    let policy = |mode: &str, pin: bool| {
+        w.policy("pin", json!({"images": rules, "admission": {"mode": mode, "pinDigest": pin}}))
+    };
+    w.apply(&policy("Enforce", true));
+    let port = free_port();
+    let base = format!("https://127.0.0.1:{port}");
+    w.cp.apply(&webhook_configuration(&format!("{base}/validate"), &[ns], "Fail")).unwrap();
+    w.cp.apply(&mutating_configuration(&format!("{base}/mutate"), &[ns])).unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let op = w.operator_with(&["--webhook-addr", &addr, "--webhook-host", "127.0.0.1"]);
+    let web = w.repo("shop/web");
+    let pinned = format!("{web}:v1@{}", signed.digest);
+    let image_of = |o: &Value, pointer: &str| o.pointer(pointer).and_then(Value::as_str).unwrap_or("").to_string();
+
+    // A Pod by tag is stored by the digest the trust root verified.
+    let pod = bare_pod(ns, "web", &format!("{web}:v1"));
+    eventually("the mutating webhook pins a signed tag", REACT, || {
+        let r = as_stored(w.cp, &pod).map(|o| image_of(&o, "/spec/containers/0/image"));
+        let want = pinned.clone();
+        async move { if r.as_ref() == Ok(&want) { Ok(()) } else { Err(format!("{r:?}")) } }
+    })
+    .await;
+    w.cp.kubectl_stdin(&["create", "-f", "-"], &pod.to_string()).unwrap();
+    let stored = w.cp.kubectl(&["get", "pod", "-n", ns, "web", "-o", "jsonpath={.spec.containers[0].image}"]).unwrap();
+    assert_eq!(stored, pinned);
+    let mwc = w.cp.kubectl(&["get", "mutatingwebhookconfiguration", "trustwatch", "-o", "json"]).unwrap();
+    let mwc: Value = serde_json::from_str(&mwc).unwrap();
+    assert!(mwc["webhooks"][0]["clientConfig"]["caBundle"].as_str().is_some_and(|b| !b.is_empty()), "{mwc}");
+
+    // A Deployment's pod template is pinned too.
+    let (ok, _, err) = kubectl_apply(w.cp, &deployment(ns, "web", &format!("{web}:v1"), 0));
+    assert!(ok, "{err}");
+    let template = w
+        .cp
+        .kubectl(&["get", "deployment", "-n", ns, "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"])
+        .unwrap();
+    assert_eq!(template, pinned);
+
+    // The tag is pushed over (unsigned) before the pod starts: the pinned pod still runs,
+    // and is reported to run, the digest that was verified.
+    w.push("shop/web", "v1", "web v1, pushed over and never signed");
+    let _kubelet = pulling_kubelet(&w, ns);
+    let c = eventually("the report names the digest the pinned pod runs", REACT, || async {
+        let r = w.report_verdict(ns, "pod-web-pin", "Verified").await;
+        let c = r.status.as_ref().and_then(|s| s.containers.first().cloned()).ok_or("no container")?;
+        if c.running_digest.is_some() { Ok(c) } else { Err(format!("{c:?}")) }
+    })
+    .await;
+    assert_eq!((c.image.as_str(), c.running_digest.as_deref()), (pinned.as_str(), Some(signed.digest.as_str())));
+    assert_eq!(c.verdict.to_string(), "Verified");
+
+    // An unsigned tag is not pinned: the validating webhook refuses it, by tag, under Enforce...
+    let loose_repo = w.repo("shop/loose");
+    let (ok, _, err) = kubectl_apply(w.cp, &bare_pod(ns, "loose", &format!("{loose_repo}:v1")));
+    assert!(!ok, "an unsigned image was admitted under Enforce");
+    let short = &loose.digest[..19];
+    assert!(
+        err.contains(&format!("trustwatch: image {loose_repo}:v1 ({short}…) is Unsigned under ImageTrustPolicy pin")),
+        "the refused image was not the tag as written: {err}"
+    );
+    // ...and Warn admits it as written.
+    w.apply(&policy("Warn", true));
+    let stored = eventually("Warn admits the unsigned tag", REACT, || {
+        let r = as_stored(w.cp, &bare_pod(ns, "loose", &format!("{loose_repo}:v1")));
+        async move { r.map(|o| image_of(&o, "/spec/containers/0/image")) }
+    })
+    .await;
+    assert_eq!(stored, format!("{loose_repo}:v1"), "an unsigned tag was pinned");
+
+    // Without pinDigest nothing is mutated: the pod runs what the tag points at now, which the
+    // scan then reports as drift from the signed digest.
+    w.apply(&policy("Enforce", false));
+    let plain = bare_pod(ns, "plain", &format!("{web}:v1"));
+    eventually("a policy without pinDigest mutates nothing", REACT, || {
+        let r = as_stored(w.cp, &plain).map(|o| image_of(&o, "/spec/containers/0/image"));
+        let want = format!("{web}:v1");
+        async move { if r.as_ref() == Ok(&want) { Ok(()) } else { Err(format!("{r:?}")) } }
+    })
+    .await;
+    w.cp.kubectl_stdin(&["create", "-f", "-"], &plain.to_string()).unwrap();
+    let stored =
+        w.cp.kubectl(&["get", "pod", "-n", ns, "plain", "-o", "jsonpath={.spec.containers[0].image}"]).unwrap();
+    assert_eq!(stored, format!("{web}:v1"));
+    w.report_verdict(ns, "pod-plain-pin", "DigestDrift").await;
+
+    let m = op.metrics().unwrap();
+    let pinned_reviews =
+        metric_value(&m, "trustwatch_admission_requests_total", &[("kind", "Pod"), ("effect", "pinned")]);
+    assert!(pinned_reviews.is_some_and(|v| v >= 1.0), "{m}");
+    op.assert_authorized();
+    let _ = w.cp.kubectl(&["delete", "mutatingwebhookconfiguration,validatingwebhookconfiguration", "trustwatch"]);
+    w.cleanup().await;
+}
+
+/// `/readyz` with `--webhook-addr`: 503 until the webhook listens, so that the webhook's
+/// Service sends the API server's calls only to replicas that answer them. The certificate
+/// comes from `--webhook-cert-dir` (as with cert-manager); until its files appear the webhook
+/// cannot serve, and once they do it serves them, writing no Secret and patching no caBundle.
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_waits_for_the_webhook_which_serves_a_cert_dir_once_its_files_appear() {
+    use trustwatch::admission::certs::{DEFAULT_VALIDITY, generate};
+    let ns = "tw-readyz";
+    let w = World::new(ns).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let op = w.operator_with(&["--webhook-addr", &addr, "--webhook-cert-dir", dir.path().to_str().unwrap()]);
+    eventually("the caches sync", REACT, || {
+        let logs = op.logs();
+        async move { if logs.contains("caches synced") { Ok(()) } else { Err(logs) } }
+    })
+    .await;
+    assert!(op.metrics().is_ok(), "the admin server answers");
+    assert!(!op.ready(), "ready while the webhook cannot serve:\n{}", op.logs());
+
+    let m = generate(&["127.0.0.1".to_string()], DEFAULT_VALIDITY, jiff::Timestamp::now(), None).unwrap();
+    std::fs::write(dir.path().join("tls.key"), &m.key).unwrap();
+    std::fs::write(dir.path().join("tls.crt"), &m.cert).unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &m.ca_bundle).unwrap();
+    eventually("ready once the webhook serves", REACT, || {
+        let ready = op.ready();
+        async move { if ready { Ok(()) } else { Err("not ready".to_string()) } }
+    })
+    .await;
+    // The files' certificate is what it serves (curl verifies it under their CA).
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "5", "--cacert", ca.to_str().unwrap(), "-X", "POST"])
+        .args(["-H", "content-type: application/json", "-d", "{}", &format!("https://{addr}/validate")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "TLS under the files' CA: {}", String::from_utf8_lossy(&out.stderr));
+    let logs = op.logs();
+    assert!(!logs.contains("webhook serving certificate written"), "a Secret was written:\n{logs}");
+    assert!(!logs.contains("caBundle patched"), "a caBundle was patched:\n{logs}");
+    op.assert_authorized();
     w.cleanup().await;
 }

@@ -24,3 +24,14 @@ app.kubernetes.io/component: controller
 {{- define "trustwatch.image" -}}
 {{ .Values.image.repository }}:{{ default .Chart.AppVersion .Values.image.tag }}
 {{- end -}}
+
+{{/*
+With webhook.certManager.enabled: cert-manager's CA injector fills the caBundle of both
+webhook configurations from the Certificate trustwatch-webhook.
+*/}}
+{{- define "trustwatch.webhookAnnotations" -}}
+{{- if .Values.webhook.certManager.enabled -}}
+annotations:
+  cert-manager.io/inject-ca-from: {{ .Release.Namespace }}/trustwatch-webhook
+{{- end -}}
+{{- end -}}
