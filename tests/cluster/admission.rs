@@ -54,7 +54,7 @@ pub(crate) fn webhook_configuration(url: &str, namespaces: &[&str], failure_poli
 }
 
 /// Replaces one field of the test's webhook configuration.
-fn patch_webhook(cp: &ControlPlane, path: &str, value: Value) {
+pub(crate) fn patch_webhook(cp: &ControlPlane, path: &str, value: Value) {
     let op = json!([{"op": "replace", "path": path, "value": value}]).to_string();
     cp.kubectl(&["patch", "validatingwebhookconfiguration", "trustwatch", "--type=json", "-p", &op]).unwrap();
 }

@@ -3,7 +3,7 @@
 //! them again itself, at the trust root's refreshInterval, at most every 30 s), and a replica
 //! is ready only once its webhook listens.
 
-use crate::admission::{WEBHOOK, dry_run, webhook_configuration};
+use crate::admission::{WEBHOOK, dry_run, patch_webhook, webhook_configuration};
 use crate::harness::*;
 use crate::world::*;
 use serde_json::json;
@@ -99,5 +99,51 @@ async fn a_replica_whose_webhook_cannot_listen_is_not_ready_until_it_can() {
     })
     .await;
     assert!(op.logs().contains("admission webhook serving"), "{}", op.logs());
+    w.cleanup().await;
+}
+
+/// Two replicas that both serve the webhook, the leader and the standby, share one CA and
+/// both answer: the API server is sent to each in turn, and each refuses the unsigned image
+/// and admits the signed one.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_leader_and_the_standby_both_answer_with_one_ca() {
+    let _turn = WEBHOOK.lock().await;
+    let ns = "tw-admit-two";
+    let mut w = World::new(ns).await;
+    w.push_signed("shop/web", "v1", "web v1");
+    w.push("shop/web", "v2", "web v2, never signed");
+    w.apply(&w.trust_root(json!({})));
+    w.apply(&w.policy("admit-two", json!({"admission": {"mode": "Enforce"}})));
+    let (a, b) = (free_port(), free_port());
+    w.cp.apply(&webhook_configuration(&format!("https://127.0.0.1:{a}/validate"), &[ns], "Fail")).unwrap();
+    let first = w.operator_with(&["--webhook-addr", &format!("127.0.0.1:{a}"), "--webhook-host", "127.0.0.1"]);
+    leads(&first).await;
+    let second = w.operator_with(&["--webhook-addr", &format!("127.0.0.1:{b}"), "--webhook-host", "127.0.0.1"]);
+    let web = w.repo("shop/web");
+    let signed = deployment(ns, "signed", &format!("{web}:v1"), 1);
+    let unsigned = deployment(ns, "unsigned", &format!("{web}:v2"), 1);
+    for (port, op) in [(a, &first), (b, &second)] {
+        patch_webhook(w.cp, "/webhooks/0/clientConfig/url", json!(format!("https://127.0.0.1:{port}/validate")));
+        eventually("this replica admits the signed image", REACT, || {
+            let r = dry_run(w.cp, &signed);
+            async move { r }
+        })
+        .await;
+        let err = dry_run(w.cp, &unsigned).expect_err("an unsigned image was admitted");
+        assert!(
+            err.contains(&format!("trustwatch: image {web}:v2 is Unsigned under ImageTrustPolicy admit-two")),
+            "{err}"
+        );
+        let m = op.metrics().unwrap();
+        let denied =
+            metric_value(&m, "trustwatch_admission_requests_total", &[("kind", "Deployment"), ("effect", "denied")]);
+        assert!(denied.is_some_and(|v| v >= 1.0), "replica on {port} did not answer: {m}");
+        op.assert_authorized();
+    }
+    // One leads, the other stands by; the caBundle both are served under is one CA.
+    let leader =
+        |op: &Operator| metric_value(&op.metrics().unwrap(), "trustwatch_leader", &[("identity", &op.identity)]);
+    assert_eq!((leader(&first), leader(&second)), (Some(1.0), Some(0.0)));
+    let _ = w.cp.kubectl(&["delete", "validatingwebhookconfiguration", "trustwatch", "--wait=false"]);
     w.cleanup().await;
 }
