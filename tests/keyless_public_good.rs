@@ -262,3 +262,73 @@ fn slsa_provenance_attests_its_subject_with_its_builder_and_source_repository() 
     let builder = Requirement { builder_id: exact("https://github.com/actions/runner/self-hosted"), ..req };
     assert_eq!(check(&v1, &subject_of(&v1), &builder).unwrap_err().reason(), "AttestationBuilderMismatch");
 }
+
+/// The SubjectPublicKeyInfo of the certificate `index` of the chain of CA `ca` in the trusted
+/// root.
+fn ca_spki(ca: usize, index: usize) -> Vec<u8> {
+    use der::{Decode, Encode};
+    let json: Value = serde_json::from_slice(&fixture("trusted_root.json")).unwrap();
+    let raw = json["certificateAuthorities"][ca]["certChain"]["certificates"][index]["rawBytes"].as_str().unwrap();
+    let cert = x509_cert::Certificate::from_der(&B64.decode(raw).unwrap()).unwrap();
+    cert.tbs_certificate().subject_public_key_info().to_der().unwrap()
+}
+
+#[test]
+fn the_embedded_scts_verify_with_the_public_good_ct_logs() {
+    use trustwatch::cosign::sct::verify_embedded_sct;
+    let root = root();
+    // The current Fulcio CA (index 1): its intermediate issued the three leaves.
+    let issuer = ca_spki(1, 0);
+    for name in [
+        "sigstore-js-2.0.0-provenance.sigstore.json",
+        "sigstore-js-provenance-2023-04.sigstore.json",
+        "dsse-2022.sigstore.json",
+    ] {
+        let s = Signed::load(name);
+        let (log, at) = verify_embedded_sct(&s.leaf, &issuer, &root.ctlogs).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(log.base_url.contains("ctfe.sigstore.dev"), "{}", log.base_url);
+        // The SCT comes at issuance, before the log entry, within the certificate's minutes.
+        let lag = s.entry.integrated_time - at.as_second();
+        assert!((0..600).contains(&lag), "{name}: SCT at {at}, logged {lag} s later");
+    }
+}
+
+#[test]
+fn a_missing_foreign_or_misbound_sct_is_refused() {
+    use trustwatch::cosign::sct::{SctError, verify_embedded_sct};
+    let root = root();
+    let issuer = ca_spki(1, 0);
+    let s = Signed::load("sigstore-js-2.0.0-provenance.sigstore.json");
+    // No CT log trusted: the SCT is a foreign log's.
+    let e = verify_embedded_sct(&s.leaf, &issuer, &[]).unwrap_err();
+    assert!(e.to_string().contains("not in the trusted root"), "{e}");
+    assert_eq!(e.reason(), "SctUntrusted");
+    // The log trusted only until before the SCT was issued.
+    let mut json: Value = serde_json::from_slice(&fixture("trusted_root.json")).unwrap();
+    for l in json["ctlogs"].as_array_mut().unwrap() {
+        l["publicKey"]["validFor"]["end"] = Value::from("2023-01-01T00:00:00Z");
+    }
+    let expired = TrustedRoot::parse(json.to_string().as_bytes()).unwrap();
+    let e = verify_embedded_sct(&s.leaf, &issuer, &expired.ctlogs).unwrap_err();
+    assert!(e.to_string().contains("was not trusted at"), "{e}");
+    // Another issuer key hash: the SCT binds the issuer (the root CA is not the issuer).
+    let e = verify_embedded_sct(&s.leaf, &ca_spki(1, 1), &root.ctlogs).unwrap_err();
+    assert!(e.to_string().contains("does not verify"), "{e}");
+    // Another certificate under the same SCT (one byte of the serial number changed).
+    let cert = {
+        use der::Decode;
+        x509_cert::Certificate::from_der(&s.leaf).unwrap()
+    };
+    let serial = cert.tbs_certificate().serial_number().as_bytes().to_vec();
+    let at = s.leaf.windows(serial.len()).position(|w| w == serial).expect("the serial's bytes");
+    let mut other = s.leaf.clone();
+    other[at + serial.len() - 1] ^= 1;
+    let e = verify_embedded_sct(&other, &issuer, &root.ctlogs).unwrap_err();
+    assert!(e.to_string().contains("does not verify"), "{e}");
+    // A certificate without SCTs (the intermediate CA's own).
+    let json: Value = serde_json::from_slice(&fixture("trusted_root.json")).unwrap();
+    let intermediate = B64
+        .decode(json["certificateAuthorities"][1]["certChain"]["certificates"][0]["rawBytes"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(verify_embedded_sct(&intermediate, &issuer, &root.ctlogs).unwrap_err(), SctError::Missing);
+}

@@ -24,6 +24,7 @@ pub mod keyless;
 pub mod keys;
 pub mod payload;
 pub mod rekor;
+pub mod sct;
 pub mod shell;
 pub mod sigstore_tuf;
 pub mod trusted_root;
