@@ -12,6 +12,8 @@
 #   hack/go-tools.sh monitoring-crds   # the directory holding the monitoring.coreos.com CRDs
 #   hack/go-tools.sh report-crds       # the wgpolicyk8s.io PolicyReport (Kyverno's) and openreports.io
 #                                      # Report CRDs
+#   hack/go-tools.sh sigstore-fixture  # build (once) and print the path of hack/sigstore-fixture: keyless
+#                                      # Sigstore test material from sigstore-go's VirtualSigstore
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env
@@ -79,11 +81,27 @@ build() {
     config/crd/openreports.io_reports.yaml
 }
 
+# hack/sigstore-fixture is our own Go program; its cache entry is keyed by its sources.
+sigstore_fixture() {
+  local key out
+  key="$(cat "$here/sigstore-fixture/go.mod" "$here/sigstore-fixture/go.sum" "$here/sigstore-fixture/main.go" |
+    sha256sum | cut -c1-16)"
+  out="$cache/sigstore-fixture-$key/sigstore-fixture"
+  if [ ! -x "$out" ]; then
+    log "building sigstore-fixture $key (once)"
+    mkdir -p "$(dirname "$out")"
+    (cd "$here/sigstore-fixture" && GOFLAGS="$GOFLAGS -mod=mod" go build -o "$out.partial" .)
+    mv "$out.partial" "$out"
+  fi
+  echo "$out"
+}
+
 case "${1:-}" in
-  build) build ;;
+  build) build; sigstore_fixture >/dev/null ;;
+  sigstore-fixture) sigstore_fixture ;;
   bin) echo "$bin" ;;
   helm-bin) echo "$helm_bin" ;;
   monitoring-crds) echo "$monitoring_crds" ;;
   report-crds) echo "$report_crds" ;;
-  *) echo "usage: $0 build | bin | helm-bin | monitoring-crds | report-crds" >&2; exit 2 ;;
+  *) echo "usage: $0 build | bin | helm-bin | monitoring-crds | report-crds | sigstore-fixture" >&2; exit 2 ;;
 esac
