@@ -9,6 +9,7 @@
 #   hack/go-tools.sh build             # build what is missing
 #   hack/go-tools.sh bin               # print the directory holding the binaries
 #   hack/go-tools.sh helm-bin          # the directory holding helm
+#   hack/go-tools.sh cosign3-bin       # the directory holding cosign3 (cosign v3)
 #   hack/go-tools.sh monitoring-crds   # the directory holding the monitoring.coreos.com CRDs
 #   hack/go-tools.sh report-crds       # the wgpolicyk8s.io PolicyReport (Kyverno's) and openreports.io
 #                                      # Report CRDs
@@ -22,6 +23,8 @@ cache="${TRUSTWATCH_CACHE:-$HOME/.cache/trustwatch}"
 bin="$cache/go-tools-notation-$NOTATION_VERSION-cosign-$COSIGN_VERSION-oras-$ORAS_VERSION-olareg-$OLAREG_VERSION/bin"
 # helm has a directory of its own, so that a new helm version rebuilds helm alone.
 helm_bin="$cache/helm-$HELM_VERSION/bin"
+# cosign v3 beside v2 (v2 for the .sig-tag layout), in a directory of its own likewise.
+cosign3_bin="$cache/cosign-$COSIGN_V3_VERSION/bin"
 monitoring_crds="$cache/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION/crds"
 report_crds="$cache/report-crds-kyverno-$KYVERNO_VERSION-openreports-$OPENREPORTS_VERSION"
 export GOTOOLCHAIN=local GOFLAGS="-trimpath" CGO_ENABLED=0
@@ -70,6 +73,8 @@ build() {
     "-X github.com/notaryproject/notation/internal/version.Version=$NOTATION_VERSION"
   install cosign github.com/sigstore/cosign/v2 github.com/sigstore/cosign/v2/cmd/cosign "$COSIGN_VERSION" \
     "-X sigs.k8s.io/release-utils/version.gitVersion=$COSIGN_VERSION"
+  install cosign3 github.com/sigstore/cosign/v3 github.com/sigstore/cosign/v3/cmd/cosign "$COSIGN_V3_VERSION" \
+    "-X sigs.k8s.io/release-utils/version.gitVersion=$COSIGN_V3_VERSION" "$cosign3_bin"
   install helm helm.sh/helm/v4 helm.sh/helm/v4/cmd/helm "$HELM_VERSION" \
     "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" "$helm_bin"
   fetch_crds "$monitoring_crds" github.com/prometheus-operator/prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" \
@@ -101,7 +106,8 @@ case "${1:-}" in
   sigstore-fixture) sigstore_fixture ;;
   bin) echo "$bin" ;;
   helm-bin) echo "$helm_bin" ;;
+  cosign3-bin) echo "$cosign3_bin" ;;
   monitoring-crds) echo "$monitoring_crds" ;;
   report-crds) echo "$report_crds" ;;
-  *) echo "usage: $0 build | bin | helm-bin | monitoring-crds | report-crds | sigstore-fixture" >&2; exit 2 ;;
+  *) echo "usage: $0 build | bin | helm-bin | cosign3-bin | monitoring-crds | report-crds | sigstore-fixture" >&2; exit 2 ;;
 esac
