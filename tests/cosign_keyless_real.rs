@@ -5,11 +5,14 @@
 //! sigstore-go's verifier accepts (`sigstore-fixture verify`), and both agree on the identity
 //! checks. The real Fulcio/Rekor/TSA services are the next step.
 
+mod support;
+
 use base64::Engine as _;
 use jiff::Timestamp;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use support::oci::{Olareg, Oras};
 use trustwatch::cosign::keyless::{Identity, KeylessError, verify_certificate};
 use trustwatch::cosign::trusted_root::TrustedRoot;
 use trustwatch::verdict::Verdict;
@@ -156,4 +159,51 @@ fn a_trusted_root_without_the_ca_refuses_the_certificate() {
     assert_eq!(err.verdict(), Verdict::SignerMissing);
     let foreign_root = other.path("trusted_root.json");
     assert!(!a.sigstore_go_with_root(&foreign_root, &a.digest, SAN, ISSUER), "sigstore-go refuses it as well");
+}
+
+/// cosign v3 (`cosign3`, hack/go-tools.sh cosign3-bin) on a bundle attached as a referrer.
+/// VirtualSigstore's leaf certificates carry no embedded SCT, hence `--insecure-ignore-sct`.
+fn cosign3_verify(image: &str, root: &Path, san: &str) -> bool {
+    let dir = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/go-tools.sh"))
+        .arg("cosign3-bin")
+        .output()
+        .expect("bash hack/go-tools.sh cosign3-bin");
+    let bin = PathBuf::from(String::from_utf8(dir.stdout).unwrap().trim()).join("cosign3");
+    assert!(bin.is_file(), "cosign3 is missing at {}: run `bash hack/go-tools.sh build`", bin.display());
+    let out = Command::new(bin)
+        .args(["verify", "--allow-insecure-registry", "--allow-http-registry", "--insecure-ignore-sct"])
+        .arg("--trusted-root")
+        .arg(root)
+        .args(["--certificate-identity", san, "--certificate-oidc-issuer", ISSUER, image])
+        .output()
+        .unwrap();
+    eprintln!("cosign3 verify {image} as {san}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    out.status.success()
+}
+
+#[test]
+fn cosign_v3_reads_the_referrer_and_agrees_with_sigstore_go() {
+    let reg = Olareg::start();
+    let oras = Oras::new();
+    let a = oras.push(&format!("{}/app:a", reg.host()), "image a");
+    let b = oras.push(&format!("{}/app:b", reg.host()), "image b");
+    let m = Material::make(&a);
+    let root = m.path("trusted_root.json");
+    // cosign v3 looks for a referrer of this artifact type whose layer has the bundle's media
+    // type; the bundle for digest A is attached to digest B as well.
+    const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+    let file = format!("{}:{BUNDLE}", m.path("bundle.json").display());
+    for subject in [&a, &b] {
+        let subject = format!("{}/app@{subject}", reg.host());
+        oras.run(&["attach", "--disable-path-validation", "--artifact-type", BUNDLE, &subject, &file]);
+    }
+    let image_a = format!("{}/app@{a}", reg.host());
+    let image_b = format!("{}/app@{b}", reg.host());
+    for (image, digest, san, want) in
+        [(&image_a, &a, SAN, true), (&image_a, &a, "other@example.com", false), (&image_b, &b, SAN, false)]
+    {
+        assert_eq!(cosign3_verify(image, &root, san), want, "cosign3 verify {image} as {san}");
+        assert_eq!(m.sigstore_go(digest, san, ISSUER), want, "sigstore-go on {digest} as {san}");
+    }
 }
