@@ -10,10 +10,13 @@
 #   hack/go-tools.sh build             # build what is missing
 #   hack/go-tools.sh bin               # print the directory holding the binaries
 #   hack/go-tools.sh helm-bin          # the directory holding helm
+#   hack/go-tools.sh cosign3-bin       # the directory holding cosign3 (cosign v3)
 #   hack/go-tools.sh monitoring-crds   # the directory holding the monitoring.coreos.com CRDs
 #   hack/go-tools.sh report-crds       # the wgpolicyk8s.io PolicyReport (Kyverno's) and openreports.io
 #                                      # Report CRDs
 #   hack/go-tools.sh cert-manager-crds # cert-manager's Issuer and Certificate CRDs
+#   hack/go-tools.sh sigstore-fixture  # build (once) and print the path of hack/sigstore-fixture: keyless
+#                                      # Sigstore test material from sigstore-go's VirtualSigstore
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env
@@ -22,6 +25,8 @@ cache="${TRUSTWATCH_CACHE:-$HOME/.cache/trustwatch}"
 bin="$cache/go-tools-notation-$NOTATION_VERSION-cosign-$COSIGN_VERSION-oras-$ORAS_VERSION-olareg-$OLAREG_VERSION/bin"
 # helm has a directory of its own, so that a new helm version rebuilds helm alone.
 helm_bin="$cache/helm-$HELM_VERSION/bin"
+# cosign v3 beside v2 (v2 for the .sig-tag layout), in a directory of its own likewise.
+cosign3_bin="$cache/cosign-$COSIGN_V3_VERSION/bin"
 monitoring_crds="$cache/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION/crds"
 report_crds="$cache/report-crds-kyverno-$KYVERNO_VERSION-openreports-$OPENREPORTS_VERSION"
 cert_manager_crds="$cache/cert-manager-$CERT_MANAGER_VERSION/crds"
@@ -71,6 +76,8 @@ build() {
     "-X github.com/notaryproject/notation/internal/version.Version=$NOTATION_VERSION"
   install cosign github.com/sigstore/cosign/v2 github.com/sigstore/cosign/v2/cmd/cosign "$COSIGN_VERSION" \
     "-X sigs.k8s.io/release-utils/version.gitVersion=$COSIGN_VERSION"
+  install cosign3 github.com/sigstore/cosign/v3 github.com/sigstore/cosign/v3/cmd/cosign "$COSIGN_V3_VERSION" \
+    "-X sigs.k8s.io/release-utils/version.gitVersion=$COSIGN_V3_VERSION" "$cosign3_bin"
   install helm helm.sh/helm/v4 helm.sh/helm/v4/cmd/helm "$HELM_VERSION" \
     "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" "$helm_bin"
   fetch_crds "$monitoring_crds" github.com/prometheus-operator/prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" \
@@ -84,12 +91,29 @@ build() {
     deploy/crds/cert-manager.io_issuers.yaml deploy/crds/cert-manager.io_certificates.yaml
 }
 
+# hack/sigstore-fixture is our own Go program; its cache entry is keyed by its sources.
+sigstore_fixture() {
+  local key out
+  key="$(cat "$here/sigstore-fixture/go.mod" "$here/sigstore-fixture/go.sum" "$here/sigstore-fixture/main.go" |
+    sha256sum | cut -c1-16)"
+  out="$cache/sigstore-fixture-$key/sigstore-fixture"
+  if [ ! -x "$out" ]; then
+    log "building sigstore-fixture $key (once)"
+    mkdir -p "$(dirname "$out")"
+    (cd "$here/sigstore-fixture" && GOFLAGS="$GOFLAGS -mod=mod" go build -o "$out.partial" .)
+    mv "$out.partial" "$out"
+  fi
+  echo "$out"
+}
+
 case "${1:-}" in
-  build) build ;;
+  build) build; sigstore_fixture >/dev/null ;;
+  sigstore-fixture) sigstore_fixture ;;
   bin) echo "$bin" ;;
   helm-bin) echo "$helm_bin" ;;
+  cosign3-bin) echo "$cosign3_bin" ;;
   monitoring-crds) echo "$monitoring_crds" ;;
   report-crds) echo "$report_crds" ;;
   cert-manager-crds) echo "$cert_manager_crds" ;;
-  *) echo "usage: $0 build | bin | helm-bin | monitoring-crds | report-crds | cert-manager-crds" >&2; exit 2 ;;
+  *) echo "usage: $0 build | bin | helm-bin | cosign3-bin | monitoring-crds | report-crds | cert-manager-crds | sigstore-fixture" >&2; exit 2 ;;
 esac
