@@ -458,9 +458,9 @@ async fn play_operator_pods(client: &kube::Client, ip: &str, ready: bool) {
     }
 }
 
-/// The addresses of the chart webhook Service's endpoints whose `ready` condition is `ready`,
-/// as kube-controller-manager's EndpointSlice controller published them.
-fn service_endpoints(cp: &ControlPlane, ready: bool) -> Vec<String> {
+/// The addresses of the chart webhook Service's ready endpoints, as kube-controller-manager's
+/// EndpointSlice controller published them.
+fn ready_endpoints(cp: &ControlPlane) -> Vec<String> {
     let out = cp
         .kubectl(&[
             "get",
@@ -477,7 +477,7 @@ fn service_endpoints(cp: &ControlPlane, ready: bool) -> Vec<String> {
     let mut found = vec![];
     for slice in list["items"].as_array().into_iter().flatten() {
         for e in slice["endpoints"].as_array().into_iter().flatten() {
-            if e["conditions"]["ready"] == ready {
+            if e["conditions"]["ready"] == true {
                 found.extend(
                     e["addresses"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(String::from)),
                 );
@@ -589,7 +589,7 @@ async fn helm_install_upgrade_and_uninstall_with_the_operator_running_under_the_
     // refused, so the refusal can only come from the webhook.
     eventually("the chart's Service has a ready endpoint", REACT, || async {
         play_operator_pods(&client, &host, operator.ready()).await;
-        let ready = service_endpoints(cp, true);
+        let ready = ready_endpoints(cp);
         if ready.contains(&host) { Ok(()) } else { Err(format!("ready endpoints: {ready:?}")) }
     })
     .await;
@@ -624,7 +624,7 @@ async fn helm_install_upgrade_and_uninstall_with_the_operator_running_under_the_
     // admits.
     eventually("no ready endpoint once the pods are unready", REACT, || async {
         play_operator_pods(&client, &host, false).await;
-        let ready = service_endpoints(cp, true);
+        let ready = ready_endpoints(cp);
         if ready.is_empty() { Ok(()) } else { Err(format!("ready endpoints: {ready:?}")) }
     })
     .await;
